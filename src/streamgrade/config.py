@@ -1,0 +1,231 @@
+"""Configuration: defaults < TOML file < environment < CLI options.
+
+Every setting is a field below with its default; configs/streamgrade.toml documents them.
+Environment variables: ``STREAMGRADE_<SECTION>__<KEY>`` sets any field (for example
+``STREAMGRADE_OPENAI__RPM=100``), and a few short aliases exist (see :data:`ENV_ALIASES`).
+The API key is read only from the environment (``STREAMGRADE_API_KEY``, then
+``OPENAI_API_KEY``), is never part of the config object, and is never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import msgspec
+
+from .errors import ConfigError
+
+
+class RunConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[run]``: output folder, judge choice (auto|heuristic|openai), log format."""
+
+    output: str = "streamgrade-out"
+    judge: Literal["auto", "heuristic", "openai"] = "auto"
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+
+class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[pipeline]``: actor counts and the capacity (items) of every bounded stream."""
+
+    stream_capacity: int = 16
+    assemble_workers: int = 2
+    grade_workers: int = 16
+
+
+class WatchConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[watch]``: a session is graded once none of its files changed for ``settle_s``
+    seconds; ``force_polling`` makes watchfiles poll (network filesystems), every
+    ``poll_delay_ms``."""
+
+    settle_s: float = 5.0
+    force_polling: bool = False
+    poll_delay_ms: int = 300
+
+
+class ExtractConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[extract]``: thresholds of the action extraction rules (see extract/actions.py)."""
+
+    click_max_px: float = 5.0
+    click_max_ms: int = 500
+    double_click_ms: int = 400
+    typing_gap_ms: int = 1000
+    scroll_gap_ms: int = 500
+    dedupe_ms: int = 5
+    drag_min_step_px: float = 10.0
+    drag_max_points: int = 32
+
+
+class ChunkingConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[chunking]``: budget per chunk in estimated tokens (chars / 4) and hard cap in
+    characters; a session whose rendering fits one chunk is graded in one request."""
+
+    max_tokens: int = 2000
+    max_chars: int = 12000
+
+
+class RubricConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[rubric]``: weights of the components in the final score (normalised by their sum)."""
+
+    outcome: float = 60.0
+    process: float = 30.0
+    efficiency: float = 10.0
+
+    def weights(self) -> dict[str, float]:
+        return {"outcome": self.outcome, "process": self.process, "efficiency": self.efficiency}
+
+
+class Price(msgspec.Struct, forbid_unknown_fields=True):
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+
+def _default_prices() -> dict[str, Price]:
+    return {
+        "gpt-4o-mini": Price(0.15, 0.60),
+        "gpt-4o": Price(2.50, 10.00),
+        "gpt-4.1-mini": Price(0.40, 1.60),
+        "gpt-4.1": Price(2.00, 8.00),
+    }
+
+
+class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[openai]``: the OpenAI-compatible Chat Completions judge.
+
+    ``base_url`` ends in /v1; ``timeout_s`` per request; retries are capped exponential
+    backoff with full jitter from ``backoff_base_s`` to ``backoff_max_s``, honouring
+    Retry-After; ``rpm`` requests per minute (0 = no limit); ``max_concurrency`` requests in
+    flight; ``prices`` USD per million tokens by model (unknown model: cost 0).
+    """
+
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_retry_after_s: float = 120.0
+    rpm: int = 500
+    max_concurrency: int = 16
+    temperature: float = 0.0
+    seed: int = 7
+    max_tokens: int = 1024
+    prices: dict[str, Price] = msgspec.field(default_factory=_default_prices)
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    """All settings. Build it with :func:`load_config`."""
+
+    run: RunConfig = msgspec.field(default_factory=RunConfig)
+    pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
+    watch: WatchConfig = msgspec.field(default_factory=WatchConfig)
+    extract: ExtractConfig = msgspec.field(default_factory=ExtractConfig)
+    chunking: ChunkingConfig = msgspec.field(default_factory=ChunkingConfig)
+    rubric: RubricConfig = msgspec.field(default_factory=RubricConfig)
+    openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
+
+
+#: Short environment variables and the field each sets.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "STREAMGRADE_BASE_URL": ("openai", "base_url"),
+    "OPENAI_BASE_URL": ("openai", "base_url"),
+    "STREAMGRADE_MODEL": ("openai", "model"),
+    "STREAMGRADE_JUDGE": ("run", "judge"),
+    "STREAMGRADE_OUTPUT": ("run", "output"),
+    "STREAMGRADE_LOG_FORMAT": ("run", "log_format"),
+    "STREAMGRADE_SETTLE_S": ("watch", "settle_s"),
+}
+API_KEY_ENV = ("STREAMGRADE_API_KEY", "OPENAI_API_KEY")
+
+
+def api_key(env: Mapping[str, str] | None = None) -> str | None:
+    """The judge's API key from the environment, or None. Never store or log it."""
+    env = os.environ if env is None else env
+    for name in API_KEY_ENV:
+        if env.get(name):
+            return env[name]
+    return None
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    layer: dict[str, dict[str, Any]] = {}
+    sections = set(Config.__struct_fields__)
+    # Aliases first so that the explicit SECTION__KEY form wins; OPENAI_BASE_URL loses to
+    # STREAMGRADE_BASE_URL because dicts keep insertion order and STREAMGRADE_ comes first.
+    for name, (section, key) in reversed(list(ENV_ALIASES.items())):
+        if env.get(name):
+            layer.setdefault(section, {})[key] = env[name]
+    for name, value in env.items():
+        if not name.startswith("STREAMGRADE_") or "__" not in name:
+            continue
+        section, _, key = name[len("STREAMGRADE_"):].lower().partition("__")
+        if section not in sections:
+            raise ConfigError(f"environment variable {name}: unknown section {section!r}")
+        layer.setdefault(section, {})[key] = value
+    return layer
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the config from defaults, the TOML file at ``path`` (if any), the environment
+    and ``overrides`` ({section: {key: value}}, from the CLI), later layers winning.
+
+    Raises :class:`ConfigError` naming the file or variable and the field when a value is
+    invalid or unknown.
+    """
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = msgspec.to_builtins(Config())
+    if path is not None:
+        p = Path(path)
+        try:
+            merged = _merge(merged, tomllib.loads(p.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    merged = _merge(merged, _env_layer(env))
+    if overrides:
+        merged = _merge(merged, {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in overrides.items()})
+    try:
+        cfg = msgspec.convert(merged, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path or 'configuration'}: {exc}") from None
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    positive = {
+        "pipeline.stream_capacity": cfg.pipeline.stream_capacity,
+        "pipeline.assemble_workers": cfg.pipeline.assemble_workers,
+        "pipeline.grade_workers": cfg.pipeline.grade_workers,
+        "chunking.max_tokens": cfg.chunking.max_tokens,
+        "openai.max_concurrency": cfg.openai.max_concurrency,
+        "openai.timeout_s": cfg.openai.timeout_s,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name} must be > 0, got {value}")
+    if cfg.watch.settle_s < 0:
+        raise ConfigError(f"watch.settle_s must be >= 0, got {cfg.watch.settle_s}")
+    if sum(cfg.rubric.weights().values()) <= 0 or min(cfg.rubric.weights().values()) < 0:
+        raise ConfigError("rubric weights must be >= 0 with a positive sum")

@@ -1,0 +1,16 @@
+"""Input formats, each behind the :class:`~streamgrade.formats.base.Format` protocol."""
+
+from __future__ import annotations
+
+from .base import Format, fingerprint
+from .clones_desktop import ClonesDesktop
+from .clones_web import ClonesWeb
+
+FORMATS: dict[str, Format] = {f.name: f for f in (ClonesDesktop(), ClonesWeb())}
+
+__all__ = ["FORMATS", "Format", "fingerprint", "get_format"]
+
+
+def get_format(name: str) -> Format:
+    """The format registered under ``name``; KeyError if none."""
+    return FORMATS[name]

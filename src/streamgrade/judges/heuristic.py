@@ -1,0 +1,168 @@
+"""The offline heuristic judge: deterministic, fast, no network. A baseline, not an oracle.
+
+It scores from signals any recorded trajectory has, never from the reward:
+
+- objective coverage: the share of the task's objectives (and title) with a content word
+  that appears in what the session shows (typed text, focused app names, key names, context
+  events such as web hints);
+- activity: number of actions and the mix of action kinds;
+- completion marker: the recorder marked the session completed (Clones meta ``status``);
+- flailing: clicks repeated on the same spot (3+ within 2 s and 5 px) and scroll direction
+  reversals;
+- idle time: gaps over 10 s between actions, as a share of the session duration.
+
+outcome = 20 + 35*coverage + 25*activity + 20*completed (0 when there is no action);
+process = 40 + 35*mix + 25*(1 - flail share) - 15*reversal share;
+efficiency = 100 - 70*idle share - 30*redundant share. All clamped to 0-100.
+Confidence is fixed low (0.35): these signals only correlate with quality.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+from ..config import Config
+from ..models import Action, Chunk, Component, JudgeInfo, Session, Usage, Verdict
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#.-]{2,}")
+_STOP = {
+    "the", "and", "for", "with", "your", "you", "open", "into", "from", "that", "this", "within",
+    "using", "use", "make", "sure", "ensure", "between", "test", "thoroughly", "section", "menu",
+    "settings", "navigate", "access", "adjust", "implement", "functionality", "relevant",
+}
+CONFIDENCE = 0.35
+IDLE_GAP_MS = 10_000
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower().strip(".-") for w in _WORD.findall(text)} - _STOP
+
+
+def _clamp(x: float) -> float:
+    return round(max(0.0, min(100.0, x)), 1)
+
+
+def evidence_text(session: Session) -> str:
+    """What the session itself shows in words: typed text, apps focused, keys, context."""
+    parts = [a.text or "" for a in session.actions if a.kind in ("type", "app_focus")]
+    parts += [" ".join(a.keys or []) for a in session.actions if a.keys]
+    parts += [e.content for e in session.events if not e.content.startswith("Quest:")]
+    return " ".join(parts)
+
+
+def coverage(session: Session) -> float:
+    """Share (0-1) of objectives having a content word present in :func:`evidence_text`;
+    the title counts as the objective when none are listed."""
+    seen = _words(evidence_text(session))
+    goals = session.objectives or [session.task.splitlines()[0] if session.task else ""]
+    if not goals or not seen:
+        return 0.0
+    hit = sum(1 for g in goals if _words(g) & seen)
+    return hit / len(goals)
+
+
+def flailing(actions: list[Action]) -> tuple[int, int]:
+    """(clicks repeated on the same spot within 2 s and 5 px beyond the second,
+    scroll direction reversals within 3 s)."""
+    repeats = 0
+    run = 1
+    for prev, cur in zip(actions, actions[1:]):
+        same = (
+            prev.kind == cur.kind == "click" and cur.t_ms - prev.t_ms <= 2000
+            and math.dist((prev.x or 0, prev.y or 0), (cur.x or 0, cur.y or 0)) <= 5
+        )
+        run = run + 1 if same else 1
+        if run >= 3:
+            repeats += 1
+    scrolls = [a for a in actions if a.kind == "scroll"]
+    reversals = sum(
+        1 for p, c in zip(scrolls, scrolls[1:])
+        if (p.dy or 0) * (c.dy or 0) < 0 and c.t_ms - (p.end_ms or p.t_ms) <= 3000
+    )
+    return repeats, reversals
+
+
+def idle_share(session: Session) -> float:
+    """Share (0-1) of the duration spent in gaps over 10 s between actions (and before the
+    first or after the last action)."""
+    dur_ms = (session.duration_s or 0) * 1000
+    if dur_ms <= 0:
+        return 0.0
+    times = [0] + [a.t_ms for a in session.actions] + [int(dur_ms)]
+    idle = sum(b - a for a, b in zip(times, times[1:]) if b - a > IDLE_GAP_MS)
+    return min(1.0, idle / dur_ms)
+
+
+def summarise(actions: list[Action]) -> str:
+    """A deterministic one-line summary of some actions: counts by kind, text typed, apps."""
+    if not actions:
+        return "no actions"
+    counts = Counter(a.kind for a in actions)
+    parts = [", ".join(f"{n} {k}" for k, n in counts.most_common())]
+    typed = [a.text for a in actions if a.kind == "type" and a.text]
+    if typed:
+        parts.append("typed " + "; ".join(repr(t[:40]) for t in typed[:5]))
+    apps = [a.text for a in actions if a.kind == "app_focus" and a.text]
+    if apps:
+        parts.append("apps " + ", ".join(dict.fromkeys(apps)))
+    return "; ".join(parts)
+
+
+class HeuristicJudge:
+    """The offline judge (see module docstring). ``grade`` never raises for valid sessions
+    and costs nothing (usage all zero)."""
+
+    def __init__(self, config: Config | None = None):
+        self.info = JudgeInfo(kind="heuristic", model=None)
+
+    async def grade(self, session: Session, chunks: list[Chunk]) -> Verdict:
+        return self.grade_sync(session, chunks)
+
+    def grade_sync(self, session: Session, chunks: list[Chunk]) -> Verdict:
+        """The same as :meth:`grade`, synchronously."""
+        actions = session.actions
+        n = len(actions)
+        cov = coverage(session)
+        completed = 1.0 if session.meta.get("completed") else 0.0
+        activity = min(1.0, n / 10)
+        kinds = {a.kind for a in actions}
+        mix = min(1.0, len(kinds) / 4)
+        repeats, reversals = flailing(actions)
+        flail_share = repeats / n if n else 0.0
+        reversal_share = reversals / max(1, sum(1 for a in actions if a.kind == "scroll"))
+        idle = idle_share(session)
+
+        if n == 0:
+            outcome = Component(0.0, CONFIDENCE, "no actions were recorded, so nothing of the task is shown")
+        else:
+            outcome = Component(
+                _clamp(20 + 35 * cov + 25 * activity + 20 * completed),
+                CONFIDENCE,
+                f"objective coverage {cov:.0%} from typed text and apps; {n} actions; "
+                + ("recorder marked it completed" if completed else "no completion marker"),
+            )
+        process = Component(
+            _clamp(40 + 35 * mix + 25 * (1 - flail_share) - 15 * reversal_share) if n else 0.0,
+            CONFIDENCE,
+            f"{len(kinds)} action kinds; {repeats} repeated same-spot clicks; {reversals} scroll reversals",
+        )
+        efficiency = Component(
+            _clamp(100 - 70 * idle - 30 * flail_share) if n else 0.0,
+            CONFIDENCE,
+            f"{idle:.0%} of {session.duration_s or 0:.0f} s idle in gaps over {IDLE_GAP_MS // 1000} s",
+        )
+        summaries = []
+        for c in chunks:
+            inside = [a for a in actions if c.start_ms <= a.t_ms <= c.end_ms]
+            summaries.append(f"{c.start_ms / 1000:.1f}-{c.end_ms / 1000:.1f}s: {summarise(inside)}")
+        return Verdict(
+            components={"outcome": outcome, "process": process, "efficiency": efficiency},
+            summary=f"Task {session.task.splitlines()[0]!r}: {summarise(actions)}.",
+            chunk_summaries=summaries,
+            usage=Usage(),
+        )
+
+    async def aclose(self) -> None:
+        return None

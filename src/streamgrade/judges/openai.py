@@ -1,0 +1,329 @@
+"""The LLM judge over any OpenAI-compatible Chat Completions server.
+
+Protocol (OpenAI API reference, "Chat Completions: Create", ``POST {base_url}/chat/completions``):
+the request body holds ``model``, ``messages`` ([{role, content}]), ``response_format``,
+``temperature``, ``seed`` and ``max_tokens``; the answer is
+``{"choices": [{"message": {"content": "..."}}], "usage": {"prompt_tokens", "completion_tokens"}}``.
+Answers are constrained with Structured Outputs (OpenAI guide "Structured Outputs":
+``response_format = {"type": "json_schema", "json_schema": {"name", "strict": true, "schema"}}``)
+and checked again in code by :mod:`streamgrade.judges.rubric`, so any compatible server
+(vLLM, llama.cpp, Ollama, LiteLLM, a mock) works, with or without schema enforcement.
+
+Grading a session: with more than one chunk, one request per chunk in order carries the
+running summary forward (:data:`rubric.CHUNK_SCHEMA`); then one final request asks for the
+verdict (:data:`rubric.VERDICT_SCHEMA`). Every request is retried on transient failures
+(see :meth:`OpenAIJudge._call` and :mod:`streamgrade.judges.retry`).
+
+The API key is sent only in the ``Authorization`` header. It is never logged, never part of
+an exception message (server error bodies are redacted) and never part of ``repr()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+import msgspec
+from aiolimiter import AsyncLimiter
+
+from ..config import Config
+from ..errors import JudgeError
+from ..models import Chunk, JudgeInfo, Session, Usage, Verdict
+from . import rubric
+from .retry import backoff_delay, is_retryable_status, parse_retry_after
+
+__all__ = ["OpenAIJudge", "DEFAULT_BASE_URL"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+log = logging.getLogger("streamgrade.judge")
+
+T = TypeVar("T")
+
+#: Characters of a server's error body kept in a JudgeError message.
+_SNIPPET_CHARS = 300
+_USER_AGENT = "streamgrade/0.1"
+
+
+class _Secret:
+    """Holds the API key so that it never shows in ``repr``/``vars`` dumps or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+class _Failure(Exception):
+    """Internal: one attempt failed in a retryable way; ``reason`` is log-safe text and
+    ``retry_after`` the server-requested delay in seconds (or None)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class OpenAIJudge:
+    """Judge sessions with an OpenAI-compatible Chat Completions server.
+
+    ``config.openai`` supplies ``base_url`` (default ``https://api.openai.com/v1``),
+    ``model``, ``timeout_s`` (seconds per HTTP attempt), ``max_retries`` (retries after the
+    first attempt), ``backoff_base_s``/``backoff_max_s`` (full-jitter backoff, seconds),
+    ``max_retry_after_s`` (cap on a server's Retry-After, seconds), ``rpm`` (requests per
+    minute across this judge, 0 = unlimited), ``max_concurrency`` (HTTP attempts in flight),
+    ``temperature``, ``seed``, ``max_tokens`` and ``prices`` (USD per 1M tokens by model).
+
+    ``api_key`` is sent as ``Authorization: Bearer <key>`` when given (local servers often
+    need none). ``transport`` replaces httpx's network transport (tests); ``sleep`` is
+    awaited with each retry delay in seconds (tests record it); ``rng`` drives the backoff
+    jitter (seed it for reproducible delays).
+
+    One instance is safe to share between concurrent :meth:`grade` calls: the rate limiter
+    and concurrency limit are per instance. Close it with :meth:`aclose` (or ``async with``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        api_key: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        rng: random.Random | None = None,
+    ):
+        oc = config.openai
+        self.config = config
+        self.info = JudgeInfo(kind="openai", model=oc.model)
+        self.base_url = (oc.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._url = self.base_url + "/chat/completions"
+        self._key = _Secret(api_key) if api_key else None
+        headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        if self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(oc.timeout_s),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._limiter = AsyncLimiter(oc.rpm, 60) if oc.rpm > 0 else None
+        self._semaphore: anyio.Semaphore | None = None  # created on first use, inside a loop
+        price = oc.prices.get(oc.model)
+        self._price_in = price.input if price else 0.0
+        self._price_out = price.output if price else 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAIJudge(model={self.info.model!r}, base_url={self.base_url!r}, "
+            f"api_key={'set' if self._key else 'none'})"
+        )
+
+    async def __aenter__(self) -> OpenAIJudge:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (idempotent)."""
+        await self._client.aclose()
+
+    # --- grading -----------------------------------------------------------------------
+
+    async def grade(self, session: Session, chunks: list[Chunk]) -> Verdict:
+        """Grade ``session`` whose rendered actions are ``chunks``.
+
+        With more than one chunk: one request per chunk, in order, with
+        :func:`rubric.chunk_prompt` and :data:`rubric.CHUNK_SCHEMA`, each carrying the
+        previous running summary; then the final request with :func:`rubric.final_prompt`
+        over all chunk summaries and :data:`rubric.VERDICT_SCHEMA`. With 0 or 1 chunk only
+        the final request is sent.
+
+        Returns a :class:`Verdict` with the three components (scores 0-100, confidences
+        0-1), the summary, the chunk summaries and the :class:`Usage` of every HTTP attempt
+        (tokens from the server's ``usage``, cost in USD from ``config.openai.prices``).
+        Raises :class:`JudgeError` when a request fails for good (non-retryable status, or
+        retries exhausted); its ``attempts`` counts that request's HTTP attempts.
+        """
+        usage = Usage()
+        summaries: list[str] = []
+        if len(chunks) > 1:
+            previous = ""
+            for chunk in chunks:
+                prompt = rubric.chunk_prompt(session, chunk, previous)
+                previous = await self._call(session, prompt, rubric.CHUNK_SCHEMA, rubric.parse_chunk, usage)
+                summaries.append(previous)
+        prompt = rubric.final_prompt(session, chunks, summaries)
+        summary, components = await self._call(session, prompt, rubric.VERDICT_SCHEMA, rubric.parse_verdict, usage)
+        return Verdict(components=components, summary=summary, chunk_summaries=summaries, usage=usage)
+
+    def _body(self, prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
+        oc = self.config.openai
+        return {
+            "model": oc.model,
+            "messages": [
+                {"role": "system", "content": rubric.SYSTEM_PROMPT},
+                {"role": "user", "content": prompt},
+            ],
+            "response_format": {"type": "json_schema", "json_schema": schema},
+            "temperature": oc.temperature,
+            "seed": oc.seed,
+            "max_tokens": oc.max_tokens,
+        }
+
+    async def _call(
+        self,
+        session: Session,
+        prompt: str,
+        schema: dict[str, Any],
+        parse: Callable[[str], T],
+        usage: Usage,
+    ) -> T:
+        """Send one chat completion and return ``parse(content)``, retrying transient failures.
+
+        Each HTTP attempt waits for the rpm limiter (when ``rpm > 0``) and the concurrency
+        semaphore, and is bounded by ``timeout_s``. Retried, up to ``max_retries`` times:
+        429/408/409/5xx statuses, timeouts and transport errors, a body that is not JSON or
+        lacks ``choices[0].message.content``, and content that ``parse`` rejects with
+        ValueError. The delay is the server's ``retry-after-ms``/``Retry-After`` (capped at
+        ``max_retry_after_s``) when present, else :func:`backoff_delay`; it is awaited with
+        the injected ``sleep``. Every attempt is counted in ``usage.requests``; tokens and
+        cost of every 2xx answer that reports ``usage`` are added (the server billed them).
+
+        Raises :class:`JudgeError` at once for other statuses (400, 401, 403, 404, 422 ...)
+        with the status and a redacted snippet of the error body, and after the last attempt
+        naming the number of attempts and the last error.
+        """
+        oc = self.config.openai
+        sid = session.ref.session_id
+        body = msgspec.json.encode(self._body(prompt, schema))
+        attempts = oc.max_retries + 1
+        last = "no attempt made"
+        for attempt in range(attempts):
+            try:
+                content = await self._attempt(sid, body, usage, attempt + 1)
+                try:
+                    return parse(content)
+                except ValueError as exc:
+                    raise _Failure(f"invalid answer: {exc}") from None
+            except _Failure as failure:
+                last = self._redact(failure.reason)
+                if attempt + 1 >= attempts:
+                    break
+                if failure.retry_after is not None:
+                    delay = min(failure.retry_after, oc.max_retry_after_s)
+                else:
+                    delay = backoff_delay(attempt, oc.backoff_base_s, oc.backoff_max_s, self._rng)
+                log.warning(
+                    "session %s: judge attempt %d/%d failed: %s; retrying in %.2f s",
+                    sid,
+                    attempt + 1,
+                    attempts,
+                    last,
+                    delay,
+                    extra={"session": sid},
+                )
+                await self._sleep(delay)
+        raise JudgeError(
+            f"judge request for session {sid} failed after {attempts} attempts: last error {last}",
+            attempts=attempts,
+        )
+
+    async def _attempt(self, sid: str, body: bytes, usage: Usage, number: int) -> str:
+        """One HTTP attempt: returns the message content or raises _Failure (retryable) or
+        JudgeError (not retryable)."""
+        oc = self.config.openai
+        if self._semaphore is None:
+            self._semaphore = anyio.Semaphore(oc.max_concurrency)
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        async with self._semaphore:
+            usage.requests += 1
+            try:
+                # httpx's timeout bounds each connect/read/write; fail_after bounds the
+                # whole attempt, so a server that trickles bytes cannot hold it forever.
+                with anyio.fail_after(oc.timeout_s):
+                    resp = await self._client.post(
+                        self._url, content=body, headers={"Content-Type": "application/json"}
+                    )
+            except (httpx.TimeoutException, TimeoutError) as exc:
+                raise _Failure(f"timeout after {oc.timeout_s:g} s ({type(exc).__name__})") from None
+            except httpx.UnsupportedProtocol as exc:
+                raise JudgeError(f"judge request for session {sid} failed: {exc}", attempts=number) from None
+            except httpx.RequestError as exc:  # TransportError (connect, read, protocol), DecodingError
+                raise _Failure(f"{type(exc).__name__}: {self._redact(str(exc)) or 'transport error'}") from None
+
+        status = resp.status_code
+        if not 200 <= status < 300:
+            snippet = self._snippet(resp)
+            if is_retryable_status(status):
+                raise _Failure(f"HTTP {status}: {snippet}", self._retry_after(resp.headers))
+            raise JudgeError(
+                f"judge request for session {sid} failed: HTTP {status} (not retried): {snippet}",
+                attempts=number,
+            )
+        try:
+            data = msgspec.json.decode(resp.content)
+        except msgspec.DecodeError:
+            raise _Failure(f"response body is not JSON: {self._snippet(resp)}") from None
+        if isinstance(data, dict):
+            self._add_usage(usage, data.get("usage"))
+        try:
+            message = data["choices"][0]["message"]
+            content = message["content"]
+        except (KeyError, IndexError, TypeError):
+            raise _Failure(f"response lacks choices[0].message.content: {self._snippet(resp)}") from None
+        if not isinstance(content, str):
+            refusal = message.get("refusal") if isinstance(message, dict) else None
+            why = f"refusal: {refusal}" if refusal else f"content is {type(content).__name__}"
+            raise _Failure(f"response has no text content ({self._redact(str(why))[:_SNIPPET_CHARS]})")
+        return content
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _add_usage(self, usage: Usage, reported: Any) -> None:
+        if not isinstance(reported, dict):
+            return
+        p = reported.get("prompt_tokens")
+        c = reported.get("completion_tokens")
+        p = p if isinstance(p, int) and not isinstance(p, bool) and p > 0 else 0
+        c = c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else 0
+        usage.prompt_tokens += p
+        usage.completion_tokens += c
+        usage.cost_usd += (p * self._price_in + c * self._price_out) / 1e6
+
+    def _retry_after(self, headers: httpx.Headers) -> float | None:
+        """Server-requested delay in seconds: ``retry-after-ms`` (OpenAI/Azure) wins over
+        ``Retry-After`` (RFC 9110 §10.2.3); None when neither parses."""
+        ms = parse_retry_after(headers.get("retry-after-ms"))
+        if ms is not None:
+            return ms / 1000.0
+        return parse_retry_after(headers.get("retry-after"))
+
+    def _snippet(self, resp: httpx.Response) -> str:
+        text = resp.content[: _SNIPPET_CHARS * 4].decode("utf-8", "replace")
+        text = " ".join(self._redact(text).split())
+        if len(text) > _SNIPPET_CHARS:
+            text = text[: _SNIPPET_CHARS - 3] + "..."
+        return text or "(empty body)"
+
+    def _redact(self, text: str) -> str:
+        """Remove the API key from text that may echo it (a server's error body)."""
+        if self._key is not None:
+            text = text.replace(self._key.reveal(), "[redacted]")
+        return text

@@ -1,0 +1,178 @@
+"""The records that flow through the pipeline, as msgspec Structs.
+
+Flow: a source finds a :class:`SessionRef` (where a session lives and a fingerprint of its
+files), a format assembles it into a :class:`Session` (task, raw metadata and the extracted
+:class:`Action` list, times in ms from the session's first event), the formatter renders
+:class:`Message` objects (Clones' sft.json shape), chunking cuts them into :class:`Chunk`
+objects, a judge returns a :class:`Verdict`, and the sinks write a :class:`ScoreRecord`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Status = Literal["graded", "failed"]
+
+
+class SessionRef(msgspec.Struct, frozen=True):
+    """Where one session lives, before it is read.
+
+    ``session_id`` is unique within a run (the Clones folder or file stem); ``path`` is the
+    folder or file that names the session (``source_path`` in scores.jsonl); ``files`` are
+    every file the session is read from, for fingerprinting and settle checks; ``fingerprint``
+    is a hex digest of the files' names, sizes and modification times (ns), so a changed
+    session gets a new fingerprint and is graded again.
+    """
+
+    session_id: str
+    format: str
+    path: str
+    files: tuple[str, ...]
+    fingerprint: str = ""
+
+
+class Action(msgspec.Struct, omit_defaults=True):
+    """One user action extracted from raw events.
+
+    ``kind`` is one of click, double_click, press_hold, drag, scroll, type, key, hotkey,
+    app_focus (more kinds come with later formats). ``t_ms`` is the start in milliseconds
+    from the session start, ``end_ms`` the end. ``x``/``y`` are screen coordinates in the
+    recording's logical points (Clones desktop: macOS points, not physical pixels).
+    ``button`` is left/right/middle; ``dx``/``dy`` the summed scroll delta in recorder units;
+    ``ticks`` the number of raw wheel events coalesced; ``text`` typed text, app name;
+    ``keys`` the keys of a key/hotkey action; ``path`` the downsampled drag path.
+    """
+
+    kind: str
+    t_ms: int
+    end_ms: int | None = None
+    x: int | None = None
+    y: int | None = None
+    button: str | None = None
+    dx: float | None = None
+    dy: float | None = None
+    ticks: int | None = None
+    text: str | None = None
+    keys: list[str] | None = None
+    path: list[tuple[int, int]] | None = None
+
+
+class Message(msgspec.Struct, omit_defaults=True):
+    """One SFT message, compatible with Clones' sft.json entries: ``role`` (user, assistant
+    or system), ``content`` (text; actions as a Python call in a fenced code block) and
+    ``timestamp`` in ms from the session start."""
+
+    role: str
+    content: str
+    timestamp: int = 0
+
+
+class Session(msgspec.Struct):
+    """A session as read from its files, ready to format and grade.
+
+    ``task`` is the instruction the human or agent was given (Clones: the quest);
+    ``objectives`` its listed sub-goals; ``actions`` the extracted actions in time order;
+    ``events`` extra context events (web sessions' hints), ``duration_s`` seconds from the
+    first to the last event; ``reward`` the input's own ground truth in [0, 1] when the
+    format has one, else None (judges never see it); ``meta`` format-specific fields.
+    """
+
+    ref: SessionRef
+    task: str
+    objectives: list[str] = []
+    app: str | None = None
+    actions: list[Action] = []
+    events: list[Message] = []
+    duration_s: float | None = None
+    reward: float | None = None
+    meta: dict[str, Any] = {}
+
+
+class Chunk(msgspec.Struct):
+    """A contiguous slice of a session's action messages, sized to the chunk budget.
+
+    ``index`` counts from 0 of ``total``; ``start_ms``/``end_ms`` bound the slice; ``lines``
+    are the rendered actions ("[12.3s] click(640, 320)"); ``tokens`` the estimate used for
+    the budget (chars / 4)."""
+
+    index: int
+    total: int
+    start_ms: int
+    end_ms: int
+    lines: list[str]
+    tokens: int
+
+
+class Component(msgspec.Struct):
+    """One rubric component: ``score`` 0-100, ``confidence`` 0-1, and a one-line reason."""
+
+    score: float
+    confidence: float
+    reason: str
+
+
+class Usage(msgspec.Struct):
+    """Judge usage for one session: tokens as reported by the server, cost in USD from the
+    configured price table, and the number of HTTP requests sent (retries included)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    requests: int = 0
+
+    def add(self, other: Usage) -> None:
+        """Add ``other`` into this usage in place."""
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_usd += other.cost_usd
+        self.requests += other.requests
+
+
+class Verdict(msgspec.Struct):
+    """What a judge returns for one session: the three rubric components (outcome, process,
+    efficiency), a summary of the whole session, the running summaries of every chunk, and
+    the usage spent. The final score is computed from the components by
+    :func:`streamgrade.judges.rubric.final_score`, not by the judge."""
+
+    components: dict[str, Component]
+    summary: str
+    chunk_summaries: list[str] = []
+    usage: Usage = msgspec.field(default_factory=Usage)
+
+
+class JudgeInfo(msgspec.Struct):
+    """Which judge graded: ``kind`` heuristic or openai, and the model name (or None)."""
+
+    kind: str
+    model: str | None = None
+
+
+class ScoreRecord(msgspec.Struct):
+    """One line of OUT/exports/scores.jsonl, and the body of a session's scores.json.
+
+    Fields (all always present): ``session_id``; ``source_format`` (clones-desktop,
+    clones-web, ...); ``source_path``; ``status`` "graded" or "failed"; ``score`` 0-100 or
+    None when failed; ``components`` {outcome, process, efficiency} scores 0-100 (empty when
+    failed); ``confidence`` 0-1 or None; ``judge`` {kind, model}; ``reward`` the input's ground
+    truth or None; ``n_actions``; ``duration_s``; ``usage`` {prompt_tokens,
+    completion_tokens, cost_usd}; ``error`` a message naming the file and line or field, or
+    None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files.
+    """
+
+    session_id: str
+    source_format: str
+    source_path: str
+    status: Status
+    score: float | None
+    components: dict[str, float]
+    confidence: float | None
+    judge: JudgeInfo | None
+    reward: float | None
+    n_actions: int
+    duration_s: float | None
+    usage: dict[str, float]
+    error: str | None
+    graded_at: str
+    fingerprint: str = ""
