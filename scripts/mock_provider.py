@@ -192,6 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "streamgrade-mock/1.0"
     timeout = 30  # seconds an idle keep-alive connection may stay open
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus the
+    # client's delayed ACK add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if self.server.verbose:

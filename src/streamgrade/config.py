@@ -29,11 +29,13 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[pipeline]``: actor counts and the capacity (items) of every bounded stream."""
+    """``[pipeline]``: actor counts, the capacity (items) of every bounded stream, and how
+    long (s) a stop waits for in-flight sessions before leaving them pending."""
 
     stream_capacity: int = 16
     assemble_workers: int = 2
     grade_workers: int = 16
+    drain_timeout_s: float = 30.0
 
 
 class WatchConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,0 +1,5 @@
+"""Exports: training-data rows built from graded sessions."""
+
+from .chatml import to_chatml
+
+__all__ = ["to_chatml"]

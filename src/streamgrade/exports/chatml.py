@@ -1,0 +1,31 @@
+"""ChatML SFT rows (OpenAI chat shape): ``{"messages": [{"role", "content"}, ...]}``.
+
+Accepted by TRL's SFTTrainer (conversational "messages" datasets) and by OpenAI
+fine-tuning (chat format). Consecutive messages of one role are merged, since many chat
+templates require roles to alternate; a row must end with an assistant turn to be useful.
+"""
+
+from __future__ import annotations
+
+from ..models import Message
+
+SYSTEM_PROMPT = (
+    "You operate a computer to complete the user's task. Answer each step with Python calls "
+    "in a code block: click(x, y), double_click(x, y), drag([(x, y), ...]), scroll(x, y, dy=...), "
+    "type(text), press(key), hotkey(mod, key), app_focus(app)."
+)
+
+
+def to_chatml(messages: list[Message], system: str = SYSTEM_PROMPT) -> dict | None:
+    """A ChatML row from SFT messages, or None when it has no assistant turn."""
+    out: list[dict[str, str]] = [{"role": "system", "content": system}]
+    for m in messages:
+        if out[-1]["role"] == m.role:
+            out[-1]["content"] += "\n" + m.content
+        else:
+            out.append({"role": m.role, "content": m.content})
+    while out and out[-1]["role"] != "assistant":
+        out.pop()
+    if not any(m["role"] == "assistant" for m in out):
+        return None
+    return {"messages": out}

@@ -1,0 +1,403 @@
+"""The pipeline: actors joined by bounded anyio memory object streams.
+
+    source -> admit -> assemble (N) -> grade (M) -> sink
+                          \\______________\\________/  failed records go straight to the sink
+
+- source: scan or watch; sends :class:`SessionRef` objects.
+- admit: skips sessions the ledger has finished with this fingerprint; marks the rest pending.
+- assemble: reads and parses the files in a worker thread (format.assemble), formats the SFT
+  messages and cuts chunks; bad input becomes a failed record naming file and line or field.
+- grade: the judge, ``pipeline.grade_workers`` at once; a judge error becomes a failed record.
+- sink: one actor, so every write is serialised: per-session files (atomic), JSONL exports
+  (exactly once), then the ledger commit.
+
+Every stream has capacity ``pipeline.stream_capacity``: a slow judge holds back assembly,
+which holds back the source, so memory stays flat however many sessions pass. Stopping
+(SIGINT/SIGTERM) cancels only the source; what is in flight drains through, within
+``pipeline.drain_timeout_s``, and anything left stays pending in the ledger for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import anyio
+import msgspec
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+
+from .chunking import chunk_session
+from .config import Config
+from .errors import InputError, JudgeError
+from .exports.chatml import to_chatml
+from .formats import FORMATS
+from .judges.base import Judge
+from .judges.rubric import final_confidence, final_score
+from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Verdict
+from .sft import to_messages
+from .sinks.atomic import write_atomic
+from .sinks.jsonl import JsonlExport
+from .sinks.ledger import Ledger
+
+log = logging.getLogger("streamgrade.pipeline")
+
+SCORES_JSONL = "scores.jsonl"
+SFT_JSONL = "sft.chatml.jsonl"
+
+Source = Callable[[ObjectSendStream[SessionRef]], Awaitable[None]]
+
+
+@dataclass
+class Job:
+    """One session on its way through the pipeline."""
+
+    ref: SessionRef
+    session: Session | None = None
+    messages: list[Message] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    verdict: Verdict | None = None
+    error: str | None = None
+    error_kind: str | None = None  # input | judge | internal
+
+
+@dataclass
+class RunStats:
+    """Counts of a run, updated by the actors; read it for progress. ``failures`` holds
+    (session_id, error) of failed sessions (the first 1,000)."""
+
+    found: int = 0
+    skipped: int = 0
+    graded: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.graded + self.failed
+
+    def requests_per_s(self) -> float:
+        return self.requests / max(1e-9, time.monotonic() - self.started)
+
+
+def rfc3339_now() -> str:
+    """Current UTC time as RFC 3339 with milliseconds, e.g. 2026-11-25T07:23:33.123Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Pipeline:
+    """Wire the actors for one run writing under ``out_dir`` with ``judge``.
+
+    ``run(source)`` returns the :class:`RunStats` once the source is exhausted (grade) or
+    stopped (watch) and everything in flight drained. ``stop()`` asks for that stop.
+    ``on_record`` is called with every ScoreRecord written (progress display)."""
+
+    def __init__(self, config: Config, out_dir: str | Path, judge: Judge,
+                 on_record: Callable[[ScoreRecord], None] | None = None):
+        self.config = config
+        self.out = Path(out_dir)
+        self.judge = judge
+        self.on_record = on_record
+        self.stats = RunStats()
+        self._source_scope: anyio.CancelScope | None = None
+        self._stopping = False
+        self._ledger: Ledger | None = None
+        self._exports: dict[str, JsonlExport] = {}
+        self._tg: TaskGroup | None = None
+        self._drained = anyio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop taking new sessions; in-flight ones drain (safe to call from a signal task)."""
+        self._stopping = True
+        if self._source_scope is not None:
+            self._source_scope.cancel()
+
+    def open(self) -> None:
+        """Open the ledger and recover the JSONL exports (cut uncommitted bytes).
+        Raises OSError naming the output folder when it cannot be created or written."""
+        (self.out / "exports").mkdir(parents=True, exist_ok=True)
+        self._ledger = Ledger(self.out / "state.sqlite")
+        for name in (SCORES_JSONL, SFT_JSONL):
+            exp = JsonlExport(self.out / "exports" / name, self._ledger)
+            exp.recover()
+            self._exports[name] = exp
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+    @property
+    def ledger(self) -> Ledger:
+        assert self._ledger is not None, "Pipeline.open() first"
+        return self._ledger
+
+    async def run(self, source: Source) -> RunStats:
+        cap = self.config.pipeline.stream_capacity
+        refs_tx, refs_rx = anyio.create_memory_object_stream[SessionRef](cap)
+        jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
+        grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
+        done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
+        if self._ledger is None:
+            self.open()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._run_source, source, refs_tx)
+                tg.start_soon(self._admit, refs_rx, jobs_tx)
+                async with grade_tx, done_tx, jobs_rx:
+                    for _ in range(self.config.pipeline.assemble_workers):
+                        tg.start_soon(self._assemble, jobs_rx.clone(), grade_tx.clone(), done_tx.clone())
+                    async with grade_rx:
+                        for _ in range(self.config.pipeline.grade_workers):
+                            tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
+                tg.start_soon(self._sink, done_rx)
+        finally:
+            self.close()
+        return self.stats
+
+    async def _run_source(self, source: Source, send: ObjectSendStream[SessionRef]) -> None:
+        with anyio.CancelScope() as scope:
+            self._source_scope = scope
+            if self._stopping:
+                scope.cancel()
+            await source(send)
+        await send.aclose()
+        if scope.cancel_called:
+            self._arm_drain_timeout()
+
+    def _arm_drain_timeout(self) -> None:
+        timeout = self.config.pipeline.drain_timeout_s
+        log.info("stopping: no new sessions; draining %d in flight (timeout %.0f s)", self.stats.in_flight, timeout)
+
+        async def guard() -> None:
+            with anyio.move_on_after(timeout):
+                await self._drained.wait()
+                return
+            log.warning("drain timeout: %d sessions left pending for the next run", self.stats.in_flight)
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+
+        assert self._tg is not None
+        self._tg.start_soon(guard)
+
+    # -- actors -----------------------------------------------------------------------
+    async def _admit(self, recv: ObjectReceiveStream[SessionRef], send: ObjectSendStream[Job]) -> None:
+        async with recv, send:
+            async for ref in recv:
+                self.stats.found += 1
+                row = self.ledger.get(ref.session_id)
+                if row is not None and row.path != ref.path:
+                    ref = _disambiguate(ref)
+                if not self.ledger.needs_grading(ref.session_id, ref.fingerprint):
+                    self.stats.skipped += 1
+                    log.debug("skip %s: unchanged since graded", ref.session_id,
+                              extra={"session": ref.session_id, "file": ref.path})
+                    continue
+                self.ledger.mark_pending(ref.session_id, ref.format, ref.path, ref.fingerprint)
+                self.stats.in_flight += 1
+                await send.send(Job(ref))
+
+    async def _assemble(self, recv: ObjectReceiveStream[Job], grade: ObjectSendStream[Job], done: ObjectSendStream[Job]) -> None:
+        async with recv, grade, done:
+            async for job in recv:
+                fmt = FORMATS[job.ref.format]
+                try:
+                    job.session = await anyio.to_thread.run_sync(fmt.assemble, job.ref, self.config)
+                    job.messages = to_messages(job.session)
+                    job.chunks = chunk_session(job.session, self.config.chunking)
+                except InputError as exc:
+                    job.error, job.error_kind = str(exc), "input"
+                    await done.send(job)
+                    continue
+                except Exception as exc:  # a bug must not stop the daemon
+                    log.exception("internal error assembling %s", job.ref.session_id,
+                                  extra={"session": job.ref.session_id, "file": job.ref.path})
+                    job.error, job.error_kind = f"{job.ref.path}: internal error: {exc!r}", "internal"
+                    await done.send(job)
+                    continue
+                await grade.send(job)
+
+    async def _grade(self, recv: ObjectReceiveStream[Job], done: ObjectSendStream[Job]) -> None:
+        async with recv, done:
+            async for job in recv:
+                assert job.session is not None
+                try:
+                    job.verdict = await self.judge.grade(job.session, job.chunks)
+                except JudgeError as exc:
+                    job.error, job.error_kind = f"{job.ref.path}: judge: {exc}", "judge"
+                    self.stats.requests += exc.attempts
+                except Exception as exc:
+                    log.exception("internal error grading %s", job.ref.session_id,
+                                  extra={"session": job.ref.session_id, "file": job.ref.path})
+                    job.error, job.error_kind = f"{job.ref.path}: internal error in judge: {exc!r}", "internal"
+                await done.send(job)
+
+    async def _sink(self, recv: ObjectReceiveStream[Job]) -> None:
+        try:
+            async with recv:
+                await self._sink_loop(recv)
+        finally:
+            self._drained.set()
+
+    async def _sink_loop(self, recv: ObjectReceiveStream[Job]) -> None:
+        async for job in recv:
+            self.stats.in_flight -= 1
+            if self.ledger.current_fingerprint(job.ref.session_id) != job.ref.fingerprint:
+                log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
+                         extra={"session": job.ref.session_id, "file": job.ref.path})
+                continue
+            record = self.build_record(job)
+            try:
+                todo = {name for name in self._exports
+                        if not self.ledger.appended(job.ref.session_id, job.ref.fingerprint, name, record.status)}
+                appends = await anyio.to_thread.run_sync(self._write, job, record, todo)
+            except OSError as exc:
+                # Disk full, read-only output: nothing half-written stays; the session
+                # stays pending and is graded again by the next run.
+                log.error("cannot write results of %s: %s", job.ref.session_id, exc,
+                          extra={"session": job.ref.session_id, "file": getattr(exc, "filename", None) or str(self.out)})
+                record.status, record.error = "failed", f"{self.out}: cannot write output: {exc}"
+                self._count(record)
+                continue
+            self.ledger.commit_result(
+                session_id=job.ref.session_id, fingerprint=job.ref.fingerprint, status=record.status,
+                error=record.error, error_kind=job.error_kind, judge=self.judge.info.kind,
+                score=record.score, appends=appends,
+            )
+            self._count(record)
+
+    def _count(self, record: ScoreRecord) -> None:
+        st = self.stats
+        if record.status == "graded":
+            st.graded += 1
+            log.info("graded %s score=%.1f judge=%s", record.session_id, record.score or 0, record.judge.kind if record.judge else "-",
+                     extra={"session": record.session_id, "file": record.source_path, "score": record.score})
+        else:
+            st.failed += 1
+            if len(st.failures) < 1000:
+                st.failures.append((record.session_id, record.error or ""))
+            log.warning("failed %s: %s", record.session_id, record.error,
+                        extra={"session": record.session_id, "file": record.source_path})
+        st.requests += int(record.usage.get("requests", 0))
+        st.prompt_tokens += int(record.usage.get("prompt_tokens", 0))
+        st.completion_tokens += int(record.usage.get("completion_tokens", 0))
+        st.cost_usd += float(record.usage.get("cost_usd", 0.0))
+        if self.on_record:
+            self.on_record(record)
+
+    # -- records and files ------------------------------------------------------------
+    def build_record(self, job: Job) -> ScoreRecord:
+        """The ScoreRecord of a finished job (graded or failed)."""
+        s, v = job.session, job.verdict
+        weights = self.config.rubric.weights()
+        usage = v.usage if v else None
+        graded = v is not None and job.error is None
+        return ScoreRecord(
+            session_id=job.ref.session_id,
+            source_format=job.ref.format,
+            source_path=job.ref.path,
+            status="graded" if graded else "failed",
+            score=final_score(v.components, weights) if graded else None,
+            components={k: c.score for k, c in v.components.items()} if graded else {},
+            confidence=final_confidence(v.components, weights) if graded else None,
+            judge=JudgeInfo(self.judge.info.kind, self.judge.info.model),
+            reward=s.reward if s else None,
+            n_actions=len(s.actions) if s else 0,
+            duration_s=s.duration_s if s else None,
+            usage={
+                "prompt_tokens": usage.prompt_tokens if usage else 0,
+                "completion_tokens": usage.completion_tokens if usage else 0,
+                "cost_usd": round(usage.cost_usd, 6) if usage else 0.0,
+                "requests": usage.requests if usage else 0,
+            },
+            error=job.error,
+            graded_at=rfc3339_now(),
+            fingerprint=job.ref.fingerprint,
+        )
+
+    def _write(self, job: Job, record: ScoreRecord, todo: set[str]) -> list[tuple[str, int]]:
+        """Blocking (runs in a worker thread; never touches the ledger): per-session files,
+        then the JSONL lines of the exports in ``todo`` (those not yet appended for this
+        session version). Returns (export, new committed size) for the ledger."""
+        folder = self.out / "sessions" / _safe_name(job.ref.session_id)
+        enc = msgspec.json.Encoder()
+        scores = msgspec.to_builtins(record)
+        if job.verdict:
+            scores["summary"] = job.verdict.summary
+            scores["reasons"] = {k: {"score": c.score, "confidence": c.confidence, "reason": c.reason}
+                                 for k, c in job.verdict.components.items()}
+            scores["weights"] = self.config.rubric.weights()
+        write_atomic(folder / "scores.json", msgspec.json.format(enc.encode(scores), indent=2))
+        if job.session is not None:
+            results = {
+                "session": {
+                    "session_id": job.ref.session_id, "format": job.ref.format, "path": job.ref.path,
+                    "task": job.session.task, "objectives": job.session.objectives, "app": job.session.app,
+                    "duration_s": job.session.duration_s, "reward": job.session.reward, "meta": job.session.meta,
+                },
+                "actions": job.session.actions,
+                "chunks": [
+                    {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms, "tokens": c.tokens,
+                     "summary": (job.verdict.chunk_summaries[c.index]
+                                 if job.verdict and c.index < len(job.verdict.chunk_summaries) else None)}
+                    for c in job.chunks
+                ],
+                "verdict": job.verdict,
+                "score": record.score,
+                "status": record.status,
+                "error": record.error,
+            }
+            write_atomic(folder / "results.json", msgspec.json.format(enc.encode(results), indent=2))
+            write_atomic(folder / "sft.json", msgspec.json.format(enc.encode({"messages": job.messages}), indent=2))
+        appends = []
+        lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
+        if record.status == "graded":
+            row = to_chatml(job.messages)
+            if row is not None:
+                lines.append((SFT_JSONL, enc.encode(row)))
+        for name, line in lines:
+            if name in todo:
+                appends.append((name, self._exports[name].append(line)))
+        return appends
+
+
+def _safe_name(session_id: str) -> str:
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id).strip(".")
+    return name or "_"
+
+
+def _disambiguate(ref: SessionRef) -> SessionRef:
+    import hashlib
+
+    sid = f"{ref.session_id}-{hashlib.sha256(ref.path.encode()).hexdigest()[:8]}"
+    return SessionRef(sid, ref.format, ref.path, ref.files, ref.fingerprint)
+
+
+def scan_source(paths: list[Path], *, exclude: list[str | Path] = ()) -> Source:
+    """A source that scans ``paths`` once (in a worker thread, one ref at a time, so that
+    backpressure reaches the directory walk) and ends."""
+    from .sources.scan import scan
+
+    async def source(send: ObjectSendStream[SessionRef]) -> None:
+        async with send:
+            def walk() -> None:
+                for ref in scan(paths, exclude=exclude):
+                    anyio.from_thread.run(send.send, ref)
+
+            await anyio.to_thread.run_sync(walk, abandon_on_cancel=True)
+
+    return source
+
+
+__all__ = ["Pipeline", "RunStats", "Job", "scan_source", "rfc3339_now"]

@@ -1,0 +1,80 @@
+"""Run-level JSONL exports appended exactly once, with no half line, across crashes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .ledger import Ledger
+
+log = logging.getLogger("streamgrade.sinks")
+
+
+class JsonlExport:
+    """An append-only JSONL file under OUT/exports/ whose committed length lives in the
+    ledger (see :mod:`streamgrade.sinks.ledger` for the exactly-once rule).
+
+    ``recover()`` must run before the first append: it cuts bytes beyond the committed length.
+    ``append(line)`` writes one line (bytes, no newline) and fsyncs, returning the new length
+    for the ledger; on OSError (disk full, read-only) it cuts back to the committed length and
+    re-raises, so the file never keeps half a line."""
+
+    def __init__(self, path: str | Path, ledger: Ledger):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.ledger = ledger
+        self.size = 0
+
+    def recover(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        committed = self.ledger.committed_bytes(self.name)
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if committed is None:
+            committed = _last_newline(self.path, size)
+            if committed != size:
+                log.warning("%s: cutting %d bytes of a partial last line", self.path, size - committed, extra={"file": str(self.path)})
+        if size > committed:
+            log.warning(
+                "%s: cutting %d bytes appended after the last committed line (interrupted run)",
+                self.path, size - committed, extra={"file": str(self.path)},
+            )
+            os.truncate(self.path, committed)
+            size = committed
+        elif size < committed:
+            log.warning("%s: file is shorter than the ledger says (%d < %d bytes); was it edited?", self.path, size, committed,
+                        extra={"file": str(self.path)})
+        self.size = size
+        self.ledger.set_committed_bytes(self.name, size)
+
+    def append(self, line: bytes) -> int:
+        try:
+            with open(self.path, "ab") as f:
+                f.write(line + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            try:
+                os.truncate(self.path, self.size)
+            except OSError:
+                pass
+            raise
+        self.size += len(line) + 1
+        return self.size
+
+
+def _last_newline(path: Path, size: int) -> int:
+    """Length of the file up to and including its last newline (0 if none)."""
+    if size == 0:
+        return 0
+    with open(path, "rb") as f:
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            block = f.read(step)
+            i = block.rfind(b"\n")
+            if i >= 0:
+                return pos - step + i + 1
+            pos -= step
+    return 0

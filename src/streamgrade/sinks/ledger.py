@@ -1,0 +1,157 @@
+"""The run ledger, OUT/state.sqlite: what was seen, graded and appended.
+
+Tables:
+- ``sessions``: one row per session id: format, path, fingerprint of the input files,
+  status (pending, graded, failed), attempts, error, error_kind (input or judge), judge,
+  score, updated_at. A re-run skips a session whose fingerprint is unchanged and whose status
+  is graded, or failed because of its input; judge failures are tried again.
+- ``appends``: (session_id, fingerprint, export, status): the JSONL lines written, so that a
+  line is never appended twice.
+- ``exports``: for each JSONL export, ``committed_bytes``: its length after the last append
+  whose ledger transaction committed. On start, bytes beyond it (an append whose commit was
+  lost to kill -9) are truncated, and those sessions are still pending, so they are graded
+  and appended again: every line lands exactly once, and no half line survives.
+
+SQLite in WAL mode, synchronous=NORMAL: a commit survives a process crash (kill -9). After a
+power loss the last commits may roll back; the truncation rule keeps the files consistent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    format TEXT NOT NULL,
+    path TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    error_kind TEXT,
+    judge TEXT,
+    score REAL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS appends (
+    session_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    export TEXT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (session_id, fingerprint, export, status)
+);
+CREATE TABLE IF NOT EXISTS exports (
+    name TEXT PRIMARY KEY,
+    committed_bytes INTEGER NOT NULL
+);
+"""
+
+
+class SessionRow(NamedTuple):
+    """A ``sessions`` row."""
+
+    session_id: str
+    format: str
+    path: str
+    fingerprint: str
+    status: str
+    attempts: int
+    error: str | None
+    error_kind: str | None
+
+
+class Ledger:
+    """The ledger at ``path`` (created if absent). Not thread-safe: use it from one thread
+    (the pipeline calls it from the event loop; commits are cheap in WAL mode)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, session_id: str) -> SessionRow | None:
+        row = self.db.execute(
+            "SELECT session_id, format, path, fingerprint, status, attempts, error, error_kind FROM sessions WHERE session_id=?",
+            (session_id,),
+        ).fetchone()
+        return SessionRow(*row) if row else None
+
+    def needs_grading(self, session_id: str, fingerprint: str) -> bool:
+        """False when this fingerprint was already graded, or failed for its input."""
+        row = self.get(session_id)
+        if row is None or row.fingerprint != fingerprint:
+            return True
+        return not (row.status == "graded" or (row.status == "failed" and row.error_kind == "input"))
+
+    def mark_pending(self, session_id: str, fmt: str, path: str, fingerprint: str) -> None:
+        """Record that this version of the session is on its way through the pipeline."""
+        self.db.execute(
+            """INSERT INTO sessions (session_id, format, path, fingerprint, status, updated_at)
+               VALUES (?, ?, ?, ?, 'pending', ?)
+               ON CONFLICT(session_id) DO UPDATE SET format=excluded.format, path=excluded.path,
+               fingerprint=excluded.fingerprint, status='pending', updated_at=excluded.updated_at""",
+            (session_id, fmt, path, fingerprint, time.time()),
+        )
+
+    def appended(self, session_id: str, fingerprint: str, export: str, status: str) -> bool:
+        """Whether this line was already appended to ``export``."""
+        return self.db.execute(
+            "SELECT 1 FROM appends WHERE session_id=? AND fingerprint=? AND export=? AND status=?",
+            (session_id, fingerprint, export, status),
+        ).fetchone() is not None
+
+    def committed_bytes(self, export: str) -> int | None:
+        row = self.db.execute("SELECT committed_bytes FROM exports WHERE name=?", (export,)).fetchone()
+        return row[0] if row else None
+
+    def set_committed_bytes(self, export: str, size: int) -> None:
+        self.db.execute(
+            "INSERT INTO exports (name, committed_bytes) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET committed_bytes=excluded.committed_bytes",
+            (export, size),
+        )
+
+    def commit_result(
+        self,
+        *,
+        session_id: str,
+        fingerprint: str,
+        status: str,
+        error: str | None,
+        error_kind: str | None,
+        judge: str | None,
+        score: float | None,
+        appends: Iterable[tuple[str, int]],
+    ) -> None:
+        """In one transaction: the session's outcome, the lines appended (export name, new
+        committed size of that export)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                """UPDATE sessions SET status=?, attempts=attempts+1, error=?, error_kind=?, judge=?, score=?, updated_at=?
+                   WHERE session_id=? AND fingerprint=?""",
+                (status, error, error_kind, judge, score, time.time(), session_id, fingerprint),
+            )
+            for export, size in appends:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO appends (session_id, fingerprint, export, status) VALUES (?, ?, ?, ?)",
+                    (session_id, fingerprint, export, status),
+                )
+                self.set_committed_bytes(export, size)
+
+    def current_fingerprint(self, session_id: str) -> str | None:
+        row = self.get(session_id)
+        return row.fingerprint if row else None
+
+    def counts(self) -> dict[str, int]:
+        """Sessions by status."""
+        return dict(self.db.execute("SELECT status, count(*) FROM sessions GROUP BY status").fetchall())

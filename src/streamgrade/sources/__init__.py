@@ -1,0 +1,1 @@
+"""Sources: find sessions by scanning folders once, or by watching them."""

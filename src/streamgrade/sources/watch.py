@@ -1,0 +1,125 @@
+"""Watch folders: scan once, then grade each new or changed session after it settles.
+
+File events come from watchfiles (Rust notify: inotify on Linux, polling where asked);
+each changed path is mapped to the session(s) it belongs to, and a :class:`Settler` holds
+them until their files were quiet for ``watch.settle_s`` seconds. The initial scan puts a
+session whose newest file is younger than the settle time into the settler too, so a
+session still being copied when the daemon starts is not graded half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import AsyncIterator, Callable, Iterable
+
+import aiofiles.os
+import anyio
+from anyio.abc import ObjectSendStream
+
+from ..config import WatchConfig
+from ..models import SessionRef
+from .scan import find_in_folder, scan, with_fingerprint
+from .settle import Settler
+
+log = logging.getLogger("streamgrade.watch")
+
+Watcher = Callable[[list[Path], anyio.Event], AsyncIterator[set[tuple[object, str]]]]
+
+
+def default_watcher(cfg: WatchConfig) -> Watcher:
+    """watchfiles.awatch over the paths, stopped by the event."""
+
+    def watch(paths: list[Path], stop: anyio.Event) -> AsyncIterator[set[tuple[object, str]]]:
+        from watchfiles import awatch
+
+        return awatch(*paths, stop_event=stop, force_polling=cfg.force_polling or None,
+                      poll_delay_ms=cfg.poll_delay_ms, step=20, recursive=True)
+
+    return watch
+
+
+def refs_for_change(path: str | Path, *, exclude: Iterable[str] = ()) -> list[SessionRef]:
+    """The sessions a changed path belongs to: a new folder is scanned, a file maps to the
+    sessions of its folder that read it (or that its folder is)."""
+    p = Path(path)
+    real = os.path.realpath(p)
+    if any(real == e or real.startswith(e + os.sep) for e in exclude):
+        return []
+    if p.is_dir():
+        return [r for r in scan([p], exclude=exclude)]
+    folder = p.parent
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [r for r in find_in_folder(folder, names) if str(p) in r.files or r.path == str(p)]
+
+
+async def _newest_mtime(ref: SessionRef) -> float | None:
+    newest = None
+    for f in ref.files:
+        try:
+            st = await aiofiles.os.stat(f)
+        except OSError:
+            continue
+        newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+    return newest
+
+
+async def watch_source(
+    paths: list[Path],
+    send: ObjectSendStream[SessionRef],
+    cfg: WatchConfig,
+    *,
+    exclude: Iterable[str | Path] = (),
+    watcher: Watcher | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """The watch source actor: sends each settled session's ref (with its fingerprint) to
+    ``send`` until cancelled. ``watcher`` and ``clock`` are injectable for tests;
+    ``on_ready`` is called once the initial scan has started."""
+    excl = [os.path.realpath(e) for e in exclude]
+    settler = Settler(cfg.settle_s)
+    watcher = watcher or default_watcher(cfg)
+    stop = anyio.Event()
+    async with send:
+        if on_ready:
+            on_ready()
+        refs = await anyio.to_thread.run_sync(lambda: list(scan(paths, exclude=excl)))
+        for ref in refs:
+            newest = await _newest_mtime(ref)
+            age = time.time() - newest if newest is not None else cfg.settle_s
+            if age >= cfg.settle_s:
+                await send.send(ref)
+            else:
+                settler.touch(ref, clock() - age)
+        log.info("initial scan: %d sessions; watching %s", len(refs), ", ".join(map(str, paths)))
+
+        wake = anyio.Event()
+
+        async def pump() -> None:
+            nonlocal wake
+            async for changes in watcher(paths, stop):
+                now = clock()
+                for _, changed in changes:
+                    for ref in await anyio.to_thread.run_sync(lambda c=changed: refs_for_change(c, exclude=excl)):
+                        settler.touch(ref, now)
+                wake.set()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump)
+                while True:
+                    nxt = settler.next_due()
+                    timeout = 1.0 if nxt is None else max(0.0, nxt - clock())
+                    with anyio.move_on_after(timeout):
+                        await wake.wait()
+                    wake = anyio.Event()
+                    for ref in settler.due(clock()):
+                        await send.send(with_fingerprint(ref))
+        finally:
+            stop.set()
