@@ -32,7 +32,7 @@ def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> 
     skip = {os.path.realpath(p) for p in exclude}
     seen: dict[str, str] = {}
     for root in paths:
-        root = Path(root)
+        root = Path(os.path.abspath(root))
         if root.is_file():
             refs = [r for r in find_in_folder(root.parent, sorted(os.listdir(root.parent))) if r.path in (str(root), str(root.parent))]
             yield from (_unique(with_fingerprint(r), seen) for r in refs)

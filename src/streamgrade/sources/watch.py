@@ -44,7 +44,7 @@ def default_watcher(cfg: WatchConfig) -> Watcher:
 def refs_for_change(path: str | Path, *, exclude: Iterable[str] = ()) -> list[SessionRef]:
     """The sessions a changed path belongs to: a new folder is scanned, a file maps to the
     sessions of its folder that read it (or that its folder is)."""
-    p = Path(path)
+    p = Path(os.path.abspath(path))
     real = os.path.realpath(p)
     if any(real == e or real.startswith(e + os.sep) for e in exclude):
         return []
