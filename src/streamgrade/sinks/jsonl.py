@@ -28,6 +28,7 @@ class JsonlExport:
 
     def recover(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch(exist_ok=True)
         committed = self.ledger.committed_bytes(self.name)
         size = self.path.stat().st_size if self.path.exists() else 0
         if committed is None:

@@ -36,7 +36,7 @@ def default_watcher(cfg: WatchConfig) -> Watcher:
         from watchfiles import awatch
 
         return awatch(*paths, stop_event=stop, force_polling=cfg.force_polling or None,
-                      poll_delay_ms=cfg.poll_delay_ms, step=20, recursive=True)
+                      poll_delay_ms=cfg.poll_delay_ms, step=20, rust_timeout=250, recursive=True)
 
     return watch
 
