@@ -174,14 +174,15 @@ class _Extractor:
             self.emit(Action(kind="press_hold", t_ms=t0, end_ms=t, x=x, y=y, button=button))
         else:
             self.emit(Action(kind="drag", t_ms=t0, end_ms=t, x=x, y=y, button=button,
-                             path=downsample(path + [end], self.cfg.drag_min_step_px, self.cfg.drag_max_points)))
+                             path=downsample(path if path and path[-1] == end else path + [end],
+                                                  self.cfg.drag_min_step_px, self.cfg.drag_max_points)))
 
     def on_wheel(self, t: int, data: dict[str, Any]) -> None:
         delta = data.get("delta")
         if not isinstance(delta, (int, float)) or delta == 0:
             return
         dx = data.get("delta_x") if isinstance(data.get("delta_x"), (int, float)) else 0.0
-        if self.scroll is not None and t - self.scroll_last <= self.cfg.scroll_gap_ms:
+        if self.scroll is not None and t - self.scroll_last < self.cfg.scroll_gap_ms:
             self.scroll.dy = (self.scroll.dy or 0.0) + float(delta)
             self.scroll.ticks = (self.scroll.ticks or 0) + 1
         else:
