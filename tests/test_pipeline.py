@@ -252,3 +252,27 @@ def test_score_record_roundtrip_fields():
     assert rec.status == "failed" and rec.error == "p:3: bad"
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(line.replace(b'"failed"', b'"weird"'), type=ScoreRecord)
+
+
+@pytest.mark.asyncio
+async def test_openai_retries_exhausted_give_failed_record(data: Path, tmp_path: Path):
+    """The real openai judge through the pipeline, the server always answering 500."""
+    import httpx
+    import respx
+
+    from streamgrade.judges.openai import OpenAIJudge
+
+    out = tmp_path / "out"
+    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "max_retries": 2,
+                                                    "backoff_base_s": 0.001, "backoff_max_s": 0.001}})
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post("http://judge.test/v1/chat/completions").mock(
+            return_value=httpx.Response(500, json={"error": {"message": "boom"}}))
+        judge = OpenAIJudge(cfg, api_key="sk-test")
+        stats = await _grade(data, out, judge, cfg)
+        await judge.aclose()
+    assert (stats.graded, stats.failed) == (0, 3)
+    assert route.call_count == 3 * 3  # 3 sessions x (1 attempt + 2 retries)
+    recs = _lines(out)
+    assert all(r["status"] == "failed" and "judge:" in r["error"] and "3 attempts" in r["error"] for r in recs)
+    assert all(r["judge"]["kind"] == "openai" for r in recs)
