@@ -241,11 +241,6 @@ def test_chunking_cuts_an_overlong_line():
     assert all(c.tokens <= 25 for c in chunks)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG chunking.py chunk_session: an overlong line is cut to line[: limit - 20] + ' …[line cut]'; "
-    "when limit = min(max_chars, max_tokens * 4) is under 20 (max_tokens <= 4, which config "
-    "accepts) the negative slice keeps almost the whole line: max_tokens=4 gives a 123-char, "
-    "31-token chunk"))
 def test_chunking_tiny_budget_still_respected():
     s = _session([Action(kind="type", t_ms=0, text="x" * 100)])
     chunks = chunk_session(s, ChunkingConfig(max_tokens=4, max_chars=12000))
@@ -447,10 +442,6 @@ def test_web_events_file_not_json(assemble, tmp_path):
     assert "invalid JSON" in err.message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/base.py _line_of: it looks for 'at byte N' in the msgspec error, but "
-    "msgspec 0.22 says 'JSON is malformed: invalid character (byte 41)', so load_json never "
-    "reports the line of a JSON syntax error (meta.json, web events and race files)"))
 def test_web_events_file_not_json_names_the_line(assemble, tmp_path):
     events = tmp_path / f"{WEB_ID}.events.json"
     events.write_text('{\n  "session_id": "x",\n  "events": [\n    oops\n  ]\n}\n', encoding="utf-8")

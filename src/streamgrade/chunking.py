@@ -32,7 +32,7 @@ def chunk_session(session: Session, cfg: ChunkingConfig) -> list[Chunk]:
     size = 0
     for t, line in action_lines(session):
         if len(line) > limit:
-            line = line[: limit - 20] + " …[line cut]"
+            line = line[: max(0, limit - 13)] + " …[line cut]"
         if groups[-1] and size + len(line) + 1 > limit:
             groups.append([])
             size = 0

@@ -120,6 +120,28 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
     prices: dict[str, Price] = msgspec.field(default_factory=_default_prices)
 
 
+class OpenAIChatMapping(msgspec.Struct, forbid_unknown_fields=True):
+    """``[formats.openai_chat]``: where an OpenAI-chat trajectory dump keeps its fields.
+
+    ``messages_fields``: row keys tried in order for the messages list; ``task_id``,
+    ``trial``, ``reward``, ``model``, ``agent``: dotted paths into the row (``info.task_id``);
+    a missing path gives None. A new benchmark's dump needs only a new mapping here."""
+
+    messages_fields: list[str] = msgspec.field(
+        default_factory=lambda: ["traj", "messages", "conversations", "trajectory", "history"])
+    task_id: str = "task_id"
+    trial: str = "trial"
+    reward: str = "reward"
+    model: str = "model"
+    agent: str = "agent"
+
+
+class FormatsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[formats]``: per-format settings."""
+
+    openai_chat: OpenAIChatMapping = msgspec.field(default_factory=OpenAIChatMapping)
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """All settings. Build it with :func:`load_config`."""
 
@@ -130,6 +152,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     chunking: ChunkingConfig = msgspec.field(default_factory=ChunkingConfig)
     rubric: RubricConfig = msgspec.field(default_factory=RubricConfig)
     openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
+    formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
 
 
 #: Short environment variables and the field each sets.
@@ -227,6 +250,8 @@ def _check(cfg: Config) -> None:
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be > 0, got {value}")
+    if cfg.chunking.max_tokens < 64 or cfg.chunking.max_chars < 256:
+        raise ConfigError("chunking.max_tokens must be >= 64 and chunking.max_chars >= 256")
     if cfg.watch.settle_s < 0:
         raise ConfigError(f"watch.settle_s must be >= 0, got {cfg.watch.settle_s}")
     if sum(cfg.rubric.weights().values()) <= 0 or min(cfg.rubric.weights().values()) < 0:

@@ -16,6 +16,36 @@ import msgspec
 Status = Literal["graded", "failed"]
 
 
+class ToolFunction(msgspec.Struct):
+    """The function of an OpenAI tool call: ``name`` and ``arguments`` as a JSON string."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCall(msgspec.Struct):
+    """An OpenAI-shaped tool call (Chat Completions API): ``{id, type: "function",
+    function: {name, arguments}}``; arguments always a JSON string."""
+
+    id: str
+    function: ToolFunction
+    type: str = "function"
+
+
+class ChatMessage(msgspec.Struct, omit_defaults=True):
+    """One message of an agent trajectory in OpenAI chat shape: ``role`` (system, user,
+    assistant, tool), ``content`` (text or None when an assistant only calls tools),
+    ``tool_calls`` (assistant), ``tool_call_id`` and ``name`` (tool results),
+    ``reasoning_content`` (the model's reasoning when the trace has it; ATIF)."""
+
+    role: str
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+    reasoning_content: str | None = None
+
+
 class SessionRef(msgspec.Struct, frozen=True):
     """Where one session lives, before it is read.
 
@@ -31,6 +61,7 @@ class SessionRef(msgspec.Struct, frozen=True):
     path: str
     files: tuple[str, ...]
     fingerprint: str = ""
+    locator: str = ""
 
 
 class Action(msgspec.Struct, omit_defaults=True):
@@ -77,6 +108,13 @@ class Session(msgspec.Struct):
     ``events`` extra context events (web sessions' hints), ``duration_s`` seconds from the
     first to the last event; ``reward`` the input's own ground truth in [0, 1] when the
     format has one, else None (judges never see it); ``meta`` format-specific fields.
+
+    Agent trajectories (``kind`` "agent") also carry: ``task_id``, ``trial``, ``agent`` and
+    ``model`` when known; ``transcript`` the OpenAI-shaped messages; ``tools`` the tool
+    (function) definitions when the trace has them; ``termination`` why the run ended
+    (e.g. "stop", "max_steps", "timeout", "error") when known; ``metrics`` typed extra
+    figures (achievements, progression, episode_return, tokens, cost_usd, ...). Recorded
+    human demonstrations have ``kind`` "demonstration".
     """
 
     ref: SessionRef
@@ -88,6 +126,27 @@ class Session(msgspec.Struct):
     duration_s: float | None = None
     reward: float | None = None
     meta: dict[str, Any] = {}
+    kind: str = "demonstration"
+    task_id: str | None = None
+    trial: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    transcript: list[ChatMessage] = []
+    tools: list[dict[str, Any]] = []
+    termination: str | None = None
+    metrics: dict[str, float] = {}
+
+    @property
+    def turns(self) -> int:
+        """Assistant turns in the transcript (agents), else the number of actions."""
+        if self.transcript:
+            return sum(1 for m in self.transcript if m.role == "assistant")
+        return len(self.actions)
+
+    @property
+    def n_tool_calls(self) -> int:
+        """Tool calls made in the transcript."""
+        return sum(len(m.tool_calls or []) for m in self.transcript)
 
 
 class Chunk(msgspec.Struct):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -94,15 +95,12 @@ def iter_jsonl(path: str | Path):
 
 
 def _line_of(exc: Exception, data: bytes) -> int | None:
-    msg = str(exc)
-    marker = "at byte "
-    if marker in msg:
-        try:
-            pos = int(msg.rsplit(marker, 1)[1].split()[0].rstrip(")."))
-            return data.count(b"\n", 0, pos) + 1
-        except ValueError:
-            return None
-    return None
+    """The 1-based line of the byte offset msgspec names in a decode error, if any
+    ("... (byte 41)" in msgspec 0.18+, "at byte 41" in older versions)."""
+    m = re.search(r"(?:\(byte |at byte )(\d+)", str(exc))
+    if not m:
+        return None
+    return data.count(b"\n", 0, int(m.group(1))) + 1
 
 
 def require(obj: Any, field: str, kind: type | tuple[type, ...], path: str, *, where: str = "", line: int | None = None) -> Any:
