@@ -217,7 +217,10 @@ class ScoreRecord(msgspec.Struct):
     failed); ``confidence`` 0-1 or None; ``judge`` {kind, model}; ``reward`` the input's ground
     truth or None; ``n_actions``; ``duration_s``; ``usage`` {prompt_tokens,
     completion_tokens, cost_usd}; ``error`` a message naming the file and line or field, or
-    None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files.
+    None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files; for agent
+    trajectories also ``task_id``, ``trial``, ``agent``, ``model`` (None when unknown),
+    ``turns`` (assistant turns; actions for recordings), ``tool_calls``, ``termination`` and
+    ``metrics`` (achievements, progression, ...).
     """
 
     session_id: str
@@ -235,3 +238,11 @@ class ScoreRecord(msgspec.Struct):
     error: str | None
     graded_at: str
     fingerprint: str = ""
+    task_id: str | None = None
+    trial: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    turns: int = 0
+    tool_calls: int = 0
+    termination: str | None = None
+    metrics: dict[str, float] = {}

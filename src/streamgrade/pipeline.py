@@ -33,12 +33,12 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from .chunking import chunk_session
 from .config import Config
 from .errors import InputError, JudgeError
-from .exports.chatml import to_chatml
+from .exports.chatml import agent_chatml, to_chatml
 from .formats import FORMATS
 from .judges.base import Judge
 from .judges.rubric import final_confidence, final_score
 from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Verdict
-from .sft import to_messages
+from .sft import to_messages, to_openai_messages
 from .sinks.atomic import write_atomic
 from .sinks.jsonl import JsonlExport
 from .sinks.ledger import Ledger
@@ -57,7 +57,7 @@ class Job:
 
     ref: SessionRef
     session: Session | None = None
-    messages: list[Message] = field(default_factory=list)
+    messages: list[Message] | list[dict] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
     verdict: Verdict | None = None
     error: str | None = None
@@ -214,7 +214,8 @@ class Pipeline:
                 fmt = FORMATS[job.ref.format]
                 try:
                     job.session = await anyio.to_thread.run_sync(fmt.assemble, job.ref, self.config)
-                    job.messages = to_messages(job.session)
+                    job.messages = (to_openai_messages(job.session) if job.session.kind == "agent"
+                                    else to_messages(job.session))
                     job.chunks = chunk_session(job.session, self.config.chunking)
                 except InputError as exc:
                     job.error, job.error_kind = str(exc), "input"
@@ -314,6 +315,14 @@ class Pipeline:
             judge=JudgeInfo(self.judge.info.kind, self.judge.info.model),
             reward=s.reward if s else None,
             n_actions=len(s.actions) if s else 0,
+            task_id=s.task_id if s else None,
+            trial=s.trial if s else None,
+            agent=s.agent if s else None,
+            model=s.model if s else None,
+            turns=s.turns if s else 0,
+            tool_calls=s.n_tool_calls if s else 0,
+            termination=s.termination if s else None,
+            metrics=dict(s.metrics) if s else {},
             duration_s=s.duration_s if s else None,
             usage={
                 "prompt_tokens": usage.prompt_tokens if usage else 0,
@@ -363,7 +372,8 @@ class Pipeline:
         appends = []
         lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
         if record.status == "graded":
-            row = to_chatml(job.messages)
+            s = job.session
+            row = agent_chatml(job.messages, s.tools) if s and s.kind == "agent" else to_chatml(job.messages)
             if row is not None:
                 lines.append((SFT_JSONL, enc.encode(row)))
         for name, line in lines:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from .models import Action, Message, Session
+from .models import Action, ChatMessage, Message, Session
 
 
 def _s(text: str) -> str:
@@ -63,3 +63,37 @@ def to_messages(session: Session) -> list[Message]:
     timeline += [Message(role="assistant", content=f"```python\n{render_action(a)}\n```", timestamp=a.t_ms) for a in session.actions]
     timeline.sort(key=lambda m: m.timestamp)
     return msgs + timeline
+
+
+def render_chat_message(m: ChatMessage, max_chars: int = 4000) -> str:
+    """One transcript message as a line for the judge: ``user: ...``, ``assistant: ...``,
+    ``assistant calls name({"a": 1})``, ``tool name -> ...``; each text cut at ``max_chars``."""
+
+    def cut(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= max_chars else text[:max_chars] + " …[cut]"
+
+    parts = []
+    if m.content:
+        who = f"tool {m.name or m.tool_call_id or ''}".strip() + " ->" if m.role == "tool" else f"{m.role}:"
+        parts.append(f"{who} {cut(m.content)}")
+    for tc in m.tool_calls or []:
+        parts.append(f"{m.role} calls {tc.function.name}({cut(tc.function.arguments)})")
+    if not parts:
+        parts.append(f"{m.role}: (empty)")
+    return "\n".join(parts)
+
+
+def to_openai_messages(session: Session) -> list[dict]:
+    """An agent session's transcript as OpenAI chat message dicts (tool-call arguments as
+    JSON strings; ``reasoning_content`` dropped, as fine-tuning APIs reject unknown keys)."""
+    import msgspec
+
+    out = []
+    for m in session.transcript:
+        d = msgspec.to_builtins(m)
+        d.pop("reasoning_content", None)
+        if m.role == "assistant" and "content" not in d:
+            d["content"] = None
+        out.append(d)
+    return out

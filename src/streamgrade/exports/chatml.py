@@ -29,3 +29,18 @@ def to_chatml(messages: list[Message], system: str = SYSTEM_PROMPT) -> dict | No
     if not any(m["role"] == "assistant" for m in out):
         return None
     return {"messages": out}
+
+
+def agent_chatml(messages: list[dict], tools: list[dict]) -> dict | None:
+    """A ChatML row for an agent trajectory: its OpenAI messages as they are (system kept,
+    tool calls with string arguments) and ``tools`` when known; None without an assistant
+    turn. Trailing non-assistant messages are dropped so the row ends on the model's turn."""
+    out = list(messages)
+    while out and out[-1]["role"] != "assistant":
+        out.pop()
+    if not out:
+        return None
+    row: dict = {"messages": out}
+    if tools:
+        row["tools"] = tools
+    return row

@@ -122,6 +122,8 @@ class HeuristicJudge:
 
     def grade_sync(self, session: Session, chunks: list[Chunk]) -> Verdict:
         """The same as :meth:`grade`, synchronously."""
+        if session.kind == "agent":
+            return grade_agent(session, len(chunks))
         actions = session.actions
         n = len(actions)
         cov = coverage(session)
@@ -166,3 +168,58 @@ class HeuristicJudge:
 
     async def aclose(self) -> None:
         return None
+
+
+_ERROR = re.compile(r"\b(error|exception|traceback|not found|invalid|failed|denied|unknown)\b", re.I)
+_HANDOFF = re.compile(r"transfer|escalat|handoff|hand_off|human", re.I)
+
+
+def agent_signals(session: Session) -> dict[str, float]:
+    """Signals any agent trajectory has: assistant turns, tool calls, tool results that read
+    as errors, repeated identical calls (same name and arguments), handoff calls (a tool
+    whose name says transfer/escalate/human), and whether it ends on an assistant answer."""
+    calls = [tc for m in session.transcript for tc in (m.tool_calls or [])]
+    seen: set[tuple[str, str]] = set()
+    repeats = 0
+    for tc in calls:
+        key = (tc.function.name, tc.function.arguments)
+        repeats += key in seen
+        seen.add(key)
+    results = [m for m in session.transcript if m.role == "tool"]
+    errors = sum(1 for m in results if m.content and _ERROR.search(m.content[:500]))
+    last = session.transcript[-1] if session.transcript else None
+    return {
+        "turns": float(session.turns),
+        "tool_calls": float(len(calls)),
+        "tool_errors": float(errors),
+        "error_share": errors / len(results) if results else 0.0,
+        "repeats": float(repeats),
+        "handoffs": float(sum(1 for tc in calls if _HANDOFF.search(tc.function.name))),
+        "ends_with_answer": 1.0 if last is not None and last.role == "assistant" and last.content and not last.tool_calls else 0.0,
+    }
+
+
+def grade_agent(session: Session, n_chunks: int) -> Verdict:
+    """The agent rubric, offline: outcome from ending on an answer, no handoff and few
+    unresolved errors; process from tool errors and repeated calls; efficiency from turns.
+    A baseline: it never sees the reward or reference actions."""
+    sig = agent_signals(session)
+    if not session.transcript:
+        zero = Component(0.0, CONFIDENCE, "empty trajectory")
+        return Verdict(components={"outcome": zero, "process": zero, "efficiency": zero},
+                       summary="empty trajectory", chunk_summaries=["no messages"] * n_chunks, usage=Usage())
+    outcome = _clamp(40 + 30 * sig["ends_with_answer"] - 30 * min(1.0, sig["handoffs"]) - 30 * sig["error_share"]
+                     + 10 * min(1.0, sig["tool_calls"] / 3))
+    process = _clamp(90 - 50 * sig["error_share"] - 10 * sig["repeats"])
+    efficiency = _clamp(100 - 2.5 * max(0.0, sig["turns"] - 8) - 10 * sig["repeats"])
+    reason = (f"{sig['turns']:.0f} turns, {sig['tool_calls']:.0f} tool calls, {sig['tool_errors']:.0f} error results, "
+              f"{sig['repeats']:.0f} repeated calls, {sig['handoffs']:.0f} handoffs, "
+              + ("ends with an answer" if sig["ends_with_answer"] else "does not end with an answer"))
+    return Verdict(
+        components={"outcome": Component(outcome, CONFIDENCE, reason),
+                    "process": Component(process, CONFIDENCE, reason),
+                    "efficiency": Component(efficiency, CONFIDENCE, reason)},
+        summary=f"Agent trajectory: {reason}.",
+        chunk_summaries=[reason] * n_chunks,
+        usage=Usage(),
+    )

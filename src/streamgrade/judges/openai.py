@@ -172,12 +172,12 @@ class OpenAIJudge:
         summary, components = await self._call(session, prompt, rubric.VERDICT_SCHEMA, rubric.parse_verdict, usage)
         return Verdict(components=components, summary=summary, chunk_summaries=summaries, usage=usage)
 
-    def _body(self, prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, session: Session, prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
         oc = self.config.openai
         return {
             "model": oc.model,
             "messages": [
-                {"role": "system", "content": rubric.SYSTEM_PROMPT},
+                {"role": "system", "content": rubric.system_prompt(session)},
                 {"role": "user", "content": prompt},
             ],
             "response_format": {"type": "json_schema", "json_schema": schema},
@@ -211,7 +211,7 @@ class OpenAIJudge:
         """
         oc = self.config.openai
         sid = session.ref.session_id
-        body = msgspec.json.encode(self._body(prompt, schema))
+        body = msgspec.json.encode(self._body(session, prompt, schema))
         attempts = oc.max_retries + 1
         last = "no attempt made"
         for attempt in range(attempts):
