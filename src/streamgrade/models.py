@@ -106,8 +106,8 @@ class Session(msgspec.Struct):
     ``task`` is the instruction the human or agent was given (Clones: the quest);
     ``objectives`` its listed sub-goals; ``actions`` the extracted actions in time order;
     ``events`` extra context events (web sessions' hints), ``duration_s`` seconds from the
-    first to the last event; ``reward`` the input's own ground truth in [0, 1] when the
-    format has one, else None (judges never see it); ``meta`` format-specific fields.
+    first to the last event; ``reward`` the input's own ground truth when the format has one
+    (0-1 for most; Crafter's episode_return, -1 to ~20), else None (judges never see it); ``meta`` format-specific fields.
 
     Agent trajectories (``kind`` "agent") also carry: ``task_id``, ``trial``, ``agent`` and
     ``model`` when known; ``transcript`` the OpenAI-shaped messages; ``tools`` the tool

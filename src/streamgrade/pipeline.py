@@ -197,14 +197,14 @@ class Pipeline:
             async for ref in recv:
                 self.stats.found += 1
                 row = self.ledger.get(ref.session_id)
-                if row is not None and row.path != ref.path:
+                if row is not None and row.path != _where(ref):
                     ref = _disambiguate(ref)
                 if not self.ledger.needs_grading(ref.session_id, ref.fingerprint):
                     self.stats.skipped += 1
                     log.debug("skip %s: unchanged since graded", ref.session_id,
                               extra={"session": ref.session_id, "file": ref.path})
                     continue
-                self.ledger.mark_pending(ref.session_id, ref.format, ref.path, ref.fingerprint)
+                self.ledger.mark_pending(ref.session_id, ref.format, _where(ref), ref.fingerprint)
                 self.stats.in_flight += 1
                 await send.send(Job(ref))
 
@@ -339,7 +339,7 @@ class Pipeline:
         """Blocking (runs in a worker thread; never touches the ledger): per-session files,
         then the JSONL lines of the exports in ``todo`` (those not yet appended for this
         session version). Returns (export, new committed size) for the ledger."""
-        folder = self.out / "sessions" / _safe_name(job.ref.session_id)
+        folder = self.out / "sessions" / safe_name(job.ref.session_id)
         enc = msgspec.json.Encoder()
         scores = msgspec.to_builtins(record)
         if job.verdict:
@@ -352,6 +352,9 @@ class Pipeline:
             results = {
                 "session": {
                     "session_id": job.ref.session_id, "format": job.ref.format, "path": job.ref.path,
+                    "kind": job.session.kind, "task_id": job.session.task_id, "trial": job.session.trial,
+                    "agent": job.session.agent, "model": job.session.model, "termination": job.session.termination,
+                    "metrics": job.session.metrics,
                     "task": job.session.task, "objectives": job.session.objectives, "app": job.session.app,
                     "duration_s": job.session.duration_s, "reward": job.session.reward, "meta": job.session.meta,
                 },
@@ -368,7 +371,10 @@ class Pipeline:
                 "error": record.error,
             }
             write_atomic(folder / "results.json", msgspec.json.format(enc.encode(results), indent=2))
-            write_atomic(folder / "sft.json", msgspec.json.format(enc.encode({"messages": job.messages}), indent=2))
+            sft: dict = {"messages": job.messages}
+            if job.session.kind == "agent":
+                sft["tools"] = job.session.tools
+            write_atomic(folder / "sft.json", msgspec.json.format(enc.encode(sft), indent=2))
         appends = []
         lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
         if record.status == "graded":
@@ -382,7 +388,13 @@ class Pipeline:
         return appends
 
 
-def _safe_name(session_id: str) -> str:
+def _where(ref: SessionRef) -> str:
+    """The ledger's path of a session: its file, plus ``#locator`` inside multi-session files."""
+    return f"{ref.path}#{ref.locator}" if ref.locator else ref.path
+
+
+def safe_name(session_id: str) -> str:
+    """A session id as a folder name: anything but letters, digits, - _ . becomes _."""
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id).strip(".")
     return name or "_"
 
@@ -390,8 +402,8 @@ def _safe_name(session_id: str) -> str:
 def _disambiguate(ref: SessionRef) -> SessionRef:
     import hashlib
 
-    sid = f"{ref.session_id}-{hashlib.sha256(ref.path.encode()).hexdigest()[:8]}"
-    return SessionRef(sid, ref.format, ref.path, ref.files, ref.fingerprint)
+    sid = f"{ref.session_id}-{hashlib.sha256(f'{ref.path}#{ref.locator}'.encode()).hexdigest()[:8]}"
+    return msgspec.structs.replace(ref, session_id=sid)
 
 
 def scan_source(paths: list[Path], *, exclude: list[str | Path] = ()) -> Source:

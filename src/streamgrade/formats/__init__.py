@@ -5,8 +5,15 @@ from __future__ import annotations
 from .base import Format, fingerprint
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
+from .crafter import CrafterEpisode
+from .harbor import AtifFile, HarborTrial
+from .openai_chat import OpenAIChat
+from .trace_rows import TraceRows
 
-FORMATS: dict[str, Format] = {f.name: f for f in (ClonesDesktop(), ClonesWeb())}
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (ClonesDesktop(), ClonesWeb(), OpenAIChat(), TraceRows(), HarborTrial(), AtifFile(), CrafterEpisode())
+}
 
 __all__ = ["FORMATS", "Format", "fingerprint", "get_format"]
 

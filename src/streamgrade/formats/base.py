@@ -19,8 +19,11 @@ class Format(Protocol):
     """An input format.
 
     ``name`` is the ``source_format`` of its records. ``find(folder, names)`` returns the
-    sessions whose naming file is among ``names`` (file names in ``folder``); it only looks
-    at names and never reads files, so it is cheap enough for every watch event.
+    sessions whose naming file is among ``names`` (file names in ``folder``). Formats named
+    by file names alone (Clones) never read files; container formats (one file, many
+    sessions: JSON rows, ATIF with continuations) peek at and parse candidate files, caching
+    the parse by (path, size, mtime), and never raise: a file that cannot be parsed is still
+    one session whose assemble reports the error.
     ``assemble(ref, config)`` reads the files (blocking; the pipeline runs it in a worker
     thread) and returns the Session with its actions extracted, or raises
     :class:`InputError` naming the file and the line or field.

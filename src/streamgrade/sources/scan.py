@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+
+import msgspec
 from typing import Iterable, Iterator
 
 from ..formats import FORMATS, Format, fingerprint
@@ -13,7 +15,7 @@ from ..models import SessionRef
 
 def with_fingerprint(ref: SessionRef) -> SessionRef:
     """``ref`` with the fingerprint of its files as they are now."""
-    return SessionRef(ref.session_id, ref.format, ref.path, ref.files, fingerprint(ref.files))
+    return msgspec.structs.replace(ref, fingerprint=fingerprint(ref.files))
 
 
 def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | None = None) -> list[SessionRef]:
@@ -44,9 +46,10 @@ def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> 
 
 
 def _unique(ref: SessionRef, seen: dict[str, str]) -> SessionRef:
-    owner = seen.setdefault(ref.session_id, ref.path)
-    if owner == ref.path:
+    where = f"{ref.path}#{ref.locator}"
+    owner = seen.setdefault(ref.session_id, where)
+    if owner == where:
         return ref
-    sid = f"{ref.session_id}-{hashlib.sha256(ref.path.encode()).hexdigest()[:8]}"
-    seen[sid] = ref.path
-    return SessionRef(sid, ref.format, ref.path, ref.files, ref.fingerprint)
+    sid = f"{ref.session_id}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+    seen[sid] = where
+    return msgspec.structs.replace(ref, session_id=sid)

@@ -1,0 +1,80 @@
+"""Preference pairs: best vs worst graded session of the same task, in TRL's conversational
+shape and in OpenAI's preference fine-tuning shape.
+
+- TRL (DPOTrainer, "conversational" preference datasets): ``{"prompt": [messages],
+  "chosen": [messages], "rejected": [messages]}``. The prompt is the chosen trajectory up to
+  and including its first user message (system kept); chosen and rejected are each
+  trajectory's messages after its own first user message (trajectory-level preference).
+- OpenAI (fine-tuning, method "dpo"): ``{"input": {"messages", "tools"?},
+  "preferred_output": [one assistant message], "non_preferred_output": [one assistant
+  message]}``. OpenAI takes a single assistant message per side, so the pair is cut at the
+  first assistant turn where the two trajectories differ: the input is the chosen
+  trajectory before that turn.
+
+Pairs form within a group (same source format, task id or task text, and model), from the
+highest and the lowest score, when they differ by at least the minimum gap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .store import GradedSession
+
+
+class PairError(ValueError):
+    """Why a group gives no pair."""
+
+
+def group_key(s: GradedSession) -> tuple[str, str, str]:
+    """(format, task, model): pairs only ever form within one key."""
+    return (s.record.get("source_format") or "", str(s.record.get("task_id") or s.task or ""), s.record.get("model") or "")
+
+
+def pick_pair(group: list[GradedSession], min_gap: float) -> tuple[GradedSession, GradedSession]:
+    """(best, worst) by score (ties: higher reward, then session id); PairError if the group
+    has fewer than two or the gap is below ``min_gap``."""
+    if len(group) < 2:
+        raise PairError("fewer than two graded sessions")
+    order = sorted(group, key=lambda s: (s.score, s.record.get("reward") or 0.0, s.session_id))
+    worst, best = order[0], order[-1]
+    if best.score - worst.score < min_gap:
+        raise PairError(f"score gap {best.score - worst.score:.1f} below {min_gap}")
+    return best, worst
+
+
+def _split(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    for i, m in enumerate(messages):
+        if m.get("role") == "user":
+            return messages[: i + 1], messages[i + 1:]
+    raise PairError("trajectory has no user message")
+
+
+def trl_pair(best: GradedSession, worst: GradedSession) -> dict[str, Any]:
+    """A TRL conversational preference row (see module docstring)."""
+    prompt, chosen = _split(best.messages)
+    _, rejected = _split(worst.messages)
+    if not chosen or not rejected:
+        raise PairError("a side has no messages after the prompt")
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.get("content") == b.get("content") and a.get("tool_calls") == b.get("tool_calls")
+
+
+def openai_pair(best: GradedSession, worst: GradedSession) -> dict[str, Any]:
+    """An OpenAI preference fine-tuning row (see module docstring)."""
+    b_idx = [i for i, m in enumerate(best.messages) if m.get("role") == "assistant"]
+    w_idx = [i for i, m in enumerate(worst.messages) if m.get("role") == "assistant"]
+    for k in range(min(len(b_idx), len(w_idx))):
+        pref, non = best.messages[b_idx[k]], worst.messages[w_idx[k]]
+        if not _same(pref, non):
+            row: dict[str, Any] = {"input": {"messages": best.messages[: b_idx[k]]},
+                                   "preferred_output": [pref], "non_preferred_output": [non]}
+            if best.tools:
+                row["input"]["tools"] = best.tools
+            if not any(m.get("role") == "user" for m in row["input"]["messages"]):
+                raise PairError("no user message before the first differing assistant turn")
+            return row
+    raise PairError("assistant turns never differ")

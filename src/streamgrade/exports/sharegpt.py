@@ -1,0 +1,103 @@
+"""ShareGPT rows in LLaMA-Factory's shape, validated against its ordering rules.
+
+Shape (LLaMA-Factory data/README.md, "sharegpt" format): ``{"conversations": [{"from",
+"value"}], "system": str, "tools": str}`` with ``from`` one of human, gpt, function_call,
+observation; ``tools`` a JSON string of function definitions ``[{"name", "description",
+"parameters"}]``; a function_call value is a JSON string ``{"name", "arguments"}`` (a list of
+them for parallel calls).
+
+Rules (LLaMA-Factory src/llamafactory/data/converter.py, SharegptDatasetConverter): after an
+optional leading system turn, turns at even positions (0, 2, ...) must be human or
+observation and turns at odd positions gpt or function_call, and the count must be even. It
+drops a row that breaks them with only a log warning; here such a row is rejected with a
+reason (:class:`ShareGPTError`) instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ODD = ("human", "observation")
+EVEN = ("gpt", "function_call")
+TOOL_JOIN = "\n</tool_response>\n<tool_response>\n"  # how LLaMA-Factory joins parallel results
+
+
+class ShareGPTError(ValueError):
+    """A row that LLaMA-Factory would drop; the message says which rule it breaks."""
+
+
+def _call_value(tool_calls: list[dict[str, Any]]) -> str:
+    calls = []
+    for tc in tool_calls:
+        fn = tc.get("function", {})
+        args = fn.get("arguments", "{}")
+        try:
+            parsed = json.loads(args) if isinstance(args, str) else args
+        except json.JSONDecodeError:
+            parsed = args
+        calls.append({"name": fn.get("name", ""), "arguments": parsed})
+    return json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+
+
+def to_sharegpt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Convert OpenAI chat messages to a ShareGPT row, then :func:`validate` it.
+
+    System messages become ``system`` (joined); consecutive tool results become one
+    observation; an assistant message with tool calls becomes one function_call (its text,
+    if any, is dropped, as LLaMA-Factory's own OpenAI converter does); consecutive turns of
+    one side are merged; trailing human/observation turns are dropped so the row ends on the
+    model. Raises ShareGPTError when the result still breaks the rules."""
+    system: list[str] = []
+    conv: list[dict[str, str]] = []
+
+    def push(role: str, value: str) -> None:
+        side = EVEN if role in EVEN else ODD
+        if conv and conv[-1]["from"] in side and conv[-1]["from"] == role and role in ("human", "gpt"):
+            conv[-1]["value"] += "\n" + value
+        elif conv and conv[-1]["from"] == "observation" and role == "observation":
+            conv[-1]["value"] += TOOL_JOIN + value
+        else:
+            conv.append({"from": role, "value": value})
+
+    for m in messages:
+        role, content = m.get("role"), m.get("content")
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False) if content else ""
+        if role == "system":
+            system.append(text)
+        elif role == "user":
+            push("human", text)
+        elif role == "assistant":
+            if m.get("tool_calls"):
+                push("function_call", _call_value(m["tool_calls"]))
+            else:
+                push("gpt", text)
+        elif role == "tool":
+            push("observation", text)
+        else:
+            raise ShareGPTError(f"unknown role {role!r}")
+    while conv and conv[-1]["from"] in ODD:
+        conv.pop()
+    row: dict[str, Any] = {"conversations": conv, "system": "\n".join(system)}
+    if tools:
+        row["tools"] = json.dumps([t.get("function", t) if t.get("type") == "function" else t for t in tools],
+                                  ensure_ascii=False)
+    validate(row)
+    return row
+
+
+def validate(row: dict[str, Any]) -> None:
+    """Raise ShareGPTError naming the first turn that breaks LLaMA-Factory's rules."""
+    conv = row.get("conversations")
+    if not isinstance(conv, list) or not conv:
+        raise ShareGPTError("no conversation turns (nothing from the model)")
+    for i, turn in enumerate(conv):
+        want = ODD if i % 2 == 0 else EVEN
+        if turn.get("from") not in want:
+            raise ShareGPTError(f"turn {i} is {turn.get('from')!r}, LLaMA-Factory expects one of {want}")
+        if not isinstance(turn.get("value"), str):
+            raise ShareGPTError(f"turn {i} value is not a string")
+    if len(conv) % 2:
+        raise ShareGPTError(f"odd number of turns ({len(conv)}): must end with gpt or function_call")
+    if "tools" in row and not isinstance(row["tools"], str):
+        raise ShareGPTError("tools must be a JSON string")

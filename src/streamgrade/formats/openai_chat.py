@@ -1,0 +1,186 @@
+"""OpenAI-chat trajectory dumps: a JSON list (or JSONL file, or single JSON object) of rows,
+each holding a list of OpenAI chat messages, one session per row.
+
+Example: tau-bench's historical trajectories (sierra-research/tau-bench,
+``historical_trajectories/gpt-4o-airline.json``; schema in
+../shared/corpus/tau-bench/PROVENANCE.md): rows ``{task_id, trial, reward, info, traj}``.
+Where a dump keeps its fields is configured in ``[formats.openai_chat]``
+(:class:`~streamgrade.config.OpenAIChatMapping`): the keys tried for the messages list and
+dotted paths for task_id, trial, reward, model and agent.
+
+Finding: ``.json``/``.jsonl`` files not owned by another format (see :data:`SKIP_NAMES`,
+:data:`SKIP_SUFFIXES`; nothing in a Clones desktop folder, one with meta.json and
+input_log.jsonl), at most 512 MB, whose first byte is ``[`` or ``{``, are parsed (once:
+a small LRU keyed by path, size and mtime serves the later ``assemble`` calls). A file is
+claimed when at least one row holds one of the default mapping's messages fields; then every
+row of it gets a session except trace rows (rows with both ``trial_name`` and ``episode``,
+which belong to the trace-rows format), so a malformed row is reported rather than
+silently skipped. A ``.json``/``.jsonl`` file that looks like JSON but does not parse is
+claimed as one session (``<stem>``) whose assemble reports the parse error and its line.
+``find`` has no config, so it uses the default mapping; ``assemble`` uses the configured one.
+
+Session ids: ``<stem>.task<task_id>.trial<trial>`` when both are known (``.row<index>``
+appended if that id repeats within the file), else ``<stem>.row<index>``; the ref's
+``locator`` is the row index.
+
+What the judge sees: the transcript (system messages kept; tool calls in OpenAI shape with
+``arguments`` as a JSON string) and the task = the first user message's content. Nothing
+else of the row: tau-bench's ``info.task.instruction`` (the simulated user's hidden brief)
+and ``info.task.actions`` (the reference action sequence) are never put in the task, the
+transcript or ``meta``.
+
+Termination: ``"stop"`` when the last message is the assistant's without tool calls,
+``"tool_call"`` when it is an assistant message with tool calls, else ``"unknown"`` (the
+dump does not say why the run ended: tau-bench rows usually end with the simulated user's
+``###STOP###`` message or a tool result).
+
+Metrics: ``user_cost`` from ``info.user_cost`` when it is a number. ``reward`` is the row's
+reward (a number or numeric string) as float, else None.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, OpenAIChatMapping
+from ..errors import InputError
+from ..models import ChatMessage, Session, SessionRef
+from ._rows import Rows, as_float, as_text, chat_messages, dotted, file_stem, load_rows, looks_like_json, sanitise
+
+NAME = "openai-chat"
+
+SKIP_NAMES = frozenset({"meta.json", "input_log.jsonl", "result.json", "config.json", "trajectory.json", "sft.json"})
+SKIP_SUFFIXES = (".events.json", ".trajectory.json", ".traces.json")
+
+
+def owned_elsewhere(name: str) -> bool:
+    """True for file names another format owns (Clones, Harbor, ATIF, trace rows)."""
+    return (
+        name in SKIP_NAMES
+        or name.endswith(SKIP_SUFFIXES)
+        or "race_sessions" in name
+        or (name.startswith("default_run_") and name.endswith(".json"))
+    )
+
+
+def clones_desktop_folder(names: list[str]) -> bool:
+    """A Clones desktop session folder (meta.json and input_log.jsonl): its other JSON files
+    (sft.json exports, ...) are Clones' own, never OpenAI-chat dumps."""
+    return "meta.json" in names and "input_log.jsonl" in names
+
+
+def is_trace_row(row: Any) -> bool:
+    """A row of an exported trace dump (trace-rows format): has trial_name and episode."""
+    return isinstance(row, dict) and "trial_name" in row and "episode" in row
+
+
+def _messages_field(row: Any, mapping: OpenAIChatMapping) -> str | None:
+    if not isinstance(row, dict):
+        return None
+    for f in mapping.messages_fields:
+        if f in row:
+            return f
+    return None
+
+
+class OpenAIChat:
+    """The OpenAI-chat dump format (see module docstring)."""
+
+    name = NAME
+
+    def find(self, folder: Path, names: list[str]) -> list[SessionRef]:
+        """One ref per row of each claimed dump file (see module docstring)."""
+        mapping = OpenAIChatMapping()
+        out: list[SessionRef] = []
+        if clones_desktop_folder(names):
+            return out
+        for n in sorted(names):
+            if not n.endswith((".json", ".jsonl")) or owned_elsewhere(n):
+                continue
+            path = str(folder / n)
+            if not looks_like_json(path):
+                continue
+            rows = load_rows(path)
+            stem = sanitise(file_stem(n))
+            if rows.error is not None:
+                out.append(SessionRef(session_id=stem, format=NAME, path=path, files=(path,), locator=""))
+                continue
+            if not any(_messages_field(r, mapping) and not is_trace_row(r) for r in rows.rows):
+                continue
+            seen: set[str] = set()
+            for i, row in enumerate(rows.rows):
+                if is_trace_row(row):
+                    continue
+                sid = f"{stem}.row{i}"
+                if isinstance(row, dict):
+                    task_id, trial = as_text(dotted(row, mapping.task_id)), as_text(dotted(row, mapping.trial))
+                    if task_id is not None and trial is not None:
+                        sid = f"{stem}.task{sanitise(task_id)}.trial{sanitise(trial)}"
+                        if sid in seen:
+                            sid = f"{sid}.row{i}"
+                seen.add(sid)
+                out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=str(i)))
+        return out
+
+    def assemble(self, ref: SessionRef, config: Config) -> Session:
+        """Read row ``int(ref.locator)`` with the configured mapping. Raises InputError naming
+        the file and the field (``[17].traj[3].tool_calls[0].function.arguments``; for JSONL
+        the line and ``traj[3]...``)."""
+        mapping = config.formats.openai_chat
+        rows = load_rows(ref.path)
+        if rows.error is not None:
+            raise rows.error
+        try:
+            index = int(ref.locator)
+        except ValueError:
+            raise InputError(ref.path, f"bad row locator {ref.locator!r}") from None
+        if not 0 <= index < len(rows.rows):
+            raise InputError(ref.path, f"row {index} not found: the file has {len(rows.rows)} rows")
+        row = rows.rows[index]
+        if not isinstance(row, dict):
+            raise rows.fail(index, "", f"expected a row object, got {type(row).__name__}")
+        field = _messages_field(row, mapping)
+        if field is None:
+            raise rows.fail(index, "", f"no messages list: none of the fields {', '.join(mapping.messages_fields)}")
+        transcript = chat_messages(row[field], rows, index, field)
+        if not transcript:
+            raise rows.fail(index, field, "no messages")
+        task = _task(transcript, rows, index, field)
+        metrics: dict[str, float] = {}
+        user_cost = dotted(row, "info.user_cost")
+        if isinstance(user_cost, (int, float)) and not isinstance(user_cost, bool):
+            metrics["user_cost"] = float(user_cost)
+        return Session(
+            ref=ref,
+            task=task,
+            actions=[],
+            duration_s=None,
+            reward=as_float(dotted(row, mapping.reward)),
+            meta={"row": index, "messages_field": field, "n_messages": len(transcript)},
+            kind="agent",
+            task_id=as_text(dotted(row, mapping.task_id)),
+            trial=as_text(dotted(row, mapping.trial)),
+            agent=as_text(dotted(row, mapping.agent)),
+            model=as_text(dotted(row, mapping.model)),
+            transcript=transcript,
+            tools=[],
+            termination=termination(transcript),
+            metrics=metrics,
+        )
+
+
+def _task(transcript: list[ChatMessage], rows: Rows, index: int, field: str) -> str:
+    for m in transcript:
+        if m.role == "user" and m.content and m.content.strip():
+            return m.content
+    raise rows.fail(index, field, "no user message: the task is the first user message")
+
+
+def termination(transcript: list[ChatMessage]) -> str:
+    """"stop" (ends with an assistant message without tool calls), "tool_call" (ends with an
+    assistant tool call) or "unknown"."""
+    last = transcript[-1] if transcript else None
+    if last is None or last.role != "assistant":
+        return "unknown"
+    return "tool_call" if last.tool_calls else "stop"
