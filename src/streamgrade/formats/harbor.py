@@ -358,7 +358,7 @@ class HarborTrial:
         one session named after the folder; its files are result.json and the trajectory
         with its continuation files."""
         folder = Path(folder)
-        if RESULT not in names or "agent" not in names:
+        if RESULT not in names:  # names may hold only files (os.walk), so agent/ is checked on disk
             return []
         traj = folder / TRAJECTORY
         if not os.path.isfile(traj):

@@ -170,50 +170,54 @@ class HeuristicJudge:
         return None
 
 
-_ERROR = re.compile(r"\b(error|exception|traceback|not found|invalid|failed|denied|unknown)\b", re.I)
-_HANDOFF = re.compile(r"transfer|escalat|handoff|hand_off|human", re.I)
+_ERROR = re.compile(r"\b(error|exception|traceback|not found|invalid|failed|denied)\b", re.I)
+_LIMITS = re.compile(r"\b(sorry|apologi[sz]e|unable|cannot|can't|not able|not allowed|not permitted)\b", re.I)
 
 
 def agent_signals(session: Session) -> dict[str, float]:
-    """Signals any agent trajectory has: assistant turns, tool calls, tool results that read
-    as errors, repeated identical calls (same name and arguments), handoff calls (a tool
-    whose name says transfer/escalate/human), and whether it ends on an assistant answer."""
+    """Signals any agent trajectory has: assistant turns, tool calls, the share of distinct
+    calls (same name and arguments repeated lowers it), tool results that read as errors,
+    assistant messages that state a limit or decline ("sorry", "unable", "cannot": policy
+    adherence, i.e. not forcing an action the policy forbids), and whether the run ends on
+    an assistant answer."""
     calls = [tc for m in session.transcript for tc in (m.tool_calls or [])]
-    seen: set[tuple[str, str]] = set()
-    repeats = 0
-    for tc in calls:
-        key = (tc.function.name, tc.function.arguments)
-        repeats += key in seen
-        seen.add(key)
+    distinct = {(tc.function.name, tc.function.arguments) for tc in calls}
     results = [m for m in session.transcript if m.role == "tool"]
     errors = sum(1 for m in results if m.content and _ERROR.search(m.content[:500]))
+    limits = sum(len(_LIMITS.findall(m.content or "")) for m in session.transcript if m.role == "assistant")
     last = session.transcript[-1] if session.transcript else None
     return {
         "turns": float(session.turns),
         "tool_calls": float(len(calls)),
+        "distinct_share": len(distinct) / len(calls) if calls else 1.0,
         "tool_errors": float(errors),
         "error_share": errors / len(results) if results else 0.0,
-        "repeats": float(repeats),
-        "handoffs": float(sum(1 for tc in calls if _HANDOFF.search(tc.function.name))),
+        "limits_stated": float(limits),
         "ends_with_answer": 1.0 if last is not None and last.role == "assistant" and last.content and not last.tool_calls else 0.0,
     }
 
 
 def grade_agent(session: Session, n_chunks: int) -> Verdict:
-    """The agent rubric, offline: outcome from ending on an answer, no handoff and few
-    unresolved errors; process from tool errors and repeated calls; efficiency from turns.
-    A baseline: it never sees the reward or reference actions."""
+    """The agent rubric, offline (a baseline; it never sees the reward or reference actions):
+
+    - outcome = 60 - 1.5 per assistant turn beyond 6 + 5 per stated limit (max 3)
+      - 20 x error share: short, clean runs finish more often; an agent that declines what
+      it may not do has followed its instructions;
+    - process = 70 + 10 per stated limit (max 3) - 40 x error share - 30 x repeated-call
+      share: tool use and policy adherence;
+    - efficiency = 100 - 3 per turn beyond 4 - 2 per tool call beyond 2.
+    Measured on tau-bench airline (scripts/judge_quality.py): see the README."""
     sig = agent_signals(session)
     if not session.transcript:
         zero = Component(0.0, CONFIDENCE, "empty trajectory")
         return Verdict(components={"outcome": zero, "process": zero, "efficiency": zero},
                        summary="empty trajectory", chunk_summaries=["no messages"] * n_chunks, usage=Usage())
-    outcome = _clamp(40 + 30 * sig["ends_with_answer"] - 30 * min(1.0, sig["handoffs"]) - 30 * sig["error_share"]
-                     + 10 * min(1.0, sig["tool_calls"] / 3))
-    process = _clamp(90 - 50 * sig["error_share"] - 10 * sig["repeats"])
-    efficiency = _clamp(100 - 2.5 * max(0.0, sig["turns"] - 8) - 10 * sig["repeats"])
-    reason = (f"{sig['turns']:.0f} turns, {sig['tool_calls']:.0f} tool calls, {sig['tool_errors']:.0f} error results, "
-              f"{sig['repeats']:.0f} repeated calls, {sig['handoffs']:.0f} handoffs, "
+    limits = min(3.0, sig["limits_stated"])
+    outcome = _clamp(60 - 1.5 * max(0.0, sig["turns"] - 6) + 5 * limits - 20 * sig["error_share"])
+    process = _clamp(70 + 10 * limits - 40 * sig["error_share"] - 30 * (1 - sig["distinct_share"]))
+    efficiency = _clamp(100 - 3 * max(0.0, sig["turns"] - 4) - 2 * max(0.0, sig["tool_calls"] - 2))
+    reason = (f"{sig['turns']:.0f} turns, {sig['tool_calls']:.0f} tool calls ({sig['distinct_share']:.0%} distinct), "
+              f"{sig['tool_errors']:.0f} error results, {sig['limits_stated']:.0f} stated limits, "
               + ("ends with an answer" if sig["ends_with_answer"] else "does not end with an answer"))
     return Verdict(
         components={"outcome": Component(outcome, CONFIDENCE, reason),
