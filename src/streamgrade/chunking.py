@@ -23,7 +23,7 @@ def action_lines(session: Session) -> list[tuple[int, str]]:
     """(t_ms, line) for each action, the line prefixed with its time in seconds. For agent
     trajectories, (0, line) for each transcript message after the first user message (which
     is the task), prefixed with its message index: their chunks have no times."""
-    if session.kind == "agent":
+    if session.has_transcript:
         first_user = next((i for i, m in enumerate(session.transcript) if m.role == "user"), -1)
         return [(0, f"[{i}] {render_chat_message(m)}") for i, m in enumerate(session.transcript) if i != first_user]
     return [(a.t_ms, f"[{a.t_ms / 1000:.1f}s] {render_action(a)}") for a in session.actions]

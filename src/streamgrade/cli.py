@@ -2,8 +2,8 @@
 options, builds the config, and runs the pipeline).
 
 Exit codes: 0 every session graded (or nothing to do), 1 some sessions failed (a summary on
-stderr says which and why), 2 usage or configuration error, 130 interrupted before the
-drain finished.
+stderr says which and why), 2 usage or configuration error, 3 nothing to export (``export``),
+130 interrupted before the drain finished.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .pipeline import Pipeline, RunStats, scan_source
 
 log = logging.getLogger("streamgrade.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
 
 _common = [
     click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path),
@@ -213,7 +213,23 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress) -
     t0 = time.monotonic()
     stats, interrupted = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress))
     _summary(stats, cfg, time.monotonic() - t0)
+    if not interrupted:
+        _write_dpo(cfg)
     sys.exit(130 if interrupted else EXIT_FAILED if stats.failed else EXIT_OK)
+
+
+def _write_dpo(cfg: Config) -> None:
+    """Rewrite OUT/exports/dpo.jsonl (TRL pairs) from all graded results: a pair needs its
+    whole task group, so it is rebuilt at the end of a run rather than appended."""
+    from .exports.build import NothingToExport, build_export
+
+    out = Path(cfg.run.output)
+    try:
+        res = build_export(out, "dpo", cfg.exports.filter(), min_gap=cfg.exports.dpo_min_gap,
+                           dest=out / "exports" / "dpo.jsonl")
+        click.echo(f"streamgrade: {res.rows} DPO pairs in {res.path}", err=True)
+    except NothingToExport as exc:
+        log.info("%s", exc)
 
 
 @main.command()
@@ -236,3 +252,92 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s) -> N
     stats, interrupted = anyio.run(lambda: _run(cfg, paths, watch=True, progress=False))
     _summary(stats, cfg, time.monotonic() - t0)
     sys.exit(130 if interrupted else EXIT_OK)
+
+
+_FORMATS = ["sft", "sharegpt", "dpo", "openai-dpo"]
+
+
+@main.command("export")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True,
+              help="sft: ChatML (TRL SFTTrainer, OpenAI fine-tuning); sharegpt: LLaMA-Factory; "
+                   "dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning.")
+@click.option("-o", "--output", "dest", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write.  [default: OUT/exports/rebuilt/<name>.jsonl]")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file; its [exports] section gives the default filters.")
+@click.option("--min-score", type=float, help="Least judge score (0-100).")
+@click.option("--min-reward", type=float, help="Least ground-truth reward.")
+@click.option("--min-achievements", type=float, help="Least achievements unlocked (game episodes).")
+@click.option("--min-progression", type=float, help="Least progression 0-1 (game episodes).")
+@click.option("--max-turns", type=int, help="Most assistant turns.")
+@click.option("--require-termination", multiple=True, help="Keep only these termination reasons (repeatable).")
+@click.option("--source-format", "formats", multiple=True, help="Keep only this input format (repeatable).")
+@click.option("--model", "models", multiple=True, help="Keep only this model (repeatable).")
+@click.option("--min-gap", type=float, help="DPO: least score gap between chosen and rejected.  [default: 10]")
+def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achievements, min_progression, max_turns,
+               require_termination, formats, models, min_gap) -> None:
+    """Rebuild a training-data file from the graded results in OUT, without regrading.
+
+    Exit code 0 when rows were written, 3 when nothing passed the filters (no file is
+    written), 2 on a usage error.
+    """
+    from .exports.build import NothingToExport, build_export
+    from .exports.filters import ExportFilter
+
+    cfg = _build_config(config_file, None, None, None)
+    base = cfg.exports.filter()
+    given = {"min_score": min_score, "min_reward": min_reward, "min_achievements": min_achievements,
+             "min_progression": min_progression, "max_turns": max_turns,
+             "require_termination": list(require_termination) or None, "formats": list(formats) or None,
+             "models": list(models) or None}
+    flt = ExportFilter(**{k: (given[k] if given.get(k) is not None else getattr(base, k)) for k in ExportFilter.__struct_fields__})
+    try:
+        res = build_export(out, fmt, flt, min_gap=cfg.exports.dpo_min_gap if min_gap is None else min_gap, dest=dest)
+    except NothingToExport as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_NOTHING)
+    click.echo(f"streamgrade: wrote {res.rows} {fmt} rows to {res.path} ({res.considered} graded sessions considered, "
+               f"{len(res.rejected)} left out)", err=True)
+    for sid, reason in res.rejected[:10]:
+        click.echo(f"  left out {sid}: {reason}", err=True)
+    if len(res.rejected) > 10:
+        click.echo(f"  ... and {len(res.rejected) - 10} more", err=True)
+
+
+@main.command("stats")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file ([exports] reward_pass and min_score).")
+def stats_cmd(out, as_json, config_file) -> None:
+    """Counts, score and reward distributions by format, model and task, pass rates, and
+    score-vs-reward agreement (AUROC, Spearman) where rewards exist."""
+    import json as _json
+
+    from .stats import stats
+
+    cfg = _build_config(config_file, None, None, None)
+    res = stats(out, reward_pass=cfg.exports.reward_pass,
+                score_pass=cfg.exports.min_score if cfg.exports.min_score is not None else 50.0)
+    if as_json:
+        click.echo(_json.dumps(res))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160
+    for name in ("by_format", "by_model"):
+        table = Table(title=f"{out}: {name.replace('_', ' ')}")
+        cols = ["group", "n", "graded", "failed", "score", "p10", "p90", "judge pass",
+                "rewards", "reward", "reward pass", "AUROC", "rho"]
+        keys = ["sessions", "graded", "failed", "score_mean", "score_p10", "score_p90",
+                "judge_pass_rate", "with_reward", "reward_mean", "reward_pass_rate", "auroc", "spearman"]
+        for c in cols:
+            table.add_column(c, justify="left" if c == "group" else "right")
+        for group, f in [*res[name].items(), ("(all)", res["total"])]:
+            table.add_row(group, *["-" if f[k] is None else f"{f[k]:.3g}" if isinstance(f[k], float) else str(f[k]) for k in keys])
+        console.print(table)
+    console.print(f"{len(res['by_task'])} tasks; per-task figures with --json")

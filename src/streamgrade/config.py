@@ -17,6 +17,7 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from .errors import ConfigError
+from .exports.filters import ExportFilter
 
 
 class RunConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -136,6 +137,20 @@ class OpenAIChatMapping(msgspec.Struct, forbid_unknown_fields=True):
     agent: str = "agent"
 
 
+class ExportsConfig(ExportFilter, forbid_unknown_fields=True):
+    """``[exports]``: the quality filter applied to the incremental exports (sft.chatml,
+    sharegpt) and the DPO file written at the end of a grade run (fields as in
+    :class:`~streamgrade.exports.filters.ExportFilter`; ``min_score`` is the quality
+    threshold); ``dpo_min_gap`` the least score gap (points) of a best-vs-worst pair;
+    ``reward_pass`` the reward at or above which ``stats`` counts a session as passed."""
+
+    dpo_min_gap: float = 10.0
+    reward_pass: float = 1.0
+
+    def filter(self) -> ExportFilter:
+        return ExportFilter(**{f: getattr(self, f) for f in ExportFilter.__struct_fields__})
+
+
 class FormatsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[formats]``: per-format settings."""
 
@@ -153,6 +168,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     rubric: RubricConfig = msgspec.field(default_factory=RubricConfig)
     openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
     formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
+    exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
 
 
 #: Short environment variables and the field each sets.

@@ -114,7 +114,8 @@ class Session(msgspec.Struct):
     (function) definitions when the trace has them; ``termination`` why the run ended
     (e.g. "stop", "max_steps", "timeout", "error") when known; ``metrics`` typed extra
     figures (achievements, progression, episode_return, tokens, cost_usd, ...). Recorded
-    human demonstrations have ``kind`` "demonstration".
+    human demonstrations have ``kind`` "demonstration"; game episodes (observation/action
+    loops with no user, e.g. BALROG Crafter) have ``kind`` "episode" and a transcript too.
     """
 
     ref: SessionRef
@@ -135,6 +136,11 @@ class Session(msgspec.Struct):
     tools: list[dict[str, Any]] = []
     termination: str | None = None
     metrics: dict[str, float] = {}
+
+    @property
+    def has_transcript(self) -> bool:
+        """Agent trajectories and game episodes are graded from their transcript."""
+        return self.kind in ("agent", "episode")
 
     @property
     def turns(self) -> int:

@@ -34,6 +34,7 @@ from .chunking import chunk_session
 from .config import Config
 from .errors import InputError, JudgeError
 from .exports.chatml import agent_chatml, to_chatml
+from .exports.sharegpt import ShareGPTError, to_sharegpt
 from .formats import FORMATS
 from .judges.base import Judge
 from .judges.rubric import final_confidence, final_score
@@ -47,6 +48,7 @@ log = logging.getLogger("streamgrade.pipeline")
 
 SCORES_JSONL = "scores.jsonl"
 SFT_JSONL = "sft.chatml.jsonl"
+SHAREGPT_JSONL = "sharegpt.jsonl"
 
 Source = Callable[[ObjectSendStream[SessionRef]], Awaitable[None]]
 
@@ -127,7 +129,7 @@ class Pipeline:
         Raises OSError naming the output folder when it cannot be created or written."""
         (self.out / "exports").mkdir(parents=True, exist_ok=True)
         self._ledger = Ledger(self.out / "state.sqlite")
-        for name in (SCORES_JSONL, SFT_JSONL):
+        for name in (SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL):
             exp = JsonlExport(self.out / "exports" / name, self._ledger)
             exp.recover()
             self._exports[name] = exp
@@ -214,7 +216,7 @@ class Pipeline:
                 fmt = FORMATS[job.ref.format]
                 try:
                     job.session = await anyio.to_thread.run_sync(fmt.assemble, job.ref, self.config)
-                    job.messages = (to_openai_messages(job.session) if job.session.kind == "agent"
+                    job.messages = (to_openai_messages(job.session) if job.session.has_transcript
                                     else to_messages(job.session))
                     job.chunks = chunk_session(job.session, self.config.chunking)
                 except InputError as exc:
@@ -335,6 +337,31 @@ class Pipeline:
             fingerprint=job.ref.fingerprint,
         )
 
+    def _training_rows(self, job: Job, record: ScoreRecord, enc: msgspec.json.Encoder) -> list[tuple[str, bytes]]:
+        """The ChatML and ShareGPT lines of a graded session that passes the ``[exports]``
+        quality filter (none when it does not, or when it has no assistant turn)."""
+        s = job.session
+        assert s is not None
+        reason = self.config.exports.filter().reject_reason(msgspec.to_builtins(record))
+        if reason:
+            log.info("not exported %s: %s", s.ref.session_id, reason, extra={"session": s.ref.session_id, "file": s.ref.path})
+            return []
+        if s.has_transcript:
+            messages, tools = job.messages, s.tools
+        else:
+            row = to_chatml(job.messages)
+            messages, tools = (row["messages"] if row else []), []
+        chatml = agent_chatml(messages, tools)
+        if chatml is None:
+            log.info("not exported %s: no assistant turn", s.ref.session_id, extra={"session": s.ref.session_id, "file": s.ref.path})
+            return []
+        out: list[tuple[str, bytes]] = [(SFT_JSONL, enc.encode(chatml))]
+        try:
+            out.append((SHAREGPT_JSONL, enc.encode(to_sharegpt(messages, tools))))
+        except ShareGPTError as exc:
+            log.warning("no ShareGPT row for %s: %s", s.ref.session_id, exc, extra={"session": s.ref.session_id, "file": s.ref.path})
+        return out
+
     def _write(self, job: Job, record: ScoreRecord, todo: set[str]) -> list[tuple[str, int]]:
         """Blocking (runs in a worker thread; never touches the ledger): per-session files,
         then the JSONL lines of the exports in ``todo`` (those not yet appended for this
@@ -372,16 +399,13 @@ class Pipeline:
             }
             write_atomic(folder / "results.json", msgspec.json.format(enc.encode(results), indent=2))
             sft: dict = {"messages": job.messages}
-            if job.session.kind == "agent":
+            if job.session.has_transcript:
                 sft["tools"] = job.session.tools
             write_atomic(folder / "sft.json", msgspec.json.format(enc.encode(sft), indent=2))
         appends = []
         lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
-        if record.status == "graded":
-            s = job.session
-            row = agent_chatml(job.messages, s.tools) if s and s.kind == "agent" else to_chatml(job.messages)
-            if row is not None:
-                lines.append((SFT_JSONL, enc.encode(row)))
+        if record.status == "graded" and job.session is not None:
+            lines += self._training_rows(job, record, enc)
         for name, line in lines:
             if name in todo:
                 appends.append((name, self._exports[name].append(line)))

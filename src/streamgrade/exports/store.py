@@ -52,7 +52,7 @@ def load_graded(out: str | Path, *, with_messages: bool = True) -> Iterator[Grad
                 continue
             session = results.get("session", {})
             gs.task = session.get("task") or ""
-            if session.get("kind") == "agent":
+            if session.get("kind") in ("agent", "episode"):
                 gs.messages = sft.get("messages", [])
                 gs.tools = sft.get("tools", [])
             else:

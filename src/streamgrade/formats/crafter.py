@@ -134,7 +134,7 @@ class CrafterEpisode:
             ref=ref,
             task=f"Crafter: {task_name}. Goal: {GOAL}.",
             reward=ret,
-            kind="agent",
+            kind="episode",
             task_id=f"crafter/{task_name}",
             trial=Path(path).stem,
             agent=agent.get("type") if isinstance(agent.get("type"), str) else None,

@@ -124,6 +124,8 @@ class HeuristicJudge:
         """The same as :meth:`grade`, synchronously."""
         if session.kind == "agent":
             return grade_agent(session, len(chunks))
+        if session.kind == "episode":
+            return grade_episode(session, len(chunks))
         actions = session.actions
         n = len(actions)
         cov = coverage(session)
@@ -224,6 +226,59 @@ def grade_agent(session: Session, n_chunks: int) -> Verdict:
                     "process": Component(process, CONFIDENCE, reason),
                     "efficiency": Component(efficiency, CONFIDENCE, reason)},
         summary=f"Agent trajectory: {reason}.",
+        chunk_summaries=[reason] * n_chunks,
+        usage=Usage(),
+    )
+
+
+def episode_signals(session: Session) -> dict[str, float]:
+    """Signals of a game episode (observation -> action loop): steps taken, distinct actions
+    used, the share of steps without a valid action, the share of no-op steps, and the
+    longest run of one repeated action."""
+    acts = []
+    for m in session.transcript:
+        if m.role == "assistant":
+            text = m.content or ""
+            acts.append(text.rsplit("Action:", 1)[-1].strip().lower())
+    n = len(acts)
+    longest = run = 0
+    for prev, cur in zip([None, *acts], acts):
+        run = run + 1 if cur == prev else 1
+        longest = max(longest, run)
+    return {
+        "steps": float(n),
+        "distinct_actions": float(len(set(acts))),
+        "invalid_share": sum("no valid action" in a for a in acts) / n if n else 0.0,
+        "noop_share": sum(a == "noop" for a in acts) / n if n else 0.0,
+        "longest_repeat": float(longest),
+    }
+
+
+def grade_episode(session: Session, n_chunks: int) -> Verdict:
+    """The episode rubric, offline (a baseline; it never sees rewards or achievements):
+
+    - outcome = 70 x log10(1 + steps) / 4 (capped at 1: survival up to 10,000 steps) + 3 per
+      distinct action used (max 30): in open-ended survival games, staying alive and using
+      more of the action space is how progress shows;
+    - process = 90 - 50 x share of steps without a valid action - 20 if one action repeats
+      more than 20 times in a row;
+    - efficiency = 100 - 60 x no-op share."""
+    sig = episode_signals(session)
+    if not sig["steps"]:
+        zero = Component(0.0, CONFIDENCE, "no steps recorded")
+        return Verdict(components={"outcome": zero, "process": zero, "efficiency": zero},
+                       summary="empty episode", chunk_summaries=["no steps"] * n_chunks, usage=Usage())
+    outcome = _clamp(70 * min(1.0, math.log10(1 + sig["steps"]) / 4) + 3 * min(10.0, sig["distinct_actions"]))
+    process = _clamp(90 - 50 * sig["invalid_share"] - (20 if sig["longest_repeat"] > 20 else 0))
+    efficiency = _clamp(100 - 60 * sig["noop_share"])
+    reason = (f"{sig['steps']:.0f} steps, {sig['distinct_actions']:.0f} distinct actions, "
+              f"{sig['invalid_share']:.0%} without a valid action, {sig['noop_share']:.0%} no-ops, "
+              f"longest repeat {sig['longest_repeat']:.0f}")
+    return Verdict(
+        components={"outcome": Component(outcome, CONFIDENCE, reason),
+                    "process": Component(process, CONFIDENCE, reason),
+                    "efficiency": Component(efficiency, CONFIDENCE, reason)},
+        summary=f"Episode: {reason}.",
         chunk_summaries=[reason] * n_chunks,
         usage=Usage(),
     )

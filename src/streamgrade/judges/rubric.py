@@ -168,7 +168,7 @@ def system_prompt(session: Session) -> str:
     """The rubric's system prompt for this session: agent trajectories get the agent
     rubric (task completion, tool use, policy adherence, efficiency), recordings the
     demonstration rubric."""
-    return AGENT_SYSTEM_PROMPT if session.kind == "agent" else SYSTEM_PROMPT
+    return AGENT_SYSTEM_PROMPT if session.has_transcript else SYSTEM_PROMPT
 
 
 _OPEN, _CLOSE = "<session_data>", "</session_data>"

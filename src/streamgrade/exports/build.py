@@ -1,0 +1,107 @@
+"""Build an export file from the graded results in an output folder, without regrading.
+
+Formats: ``sft`` (ChatML, sft.chatml.jsonl), ``sharegpt`` (LLaMA-Factory, sharegpt.jsonl),
+``dpo`` (TRL conversational preference pairs, dpo.jsonl) and ``openai-dpo`` (OpenAI
+preference fine-tuning, dpo.openai.jsonl). Rows are written atomically; when nothing passes
+the filters :class:`NothingToExport` is raised and no file is written, never an empty file
+that looks like success.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..sinks.atomic import write_atomic
+from .chatml import agent_chatml
+from .dpo import PairError, group_key, openai_pair, pick_pair, trl_pair
+from .filters import ExportFilter
+from .sharegpt import ShareGPTError, to_sharegpt
+from .store import GradedSession, load_graded
+
+log = logging.getLogger("streamgrade.exports")
+
+FILE_NAMES = {"sft": "sft.chatml.jsonl", "sharegpt": "sharegpt.jsonl", "dpo": "dpo.jsonl",
+              "openai-dpo": "dpo.openai.jsonl"}
+
+
+class NothingToExport(Exception):
+    """No session (or pair) passed the filters; the message says how many were considered
+    and the most common reasons."""
+
+
+@dataclass
+class ExportResult:
+    """``rows`` written to ``path``; ``considered`` sessions; ``rejected`` (id, reason)."""
+
+    path: Path
+    rows: int
+    considered: int
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def session_row(fmt: str, s: GradedSession) -> dict[str, Any]:
+    """One session's row in ``fmt`` (sft or sharegpt); ValueError with a reason if none."""
+    if fmt == "sft":
+        row = agent_chatml(s.messages, s.tools)
+        if row is None:
+            raise ValueError("no assistant turn")
+        return row
+    if fmt == "sharegpt":
+        return to_sharegpt(s.messages, s.tools)
+    raise ValueError(f"unknown session format {fmt!r}")
+
+
+def _rows(fmt: str, sessions: Iterable[GradedSession], min_gap: float,
+          rejected: list[tuple[str, str]]) -> Iterable[dict[str, Any]]:
+    if fmt in ("sft", "sharegpt"):
+        for s in sessions:
+            try:
+                yield session_row(fmt, s)
+            except (ValueError, ShareGPTError) as exc:
+                rejected.append((s.session_id, str(exc)))
+        return
+    groups: dict[tuple[str, str, str], list[GradedSession]] = defaultdict(list)
+    for s in sessions:
+        groups[group_key(s)].append(s)
+    make: Callable[[GradedSession, GradedSession], dict[str, Any]] = trl_pair if fmt == "dpo" else openai_pair
+    for key, group in sorted(groups.items()):
+        try:
+            best, worst = pick_pair(group, min_gap)
+            yield make(best, worst)
+        except PairError as exc:
+            rejected.append(("/".join(key), str(exc)))
+
+
+def build_export(out: str | Path, fmt: str, flt: ExportFilter, *, min_gap: float = 10.0,
+                 dest: str | Path | None = None) -> ExportResult:
+    """Write ``fmt`` rows of the graded sessions under ``out`` that pass ``flt`` to ``dest``
+    (default OUT/exports/rebuilt/<file name>). Raises NothingToExport, or ValueError for
+    an unknown format."""
+    if fmt not in FILE_NAMES:
+        raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FILE_NAMES)}")
+    dest = Path(dest) if dest else Path(out, "exports", "rebuilt", FILE_NAMES[fmt])
+    rejected: list[tuple[str, str]] = []
+    selected = []
+    considered = 0
+    for s in load_graded(out):
+        considered += 1
+        reason = flt.reject_reason(s.record)
+        if reason:
+            rejected.append((s.session_id, reason))
+        else:
+            selected.append(s)
+    lines = [json.dumps(row, ensure_ascii=False) for row in _rows(fmt, selected, min_gap, rejected)]
+    if not lines:
+        reasons: dict[str, int] = defaultdict(int)
+        for _, r in rejected:
+            reasons[r.split(" ")[0]] += 1
+        common = ", ".join(f"{k} ({n})" for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+        raise NothingToExport(f"nothing to export as {fmt}: {considered} graded sessions considered, none passed"
+                              + (f"; most common reasons: {common}" if common else ""))
+    write_atomic(dest, ("\n".join(lines) + "\n").encode())
+    return ExportResult(path=dest, rows=len(lines), considered=considered, rejected=rejected)
