@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from collections import defaultdict
@@ -24,16 +23,11 @@ from pathlib import Path
 
 import anyio
 
-from streamgrade.agreement import auroc, best_threshold_accuracy, spearman
+from streamgrade.agreement import auroc, best_threshold_accuracy, pass_mark, spearman
 from streamgrade.config import load_config
 from streamgrade.exports.store import load_records
 from streamgrade.judges import make_judge
 from streamgrade.pipeline import Pipeline, scan_source
-
-
-def pass_mark(rewards: list[float]) -> float:
-    """1.0 when the rewards are binary 0/1, else their median."""
-    return 1.0 if set(rewards) <= {0.0, 1.0} else statistics.median(rewards)
 
 
 def figures(records: list[dict]) -> dict[str, dict]:

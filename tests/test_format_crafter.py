@@ -58,7 +58,7 @@ def test_named_episode(refs, config):
     assert ref.session_id == "LLM.20241103_Claude-3.5-Sonnet.default_run_00"
     assert ref.files == (str(SONNET / "default_run_00.json"), str(SONNET / "default_run_00.csv"))
     s = CrafterEpisode().assemble(ref, config)
-    assert s.kind == "agent"
+    assert s.kind == "episode" and s.has_transcript
     assert s.reward == pytest.approx(6.1)
     assert s.metrics["episode_return"] == pytest.approx(6.1)
     assert s.metrics["progression"] == pytest.approx(7 / 22)

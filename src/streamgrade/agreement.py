@@ -11,6 +11,18 @@ import math
 from typing import Sequence
 
 
+def pass_mark(rewards: Sequence[float], fixed: float | None = None) -> float:
+    """The reward at or above which a session counts as passed: ``fixed`` when given, 1.0
+    when the rewards are binary 0/1, else their median."""
+    if fixed is not None:
+        return fixed
+    if not rewards or set(rewards) <= {0.0, 1.0}:
+        return 1.0
+    ordered = sorted(rewards)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def ranks(values: Sequence[float]) -> list[float]:
     """1-based average ranks (ties share the mean of their positions)."""
     order = sorted(range(len(values)), key=lambda i: values[i])

@@ -25,7 +25,10 @@ def action_lines(session: Session) -> list[tuple[int, str]]:
     is the task), prefixed with its message index: their chunks have no times."""
     if session.has_transcript:
         first_user = next((i for i, m in enumerate(session.transcript) if m.role == "user"), -1)
-        return [(0, f"[{i}] {render_chat_message(m)}") for i, m in enumerate(session.transcript) if i != first_user]
+        # the system prompt (an agent's policy) is kept whole up to the chunk cap: adherence
+        # to it is graded; other messages are cut at 4,000 characters
+        return [(0, f"[{i}] {render_chat_message(m, 12000 if m.role == 'system' else 4000)}")
+                for i, m in enumerate(session.transcript) if i != first_user]
     return [(a.t_ms, f"[{a.t_ms / 1000:.1f}s] {render_action(a)}") for a in session.actions]
 
 

@@ -33,7 +33,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from .chunking import chunk_session
 from .config import Config
 from .errors import InputError, JudgeError
-from .exports.chatml import agent_chatml, to_chatml
+from .exports.chatml import agent_chatml, infer_tools, to_chatml
 from .exports.sharegpt import ShareGPTError, to_sharegpt
 from .formats import FORMATS
 from .judges.base import Judge
@@ -351,6 +351,7 @@ class Pipeline:
         else:
             row = to_chatml(job.messages)
             messages, tools = (row["messages"] if row else []), []
+        tools = tools or infer_tools(messages)
         chatml = agent_chatml(messages, tools)
         if chatml is None:
             log.info("not exported %s: no assistant turn", s.ref.session_id, extra={"session": s.ref.session_id, "file": s.ref.path})

@@ -86,11 +86,14 @@ def render_chat_message(m: ChatMessage, max_chars: int = 4000) -> str:
 
 def to_openai_messages(session: Session) -> list[dict]:
     """An agent session's transcript as OpenAI chat message dicts (tool-call arguments as
-    JSON strings; ``reasoning_content`` dropped, as fine-tuning APIs reject unknown keys)."""
+    JSON strings; ``reasoning_content`` dropped, as fine-tuning APIs reject unknown keys, and
+    so assistant messages that held only reasoning are left out)."""
     import msgspec
 
     out = []
     for m in session.transcript:
+        if m.role == "assistant" and not m.content and not m.tool_calls:
+            continue  # a step with only reasoning: nothing a fine-tuning API can take
         d = msgspec.to_builtins(m)
         d.pop("reasoning_content", None)
         if m.role == "assistant" and "content" not in d:

@@ -1,7 +1,8 @@
 """``streamgrade stats``: what an output folder holds, by format, model and task.
 
 For each group: sessions, graded, failed; score mean, median, p10, p90; reward mean and
-pass rate (reward >= ``exports.reward_pass``); judge pass rate (score >= the quality
+pass rate (reward >= the pass mark: ``exports.reward_pass`` when set, else 1.0 for binary
+rewards and the group's median otherwise); judge pass rate (score >= the quality
 threshold ``exports.min_score``, or 50 when unset); and, where rewards exist, agreement of
 score with reward: AUROC (positive = passed) and Spearman's rho.
 """
@@ -13,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from .agreement import auroc, spearman
+from .agreement import auroc, pass_mark, spearman
 from .exports.store import load_records
 
 
@@ -24,13 +25,14 @@ def _pct(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
-def summarise(records: Iterable[dict[str, Any]], *, reward_pass: float = 1.0, score_pass: float = 50.0) -> dict[str, Any]:
+def summarise(records: Iterable[dict[str, Any]], *, reward_pass: float | None = None, score_pass: float = 50.0) -> dict[str, Any]:
     """Figures of a group of scores.jsonl records (see module docstring)."""
     recs = list(records)
     graded = [r for r in recs if r.get("status") == "graded"]
     scores = [float(r["score"]) for r in graded if r.get("score") is not None]
     with_reward = [r for r in graded if r.get("reward") is not None]
     rewards = [float(r["reward"]) for r in with_reward]
+    mark = pass_mark(rewards, reward_pass)
     out: dict[str, Any] = {
         "sessions": len(recs), "graded": len(graded), "failed": len(recs) - len(graded),
         "score_mean": round(statistics.fmean(scores), 2) if scores else None,
@@ -39,19 +41,20 @@ def summarise(records: Iterable[dict[str, Any]], *, reward_pass: float = 1.0, sc
         "judge_pass_rate": round(sum(s >= score_pass for s in scores) / len(scores), 4) if scores else None,
         "with_reward": len(with_reward),
         "reward_mean": round(statistics.fmean(rewards), 4) if rewards else None,
-        "reward_pass_rate": round(sum(w >= reward_pass for w in rewards) / len(rewards), 4) if rewards else None,
+        "reward_pass_mark": mark if rewards else None,
+        "reward_pass_rate": round(sum(w >= mark for w in rewards) / len(rewards), 4) if rewards else None,
         "auroc": None, "spearman": None,
     }
     if with_reward:
         sc = [float(r["score"]) for r in with_reward]
-        au = auroc(sc, [w >= reward_pass for w in rewards])
+        au = auroc(sc, [w >= mark for w in rewards])
         rho = spearman(sc, rewards)
         out["auroc"] = None if au is None else round(au, 4)
         out["spearman"] = None if rho is None else round(rho, 4)
     return out
 
 
-def stats(out: str | Path, *, reward_pass: float = 1.0, score_pass: float = 50.0) -> dict[str, Any]:
+def stats(out: str | Path, *, reward_pass: float | None = None, score_pass: float = 50.0) -> dict[str, Any]:
     """{"total": figures, "by_format": {fmt: figures}, "by_model": {...}, "by_task":
     {"format/task_id": figures}} for the latest record of every session under ``out``."""
     recs = list(load_records(out))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..sinks.atomic import write_atomic
-from .chatml import agent_chatml
+from .chatml import agent_chatml, infer_tools
 from .dpo import PairError, group_key, openai_pair, pick_pair, trl_pair
 from .filters import ExportFilter
 from .sharegpt import ShareGPTError, to_sharegpt
@@ -52,7 +52,7 @@ def session_row(fmt: str, s: GradedSession) -> dict[str, Any]:
             raise ValueError("no assistant turn")
         return row
     if fmt == "sharegpt":
-        return to_sharegpt(s.messages, s.tools)
+        return to_sharegpt(s.messages, s.tools or infer_tools(s.messages))
     raise ValueError(f"unknown session format {fmt!r}")
 
 

@@ -31,16 +31,45 @@ def to_chatml(messages: list[Message], system: str = SYSTEM_PROMPT) -> dict | No
     return {"messages": out}
 
 
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}
+
+
+def infer_tools(messages: list[dict]) -> list[dict]:
+    """Function definitions inferred from the tool calls in ``messages``, for traces that do
+    not carry their tool list (tau-bench): each function with the argument names and JSON
+    types seen in its calls, in OpenAI's ``{"type": "function", "function": {name,
+    description, parameters}}`` shape; the description says it was inferred."""
+    import json
+
+    found: dict[str, dict[str, str]] = {}
+    for m in messages:
+        for tc in m.get("tool_calls") or []:
+            fn = tc.get("function", {})
+            props = found.setdefault(fn.get("name", ""), {})
+            try:
+                args = json.loads(fn.get("arguments") or "{}")
+            except json.JSONDecodeError:
+                continue
+            if isinstance(args, dict):
+                for k, v in args.items():
+                    props.setdefault(k, _JSON_TYPES.get(type(v), "string"))
+    return [{"type": "function", "function": {
+        "name": name, "description": "(inferred from the calls in this trajectory)",
+        "parameters": {"type": "object", "properties": {k: {"type": t} for k, t in sorted(props.items())}}}}
+        for name, props in sorted(found.items()) if name]
+
+
 def agent_chatml(messages: list[dict], tools: list[dict]) -> dict | None:
     """A ChatML row for an agent trajectory: its OpenAI messages as they are (system kept,
-    tool calls with string arguments) and ``tools`` when known; None without an assistant
-    turn. Trailing non-assistant messages are dropped so the row ends on the model's turn."""
+    tool calls with string arguments) and ``tools`` (inferred from the calls by
+    :func:`infer_tools` when the trace has none); None without an assistant turn. Trailing non-assistant messages are dropped so the row ends on the model's turn."""
     out = list(messages)
     while out and out[-1]["role"] != "assistant":
         out.pop()
     if not out:
         return None
     row: dict = {"messages": out}
+    tools = tools or infer_tools(out)
     if tools:
         row["tools"] = tools
     return row

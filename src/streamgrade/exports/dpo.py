@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chatml import infer_tools
 from .store import GradedSession
 
 
@@ -72,8 +73,9 @@ def openai_pair(best: GradedSession, worst: GradedSession) -> dict[str, Any]:
         if not _same(pref, non):
             row: dict[str, Any] = {"input": {"messages": best.messages[: b_idx[k]]},
                                    "preferred_output": [pref], "non_preferred_output": [non]}
-            if best.tools:
-                row["input"]["tools"] = best.tools
+            tools = best.tools or infer_tools(best.messages + worst.messages)
+            if tools:
+                row["input"]["tools"] = tools
             if not any(m.get("role") == "user" for m in row["input"]["messages"]):
                 raise PairError("no user message before the first differing assistant turn")
             return row

@@ -45,18 +45,27 @@ def to_sharegpt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | No
 
     System messages become ``system`` (joined); consecutive tool results become one
     observation; an assistant message with tool calls becomes one function_call (its text,
-    if any, is dropped, as LLaMA-Factory's own OpenAI converter does); consecutive turns of
-    one side are merged; trailing human/observation turns are dropped so the row ends on the
-    model. Raises ShareGPTError when the result still breaks the rules."""
+    if any, is dropped, as LLaMA-Factory's own OpenAI converter does); consecutive human or
+    gpt turns are merged, consecutive calls become one function_call list, and assistant
+    text right before a call is dropped; trailing human/observation turns are dropped so the
+    row ends on the model. Raises ShareGPTError when the result still breaks the rules (e.g.
+    a call followed by assistant text with no result between)."""
     system: list[str] = []
     conv: list[dict[str, str]] = []
 
     def push(role: str, value: str) -> None:
-        side = EVEN if role in EVEN else ODD
-        if conv and conv[-1]["from"] in side and conv[-1]["from"] == role and role in ("human", "gpt"):
+        prev = conv[-1]["from"] if conv else None
+        if prev == role == "human" or prev == role == "gpt":
             conv[-1]["value"] += "\n" + value
-        elif conv and conv[-1]["from"] == "observation" and role == "observation":
+        elif prev == role == "observation":
             conv[-1]["value"] += TOOL_JOIN + value
+        elif prev == role == "function_call":
+            # calls made in separate assistant messages with no result between: one turn
+            calls = [json.loads(conv[-1]["value"]), json.loads(value)]
+            flat = [c for group in calls for c in (group if isinstance(group, list) else [group])]
+            conv[-1]["value"] = json.dumps(flat, ensure_ascii=False)
+        elif prev == "gpt" and role == "function_call":
+            conv[-1] = {"from": role, "value": value}  # text before a call is dropped, as above
         else:
             conv.append({"from": role, "value": value})
 

@@ -1,0 +1,220 @@
+"""Exports built from a real graded run (tau-bench, Harbor, Crafter, Clones), validated
+against each consumer's rules, and loaded with Hugging Face `datasets` as trainers do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from streamgrade.config import load_config
+from streamgrade.exports.build import NothingToExport, build_export
+from streamgrade.exports.dpo import PairError, group_key, pick_pair
+from streamgrade.exports.filters import ExportFilter
+from streamgrade.exports.sharegpt import ShareGPTError, to_sharegpt, validate
+from streamgrade.exports.store import GradedSession, load_graded
+from streamgrade.judges.heuristic import HeuristicJudge
+from streamgrade.pipeline import Pipeline, scan_source
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}")
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "out"
+    cfg = load_config(env={})
+    paths = [CORPUS / "tau-bench", CORPUS / "harbor", CORPUS / "crafter-balrog", ROOT / "examples" / "clones"]
+    anyio.run(lambda: Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source(paths, exclude=[out])))
+    return out
+
+
+def _jsonl(path: Path) -> list[dict]:
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n")
+    return [json.loads(x) for x in raw.splitlines()]
+
+
+def _load_with_datasets(path: Path, tmp_path: Path):
+    datasets = pytest.importorskip("datasets")
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    return datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
+
+
+def _check_openai_messages(messages: list[dict]) -> None:
+    """OpenAI chat shape, as TRL's SFTTrainer and OpenAI fine-tuning read it."""
+    open_calls: set[str] = set()
+    for m in messages:
+        assert m["role"] in {"system", "user", "assistant", "tool"}, m
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            for tc in m["tool_calls"]:
+                assert tc["type"] == "function" and isinstance(tc["function"]["name"], str)
+                assert isinstance(tc["function"]["arguments"], str)
+                json.loads(tc["function"]["arguments"])  # a JSON string, not a dict
+                open_calls.add(tc["id"])
+        elif m["role"] == "tool":
+            assert m["tool_call_id"] in open_calls, "tool result without its call"
+            assert isinstance(m["content"], str)
+        else:
+            assert isinstance(m["content"], str)
+
+
+def test_sft_chatml_rows_are_valid_and_load(out: Path, tmp_path: Path):
+    rows = _jsonl(out / "exports" / "sft.chatml.jsonl")
+    assert len(rows) == 370  # 381 graded, less the web session and 10 Crafter episodes without steps
+    for row in rows:
+        assert set(row) <= {"messages", "tools"}
+        msgs = row["messages"]
+        assert msgs[-1]["role"] == "assistant"
+        _check_openai_messages(msgs)
+        for tool in row.get("tools", []):
+            assert tool["type"] == "function" and "name" in tool["function"]
+    tau = [r for r in rows if r["messages"][0]["content"].startswith("# Airline Agent Policy")]
+    assert len(tau) == 200  # the system prompt (the policy) is kept
+    for r in tau:  # tau-bench has no tool list: it is inferred from the calls made
+        called = {tc["function"]["name"] for m in r["messages"] for tc in m.get("tool_calls") or []}
+        assert {t["function"]["name"] for t in r.get("tools", [])} == called
+    ds = _load_with_datasets(out / "exports" / "sft.chatml.jsonl", tmp_path)
+    assert ds.num_rows == len(rows) and "messages" in ds.column_names
+
+
+def test_sharegpt_rows_obey_llamafactory_rules_and_load(out: Path, tmp_path: Path):
+    rows = _jsonl(out / "exports" / "sharegpt.jsonl")
+    assert len(rows) >= 360
+    for row in rows:
+        validate(row)
+        assert isinstance(row["system"], str)
+        if "tools" in row:
+            assert isinstance(json.loads(row["tools"]), list)
+        for turn in row["conversations"]:
+            if turn["from"] == "function_call":
+                call = json.loads(turn["value"])
+                assert all("name" in c and "arguments" in c for c in (call if isinstance(call, list) else [call]))
+    ds = _load_with_datasets(out / "exports" / "sharegpt.jsonl", tmp_path)
+    assert ds.num_rows == len(rows)
+
+
+def test_sharegpt_converter_merges_and_rejects_with_reason():
+    call = lambda i: {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": json.dumps({"i": i})}}  # noqa: E731
+    msgs = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "let me look", "tool_calls": None},
+        {"role": "assistant", "content": None, "tool_calls": [call(1)]},
+        {"role": "assistant", "content": None, "tool_calls": [call(2)]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r1"},
+        {"role": "tool", "tool_call_id": "c2", "content": "r2"},
+        {"role": "assistant", "content": "done"},
+        {"role": "user", "content": "thanks"},
+    ]
+    row = to_sharegpt(msgs)
+    assert [t["from"] for t in row["conversations"]] == ["human", "function_call", "observation", "gpt"]
+    assert json.loads(row["conversations"][1]["value"]) == [{"name": "f", "arguments": {"i": 1}},
+                                                             {"name": "f", "arguments": {"i": 2}}]
+    assert row["system"] == "sys"
+    with pytest.raises(ShareGPTError, match="turn 0 is 'gpt'"):
+        to_sharegpt([{"role": "assistant", "content": "I start"}, {"role": "user", "content": "x"},
+                     {"role": "assistant", "content": "y"}])
+    with pytest.raises(ShareGPTError, match="turn 2 is 'gpt'"):
+        to_sharegpt([{"role": "user", "content": "u"}, {"role": "assistant", "content": None, "tool_calls": [call(1)]},
+                     {"role": "assistant", "content": "text without the result"}])
+    with pytest.raises(ShareGPTError, match="no conversation turns"):
+        to_sharegpt([{"role": "user", "content": "only a question"}])
+
+
+def test_dpo_pairs_exist_for_tau_bench_and_stay_within_a_task(out: Path, tmp_path: Path):
+    rows = _jsonl(out / "exports" / "dpo.jsonl") if (out / "exports" / "dpo.jsonl").exists() else None
+    res = build_export(out, "dpo", ExportFilter(formats=["openai-chat"]), min_gap=10.0, dest=tmp_path / "dpo.jsonl")
+    rows = _jsonl(res.path)
+    assert res.rows == len(rows) > 0
+    # map each side back to its session: the continuation after the first user message
+    sessions = [s for s in load_graded(out) if s.record["source_format"] == "openai-chat"]
+
+    def after_user(s: GradedSession) -> str:
+        i = next(i for i, m in enumerate(s.messages) if m["role"] == "user")
+        return json.dumps(s.messages[i + 1:], sort_keys=True)
+
+    by_cont = {after_user(s): s for s in sessions}
+    for row in rows:
+        assert row["prompt"][-1]["role"] == "user" and row["prompt"][0]["role"] == "system"
+        chosen = by_cont[json.dumps(row["chosen"], sort_keys=True)]
+        rejected = by_cont[json.dumps(row["rejected"], sort_keys=True)]
+        assert chosen.record["task_id"] == rejected.record["task_id"]
+        assert chosen.session_id != rejected.session_id
+        assert chosen.score - rejected.score >= 10.0
+        _check_openai_messages(row["prompt"] + row["chosen"])
+    assert len({json.dumps(r["prompt"][:2]) for r in rows}) == len(rows)  # one pair per task
+    ds = _load_with_datasets(res.path, tmp_path)
+    assert set(ds.column_names) == {"prompt", "chosen", "rejected"}
+
+
+def test_openai_dpo_shape(out: Path, tmp_path: Path):
+    res = build_export(out, "openai-dpo", ExportFilter(formats=["openai-chat"]), dest=tmp_path / "o.jsonl")
+    rows = _jsonl(res.path)
+    assert rows
+    for row in rows:
+        assert set(row) == {"input", "preferred_output", "non_preferred_output"}
+        assert any(m["role"] == "user" for m in row["input"]["messages"])
+        assert isinstance(row["input"]["tools"], list)
+        for side in ("preferred_output", "non_preferred_output"):
+            assert len(row[side]) == 1 and row[side][0]["role"] == "assistant"
+        assert row["preferred_output"] != row["non_preferred_output"]
+
+
+def test_pick_pair_groups_and_gap():
+    def gs(sid, task, score, model="m", fmt="f"):
+        return GradedSession(sid, {"source_format": fmt, "task_id": task, "model": model, "score": score, "reward": None})
+
+    a, b, c = gs("a", "1", 90), gs("b", "1", 20), gs("c", "2", 10)
+    assert group_key(a) == group_key(b) != group_key(c)
+    assert pick_pair([a, b], 10) == (a, b)
+    with pytest.raises(PairError, match="gap"):
+        pick_pair([a, gs("d", "1", 85)], 10)
+    with pytest.raises(PairError, match="fewer than two"):
+        pick_pair([c], 10)
+
+
+def test_filters(out: Path, tmp_path: Path):
+    base = build_export(out, "sft", ExportFilter(), dest=tmp_path / "all.jsonl")
+    only_pass = build_export(out, "sft", ExportFilter(min_reward=1.0, formats=["openai-chat"]), dest=tmp_path / "r.jsonl")
+    assert only_pass.rows == 84 < base.rows
+    high = build_export(out, "sft", ExportFilter(min_score=70), dest=tmp_path / "s.jsonl")
+    recs = {s.session_id: s.record for s in load_graded(out, with_messages=False)}
+    assert high.rows == sum(1 for r in recs.values() if r["score"] >= 70 and r["source_format"] != "clones-web"
+                            and r["turns"] > 0)
+    crafter = build_export(out, "sft", ExportFilter(min_achievements=5, min_progression=0.2), dest=tmp_path / "c.jsonl")
+    assert 0 < crafter.rows < 160
+    assert all(json.loads(x)["messages"] for x in (tmp_path / "c.jsonl").read_text().splitlines())
+    short = build_export(out, "sft", ExportFilter(max_turns=40, require_termination=["completed"]), dest=tmp_path / "t.jsonl")
+    assert short.rows == sum(1 for r in recs.values() if r["termination"] == "completed" and r["turns"] <= 40) > 0
+    with pytest.raises(NothingToExport, match="none passed"):
+        build_export(out, "sft", ExportFilter(min_score=101), dest=tmp_path / "none.jsonl")
+    assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_export_cli_nothing_to_export_exit_3_and_stats_json(out: Path, tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "streamgrade", *a], capture_output=True, text=True, env=env)  # noqa: E731
+    res = run("export", str(out), "--format", "sharegpt", "--min-score", "101", "-o", str(tmp_path / "x.jsonl"))
+    assert res.returncode == 3 and "nothing to export" in res.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+    res = run("export", str(out), "--format", "openai-dpo", "--source-format", "openai-chat")
+    assert res.returncode == 0, res.stderr
+    assert (out / "exports" / "rebuilt" / "dpo.openai.jsonl").exists()
+    res = run("stats", str(out), "--json")
+    assert res.returncode == 0, res.stderr
+    st = json.loads(res.stdout)
+    assert st["total"]["sessions"] == 381
+    tau = st["by_format"]["openai-chat"]
+    assert tau["with_reward"] == 200 and tau["reward_pass_rate"] == 0.42 and tau["auroc"] > 0.5
+    assert st["by_task"]["openai-chat/0"]["sessions"] == 4
+    assert Counter(k.split("/")[0] for k in st["by_task"])["openai-chat"] == 50
+    res = run("stats", str(out))
+    assert res.returncode == 0 and "openai-chat" in res.stdout and "AUROC" in res.stdout
