@@ -23,6 +23,8 @@ from pathlib import Path
 
 import anyio
 
+import logging
+
 from streamgrade.agreement import auroc, best_threshold_accuracy, pass_mark, spearman
 from streamgrade.config import load_config
 from streamgrade.exports.store import load_records
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path, help="output folder (default: a temporary one)")
     ap.add_argument("--judge", default="heuristic", choices=["heuristic", "openai", "auto"])
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # per-session warnings are not the point here
     with tempfile.TemporaryDirectory() as tmp:
         out = args.output or Path(tmp) / "out"
         anyio.run(grade, args.paths, out, args.judge)
