@@ -130,7 +130,9 @@ def test_sharegpt_converter_merges_and_rejects_with_reason():
 
 
 def test_dpo_pairs_exist_for_tau_bench_and_stay_within_a_task(out: Path, tmp_path: Path):
-    rows = _jsonl(out / "exports" / "dpo.jsonl") if (out / "exports" / "dpo.jsonl").exists() else None
+    # the run itself rebuilt dpo.jsonl at its end: the same pairs as a rebuild with the defaults
+    at_end = _jsonl(out / "exports" / "dpo.jsonl")
+    assert at_end == _jsonl(build_export(out, "dpo", ExportFilter(), dest=tmp_path / "again.jsonl").path)
     res = build_export(out, "dpo", ExportFilter(formats=["openai-chat"]), min_gap=10.0, dest=tmp_path / "dpo.jsonl")
     rows = _jsonl(res.path)
     assert res.rows == len(rows) > 0

@@ -94,7 +94,7 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -
         sys.exit(EXIT_USAGE)
     out = Path(cfg.run.output)
     display = _Progress(judge.info.kind) if progress else None
-    pipe = Pipeline(cfg, out, judge, on_record=display.update if display else None)
+    pipe = Pipeline(cfg, out, judge, on_record=display.update if display else None, rebuild_when_idle=watch)
     try:
         pipe.open()
     except OSError as exc:
@@ -213,23 +213,9 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress) -
     t0 = time.monotonic()
     stats, interrupted = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress))
     _summary(stats, cfg, time.monotonic() - t0)
-    if not interrupted:
-        _write_dpo(cfg)
+    if stats.dpo_pairs is not None:
+        click.echo(f"streamgrade: {stats.dpo_pairs} DPO pairs in {Path(cfg.run.output) / 'exports' / 'dpo.jsonl'}", err=True)
     sys.exit(130 if interrupted else EXIT_FAILED if stats.failed else EXIT_OK)
-
-
-def _write_dpo(cfg: Config) -> None:
-    """Rewrite OUT/exports/dpo.jsonl (TRL pairs) from all graded results: a pair needs its
-    whole task group, so it is rebuilt at the end of a run rather than appended."""
-    from .exports.build import NothingToExport, build_export
-
-    out = Path(cfg.run.output)
-    try:
-        res = build_export(out, "dpo", cfg.exports.filter(), min_gap=cfg.exports.dpo_min_gap,
-                           dest=out / "exports" / "dpo.jsonl")
-        click.echo(f"streamgrade: {res.rows} DPO pairs in {res.path}", err=True)
-    except NothingToExport as exc:
-        log.info("%s", exc)
 
 
 @main.command()

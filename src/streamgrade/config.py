@@ -142,10 +142,12 @@ class ExportsConfig(ExportFilter, forbid_unknown_fields=True):
     sharegpt) and the DPO file written at the end of a grade run (fields as in
     :class:`~streamgrade.exports.filters.ExportFilter`; ``min_score`` is the quality
     threshold); ``dpo_min_gap`` the least score gap (points) of a best-vs-worst pair;
+    ``dpo_rebuild_s`` how often at most (s) ``watch`` rebuilds dpo.jsonl when idle;
     ``reward_pass`` the reward at or above which ``stats`` counts a session as passed
     (unset: 1.0 for binary rewards, else the group's median)."""
 
     dpo_min_gap: float = 10.0
+    dpo_rebuild_s: float = 60.0
     reward_pass: float | None = None
 
     def filter(self) -> ExportFilter:

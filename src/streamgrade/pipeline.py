@@ -82,6 +82,7 @@ class RunStats:
     cost_usd: float = 0.0
     started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    dpo_pairs: int | None = None  # pairs in dpo.jsonl after the last rebuild of this run
 
     @property
     def done(self) -> int:
@@ -101,14 +102,19 @@ class Pipeline:
 
     ``run(source)`` returns the :class:`RunStats` once the source is exhausted (grade) or
     stopped (watch) and everything in flight drained. ``stop()`` asks for that stop.
-    ``on_record`` is called with every ScoreRecord written (progress display)."""
+    ``on_record`` is called with every ScoreRecord written (progress display). dpo.jsonl is
+    rebuilt at the end of a run that graded something and, with ``rebuild_when_idle``
+    (watch), whenever nothing is in flight, at most every ``exports.dpo_rebuild_s``."""
 
     def __init__(self, config: Config, out_dir: str | Path, judge: Judge,
-                 on_record: Callable[[ScoreRecord], None] | None = None):
+                 on_record: Callable[[ScoreRecord], None] | None = None, rebuild_when_idle: bool = False):
         self.config = config
         self.out = Path(out_dir)
         self.judge = judge
         self.on_record = on_record
+        self.rebuild_when_idle = rebuild_when_idle
+        self._graded_since_dpo = 0
+        self._last_dpo = time.monotonic()
         self.stats = RunStats()
         self._source_scope: anyio.CancelScope | None = None
         self._stopping = False
@@ -164,9 +170,22 @@ class Pipeline:
                         for _ in range(self.config.pipeline.grade_workers):
                             tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
                 tg.start_soon(self._sink, done_rx)
+            if self._graded_since_dpo and not self._interrupted():
+                await self._rebuild_dpo()
         finally:
             self.close()
         return self.stats
+
+    def _interrupted(self) -> bool:
+        return self._tg is not None and self._tg.cancel_scope.cancel_called
+
+    async def _rebuild_dpo(self) -> None:
+        from .exports.build import write_dpo
+
+        ex = self.config.exports
+        self._graded_since_dpo = 0
+        self._last_dpo = time.monotonic()
+        self.stats.dpo_pairs = await anyio.to_thread.run_sync(write_dpo, self.out, ex.filter(), ex.dpo_min_gap)
 
     async def _run_source(self, source: Source, send: ObjectSendStream[SessionRef]) -> None:
         with anyio.CancelScope() as scope:
@@ -279,6 +298,10 @@ class Pipeline:
                 score=record.score, appends=appends,
             )
             self._count(record)
+            self._graded_since_dpo += record.status == "graded"
+            if (self.rebuild_when_idle and self._graded_since_dpo and self.stats.in_flight == 0
+                    and time.monotonic() - self._last_dpo >= self.config.exports.dpo_rebuild_s):
+                await self._rebuild_dpo()
 
     def _count(self, record: ScoreRecord) -> None:
         st = self.stats

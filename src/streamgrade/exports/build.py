@@ -105,3 +105,17 @@ def build_export(out: str | Path, fmt: str, flt: ExportFilter, *, min_gap: float
                               + (f"; most common reasons: {common}" if common else ""))
     write_atomic(dest, ("\n".join(lines) + "\n").encode())
     return ExportResult(path=dest, rows=len(lines), considered=considered, rejected=rejected)
+
+
+def write_dpo(out: str | Path, flt: ExportFilter, min_gap: float) -> int:
+    """Rewrite OUT/exports/dpo.jsonl (TRL pairs) from all graded results under ``out``; a
+    pair needs its whole task group, so the file is rebuilt rather than appended. Returns
+    the number of pairs (0 when none: the old file, if any, is removed rather than left
+    stale)."""
+    dest = Path(out, "exports", "dpo.jsonl")
+    try:
+        return build_export(out, "dpo", flt, min_gap=min_gap, dest=dest).rows
+    except NothingToExport as exc:
+        log.info("%s", exc)
+        dest.unlink(missing_ok=True)
+        return 0
