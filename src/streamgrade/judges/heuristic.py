@@ -172,6 +172,17 @@ class HeuristicJudge:
         return None
 
 
+def _verdict(outcome: float, process: float, efficiency: float, reason: str, summary: str, n_chunks: int) -> Verdict:
+    """A verdict whose three components share one reason (the signals behind them)."""
+    return Verdict(
+        components={name: Component(score, CONFIDENCE, reason)
+                    for name, score in (("outcome", outcome), ("process", process), ("efficiency", efficiency))},
+        summary=summary,
+        chunk_summaries=[reason] * n_chunks,
+        usage=Usage(),
+    )
+
+
 _ERROR = re.compile(r"\b(error|exception|traceback|not found|invalid|failed|denied)\b", re.I)
 _LIMITS = re.compile(r"\b(sorry|apologi[sz]e|unable|cannot|can't|not able|not allowed|not permitted)\b", re.I)
 
@@ -211,9 +222,7 @@ def grade_agent(session: Session, n_chunks: int) -> Verdict:
     Measured on tau-bench airline (scripts/judge_quality.py): see the README."""
     sig = agent_signals(session)
     if not session.transcript:
-        zero = Component(0.0, CONFIDENCE, "empty trajectory")
-        return Verdict(components={"outcome": zero, "process": zero, "efficiency": zero},
-                       summary="empty trajectory", chunk_summaries=["no messages"] * n_chunks, usage=Usage())
+        return _verdict(0.0, 0.0, 0.0, "empty trajectory", "empty trajectory", n_chunks)
     limits = min(3.0, sig["limits_stated"])
     outcome = _clamp(60 - 1.5 * max(0.0, sig["turns"] - 6) + 5 * limits - 20 * sig["error_share"])
     process = _clamp(70 + 10 * limits - 40 * sig["error_share"] - 30 * (1 - sig["distinct_share"]))
@@ -221,14 +230,7 @@ def grade_agent(session: Session, n_chunks: int) -> Verdict:
     reason = (f"{sig['turns']:.0f} turns, {sig['tool_calls']:.0f} tool calls ({sig['distinct_share']:.0%} distinct), "
               f"{sig['tool_errors']:.0f} error results, {sig['limits_stated']:.0f} stated limits, "
               + ("ends with an answer" if sig["ends_with_answer"] else "does not end with an answer"))
-    return Verdict(
-        components={"outcome": Component(outcome, CONFIDENCE, reason),
-                    "process": Component(process, CONFIDENCE, reason),
-                    "efficiency": Component(efficiency, CONFIDENCE, reason)},
-        summary=f"Agent trajectory: {reason}.",
-        chunk_summaries=[reason] * n_chunks,
-        usage=Usage(),
-    )
+    return _verdict(outcome, process, efficiency, reason, f"Agent trajectory: {reason}.", n_chunks)
 
 
 def episode_signals(session: Session) -> dict[str, float]:
@@ -265,20 +267,11 @@ def grade_episode(session: Session, n_chunks: int) -> Verdict:
     - efficiency = 100 - 60 x no-op share."""
     sig = episode_signals(session)
     if not sig["steps"]:
-        zero = Component(0.0, CONFIDENCE, "no steps recorded")
-        return Verdict(components={"outcome": zero, "process": zero, "efficiency": zero},
-                       summary="empty episode", chunk_summaries=["no steps"] * n_chunks, usage=Usage())
+        return _verdict(0.0, 0.0, 0.0, "no steps recorded", "empty episode", n_chunks)
     outcome = _clamp(70 * min(1.0, math.log10(1 + sig["steps"]) / 4) + 3 * min(10.0, sig["distinct_actions"]))
     process = _clamp(90 - 50 * sig["invalid_share"] - (20 if sig["longest_repeat"] > 20 else 0))
     efficiency = _clamp(100 - 60 * sig["noop_share"])
     reason = (f"{sig['steps']:.0f} steps, {sig['distinct_actions']:.0f} distinct actions, "
               f"{sig['invalid_share']:.0%} without a valid action, {sig['noop_share']:.0%} no-ops, "
               f"longest repeat {sig['longest_repeat']:.0f}")
-    return Verdict(
-        components={"outcome": Component(outcome, CONFIDENCE, reason),
-                    "process": Component(process, CONFIDENCE, reason),
-                    "efficiency": Component(efficiency, CONFIDENCE, reason)},
-        summary=f"Episode: {reason}.",
-        chunk_summaries=[reason] * n_chunks,
-        usage=Usage(),
-    )
+    return _verdict(outcome, process, efficiency, reason, f"Episode: {reason}.", n_chunks)
