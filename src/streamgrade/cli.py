@@ -213,8 +213,11 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress) -
     t0 = time.monotonic()
     stats, interrupted = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress))
     _summary(stats, cfg, time.monotonic() - t0)
-    if stats.dpo_pairs is not None:
+    if stats.dpo_pairs:
         click.echo(f"streamgrade: {stats.dpo_pairs} DPO pairs in {Path(cfg.run.output) / 'exports' / 'dpo.jsonl'}", err=True)
+    elif stats.dpo_pairs == 0:
+        click.echo(f"streamgrade: no DPO pairs (no task has two graded sessions {cfg.exports.dpo_min_gap:g} "
+                   "points apart)", err=True)
     sys.exit(130 if interrupted else EXIT_FAILED if stats.failed else EXIT_OK)
 
 
