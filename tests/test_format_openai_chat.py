@@ -222,3 +222,30 @@ def test_clones_desktop_folder_not_claimed(tmp_path):
     (tmp_path / "input_log.jsonl").write_text("{}\n", encoding="utf-8")
     write(tmp_path / "sft_generated_test.json", {"messages": [{"role": "assistant", "content": "x", "timestamp": 1}]})
     assert FMT.find(tmp_path, sorted(os.listdir(tmp_path))) == []
+
+
+@pytest.mark.asyncio
+async def test_new_benchmark_needs_only_a_mapping(tmp_path):
+    """A dump whose messages live under a key the defaults do not know is found and graded
+    once the config maps it; ids come from the mapped fields."""
+    import anyio  # noqa: F401
+
+    from streamgrade.formats import configure_formats
+    from streamgrade.judges.heuristic import HeuristicJudge
+    from streamgrade.pipeline import Pipeline, scan_source
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data / "bench.json", [
+        {"case": "c1", "attempt": 3, "passed": 1, "dialog": [{"role": "user", "content": "do x"},
+                                                           {"role": "assistant", "content": "done"}]}])
+    cfg = load_config(env={}, overrides={"formats": {"openai_chat": {
+        "messages_fields": ["dialog"], "task_id": "case", "trial": "attempt", "reward": "passed"}}})
+    out = tmp_path / "out"
+    try:
+        stats = await Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source([data], exclude=[out]))
+    finally:
+        configure_formats(load_config(env={}))  # the formats are process-wide: restore defaults
+    assert stats.graded == 1
+    rec = json.loads((out / "exports" / "scores.jsonl").read_text())
+    assert (rec["session_id"], rec["task_id"], rec["trial"], rec["reward"]) == ("bench.taskc1.trial3", "c1", "3", 1.0)

@@ -35,7 +35,7 @@ from .config import Config
 from .errors import InputError, JudgeError
 from .exports.chatml import agent_chatml, infer_tools, to_chatml
 from .exports.sharegpt import ShareGPTError, to_sharegpt
-from .formats import FORMATS
+from .formats import FORMATS, configure_formats
 from .judges.base import Judge
 from .judges.rubric import final_confidence, final_score
 from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Verdict
@@ -133,6 +133,7 @@ class Pipeline:
     def open(self) -> None:
         """Open the ledger and recover the JSONL exports (cut uncommitted bytes).
         Raises OSError naming the output folder when it cannot be created or written."""
+        configure_formats(self.config)
         (self.out / "exports").mkdir(parents=True, exist_ok=True)
         self._ledger = Ledger(self.out / "state.sqlite")
         for name in (SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL):

@@ -15,9 +15,18 @@ FORMATS: dict[str, Format] = {
     for f in (ClonesDesktop(), ClonesWeb(), OpenAIChat(), TraceRows(), HarborTrial(), AtifFile(), CrafterEpisode())
 }
 
-__all__ = ["FORMATS", "Format", "fingerprint", "get_format"]
+__all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]
 
 
 def get_format(name: str) -> Format:
     """The format registered under ``name``; KeyError if none."""
     return FORMATS[name]
+
+
+def configure_formats(config) -> None:
+    """Give formats that detect sessions by configurable fields (openai-chat's mapping) the
+    run's config; the pipeline calls it before the first scan."""
+    for fmt in FORMATS.values():
+        configure = getattr(fmt, "configure", None)
+        if configure is not None:
+            configure(config)

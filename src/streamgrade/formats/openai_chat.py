@@ -17,7 +17,8 @@ row of it gets a session except trace rows (rows with both ``trial_name`` and ``
 which belong to the trace-rows format), so a malformed row is reported rather than
 silently skipped. A ``.json``/``.jsonl`` file that looks like JSON but does not parse is
 claimed as one session (``<stem>``) whose assemble reports the parse error and its line.
-``find`` has no config, so it uses the default mapping; ``assemble`` uses the configured one.
+``find`` uses the mapping set by :meth:`OpenAIChat.configure` (the pipeline calls it with the
+run's config; the default mapping otherwise); ``assemble`` uses the config it is given.
 
 Session ids: ``<stem>.task<task_id>.trial<trial>`` when both are known (``.row<index>``
 appended if that id repeats within the file), else ``<stem>.row<index>``; the ref's
@@ -89,9 +90,15 @@ class OpenAIChat:
 
     name = NAME
 
+    mapping: OpenAIChatMapping = OpenAIChatMapping()
+
+    def configure(self, config: Config) -> None:
+        """Detect rows with the configured field mapping from now on."""
+        self.mapping = config.formats.openai_chat
+
     def find(self, folder: Path, names: list[str]) -> list[SessionRef]:
         """One ref per row of each claimed dump file (see module docstring)."""
-        mapping = OpenAIChatMapping()
+        mapping = self.mapping
         out: list[SessionRef] = []
         if clones_desktop_folder(names):
             return out
