@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A local, deterministic OpenAI-compatible Chat Completions server for streamgrade.
 
-Standard library only. It listens on 127.0.0.1 and serves:
+Built on ``aiohttp.web`` (one event loop; ~5,000+ requests/s at 0 ms latency on one core, so
+it is never the bottleneck of a benchmark). It listens on 127.0.0.1 only and serves:
 
 - ``POST /v1/chat/completions``: when ``response_format.json_schema.name`` is
   ``streamgrade_verdict`` it answers a schema-valid verdict (``summary`` plus ``outcome``,
@@ -11,53 +12,134 @@ Standard library only. It listens on 127.0.0.1 and serves:
   the last user message as plain text. The response has OpenAI's shape: ``id``
   ("chatcmpl-..."), ``object`` "chat.completion", ``created``, ``model`` (the request's),
   ``choices[0]`` ``{index, message {role, content}, finish_reason "stop"}`` and ``usage``
-  ``{prompt_tokens (characters of the messages / 4), completion_tokens, total_tokens}``.
-  Malformed requests get a 400 with OpenAI's error shape ``{"error": {message, type, ...}}``.
+  ``{prompt_tokens (characters of the messages / 4), completion_tokens (characters of the
+  answer / 4), total_tokens}``. Malformed requests get a 400 with OpenAI's error shape
+  ``{"error": {message, type, param, code}}``.
 - ``GET /v1/models``: a model list with one model, ``mock-judge``.
+- ``GET /_mock/stats``: the counters below as JSON (``/_mock/*`` requests are not counted).
+
+Behaviour knobs (CLI flag / keyword argument of :func:`serve_in_thread`,
+:func:`start_mock_process` and :class:`MockOptions`):
+
+Latency
+    ``--latency-ms`` (median, ms; default 0) and ``--latency-dist fixed|uniform|lognormal``
+    with ``--latency-jitter``: for ``uniform`` the half-width in ms (delay uniform in
+    ``[median - j, median + j]``, clipped at 0; default ``median / 2``), for ``lognormal``
+    the sigma of ``log(delay)`` (``delay = median * exp(sigma * N(0, 1))``; default 0.5).
+    Draws come from a ``random.Random`` seeded by ``--seed`` (default 0). Latency is added
+    after the rate-limit check (429s and 400s answer at once, as OpenAI's do).
+
+Rate limits (``--rpm N``, ``--tpm N``; 0 = unlimited)
+    Token buckets, like OpenAI's limits which "replenish continuously": capacity N,
+    refilled at N/60 per second, full at start. A chat request that passes validation costs
+    1 request and ``prompt_tokens + max_completion_tokens`` tokens, where ``prompt_tokens``
+    is ``chars of the messages // 4`` (the ``usage`` figure) and ``max_completion_tokens``
+    is the request's ``max_completion_tokens`` or ``max_tokens`` when given, else the
+    answer's own ``completion_tokens`` (OpenAI also charges ``max_tokens`` up front). A
+    request over a limit is not charged and gets 429 with body ``{"error": {"message":
+    "Rate limit reached for MODEL ... on requests per min (RPM): Limit L, Used U,
+    Requested 1. Please try again in 1.2s. ...", "type": "requests" | "tokens", "param":
+    null, "code": "rate_limit_exceeded"}}`` and headers ``Retry-After`` (whole seconds,
+    ceil) and ``retry-after-ms``. A request costing more tokens than the whole TPM gets 429
+    ``"Request too large ..."`` (type ``tokens``) *without* Retry-After: it can never pass.
+    Every response (all paths but ``/_mock/*``) carries, for each configured limit,
+    ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests`` (floor of the
+    bucket), ``x-ratelimit-reset-requests`` (time until the bucket is full again, in
+    OpenAI's format: ``120ms``, ``1s``, ``2.394s``, ``6m0s``, ``1h0m0s``) and the
+    ``-tokens`` equivalents. ``--hide-limits`` omits those headers (still enforcing).
+
+Faults (rates in [0, 1], summing to at most 1; one seeded draw per chat request that
+passed the rate limits, so the fractions are exact in expectation)
+    ``--fault-500`` (500 ``server_error``), ``--fault-503`` (503 with ``Retry-After: 1``),
+    ``--fault-stall`` (holds the response ``--stall-s`` seconds, default 30, then answers
+    normally if the client is still there), ``--fault-truncate`` (200 whose headers declare
+    the full Content-Length but the connection closes after half the body),
+    ``--fault-invalid-json`` (200, ``Content-Type: application/json``, an HTML body),
+    ``--fault-schema`` (200, a valid chat completion whose content is JSON violating the
+    requested schema: a verdict missing ``process`` or with ``outcome.score`` 150, a chunk
+    answer missing ``problems``).
+
+Curator's probe
+    Bespoke Curator POSTs ``{"model": ..., "messages": []}`` once to read the
+    ``x-ratelimit-limit-*`` headers: it gets 400 (``invalid_request_error``, code
+    ``empty_array``) with the rate-limit headers (unless hidden), and is not charged.
+
+``--fail-first N`` / ``--fail-status S``
+    The first N chat requests fail with status S (default 429) and ``Retry-After: 0``
+    before anything else (no body parsing, no charge).
+
+Stats and log
+    Counters: ``requests`` (all paths), ``chat_requests``, ``status`` (count per status),
+    ``answered`` (clean 200 answers), ``rate_limited`` (+ ``_requests``/``_tokens``),
+    ``faults`` per kind, ``fail_first``, ``probes``, ``bad_requests``, ``not_found``,
+    ``duplicates`` (chat bodies whose sha256 was seen before), ``prompt_tokens``,
+    ``completion_tokens``, ``total_tokens`` (usage of every 200 chat completion sent),
+    ``charged_tokens`` (what the TPM bucket was charged), ``uptime_s``. ``--log FILE``
+    appends one JSON line per request: ``{t, method, path, status, kind, sha256, ms}``.
 
 Command line::
 
-    python scripts/mock_provider.py [--port 0] [--latency-ms 0] [--max-seconds 3600]
+    python scripts/mock_provider.py [--port 0] [--latency-ms 0] [--max-seconds 3600] ...
 
-prints exactly one line, ``mock provider listening on http://127.0.0.1:PORT/v1``, once it
-listens (port 0 picks a free port), then serves until ``--max-seconds`` elapse or it gets
-SIGINT/SIGTERM, and exits 0. Point streamgrade at it with
+prints ``mock provider listening on http://127.0.0.1:PORT/v1`` once it listens (port 0
+picks a free port), serves until ``--max-seconds`` elapse or it gets SIGINT/SIGTERM, then
+prints the stats as one JSON line and exits 0. Point streamgrade at it with
 ``STREAMGRADE_BASE_URL=http://127.0.0.1:PORT/v1`` (no API key needed).
 
 From Python (tests add ``scripts/`` to ``sys.path``)::
 
-    from mock_provider import serve_in_thread
+    from mock_provider import serve_in_thread, start_mock_process
 
-    with serve_in_thread(latency_ms=0) as base_url:
-        ...  # base_url == "http://127.0.0.1:PORT/v1" (a str)
-        base_url.requests  # live count of requests served (all paths)
-        base_url.chat_requests  # chat completions only
+    with serve_in_thread(latency_ms=0, rpm=60) as base_url:   # same process, own thread
+        base_url.requests, base_url.chat_requests, base_url.stats()
 
-The server stops when the ``with`` block exits. ``fail_first=N`` makes the first N chat
-requests fail with ``fail_status`` (default 429, with ``Retry-After: 0``) to exercise
-client retries.
+    with start_mock_process(latency_ms=200, fault_500=0.05) as base_url:  # own process/core
+        base_url.stats()          # GET /_mock/stats
+    base_url.final_stats          # the JSON line the process printed at exit
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
+import math
+import queue
+import random
 import signal
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["MockProvider", "MockURL", "serve_in_thread", "answer", "main"]
+from aiohttp import web
+
+__all__ = [
+    "MockOptions",
+    "MockProvider",
+    "MockURL",
+    "MockProcess",
+    "serve_in_thread",
+    "start_mock_process",
+    "answer",
+    "openai_duration",
+    "main",
+]
 
 HOST = "127.0.0.1"
 MODEL_ID = "mock-judge"
 COMPONENTS = ("outcome", "process", "efficiency")
+CHAT_PATH = "/v1/chat/completions"
+FAULTS = ("500", "503", "stall", "truncate", "invalid_json", "schema")
+SCRIPT = Path(__file__).resolve()
 
 
 # --- answers ---------------------------------------------------------------------------
@@ -107,24 +189,20 @@ def _chunk(digest: bytes, prompt: str) -> dict[str, Any]:
     }
 
 
-def answer(request: dict[str, Any]) -> dict[str, Any]:
-    """The chat.completion response for a parsed request body (pure; raises ValueError when
-    the body lacks a ``messages`` list)."""
-    messages = request.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("'messages' must be a non-empty array")
-    digest = _digest(messages)
-    prompt = _last_user_text(messages)
+def _schema_name(request: dict[str, Any]) -> str | None:
     fmt = request.get("response_format") or {}
-    schema_name = (fmt.get("json_schema") or {}).get("name") if isinstance(fmt, dict) else None
-    if schema_name == "streamgrade_verdict":
-        content = json.dumps(_verdict(digest))
-    elif schema_name == "streamgrade_chunk":
-        content = json.dumps(_chunk(digest, prompt))
-    else:
-        content = "echo: " + prompt
-    prompt_chars = sum(len(m.get("content") or "") if isinstance(m, dict) and isinstance(m.get("content"), str) else 0 for m in messages)
-    prompt_tokens = max(1, prompt_chars // 4)
+    if not isinstance(fmt, dict):
+        return None
+    js = fmt.get("json_schema") or {}
+    return js.get("name") if isinstance(js, dict) else None
+
+
+def _prompt_tokens(messages: list[Any]) -> int:
+    chars = sum(len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str))
+    return max(1, chars // 4)
+
+
+def _completion(request: dict[str, Any], content: str, prompt_tokens: int) -> dict[str, Any]:
     completion_tokens = max(1, len(content) // 4)
     return {
         "id": "chatcmpl-" + uuid.uuid4().hex[:24],
@@ -148,113 +226,441 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _error(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    """The chat.completion response for a parsed request body (pure apart from ``id`` and
+    ``created``; raises ValueError when the body lacks a non-empty ``messages`` list)."""
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("'messages' must be a non-empty array")
+    digest = _digest(messages)
+    prompt = _last_user_text(messages)
+    schema_name = _schema_name(request)
+    if schema_name == "streamgrade_verdict":
+        content = json.dumps(_verdict(digest))
+    elif schema_name == "streamgrade_chunk":
+        content = json.dumps(_chunk(digest, prompt))
+    else:
+        content = "echo: " + prompt
+    return _completion(request, content, _prompt_tokens(messages))
+
+
+def _schema_violation(request: dict[str, Any]) -> dict[str, Any]:
+    """Like :func:`answer` but the content is JSON that violates the requested schema."""
+    messages = request["messages"]
+    digest = _digest(messages)
+    schema_name = _schema_name(request)
+    if schema_name == "streamgrade_chunk":
+        bad: dict[str, Any] = _chunk(digest, _last_user_text(messages))
+        del bad["problems"]
+    else:
+        bad = _verdict(digest)
+        if digest[0] % 2:
+            del bad["process"]
+        else:
+            bad["outcome"]["score"] = 150
+    return _completion(request, json.dumps(bad), _prompt_tokens(messages))
+
+
+def _error(message: str, type_: str = "invalid_request_error", code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def openai_duration(seconds: float) -> str:
+    """A duration in OpenAI's ``x-ratelimit-reset-*`` format (Go's): ``0s``, ``120ms``,
+    ``1s``, ``2.394s``, ``6m0s``, ``1h2m3.5s`` (rounded up to the millisecond)."""
+    ms = math.ceil(seconds * 1000 - 1e-9) if seconds > 0 else 0
+    if ms <= 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, sec_ms = divmod(rest, 60_000)
+    sec = f"{sec_ms / 1000:.3f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{hours}h{minutes}m{sec}s"
+    if minutes:
+        return f"{minutes}m{sec}s"
+    return f"{sec}s"
+
+
+# --- options ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class MockOptions:
+    """Every knob of the mock (see the module docstring); CLI flags are these names with
+    ``-`` for ``_``."""
+
+    latency_ms: float = 0
+    latency_dist: str = "fixed"
+    latency_jitter: float | None = None
+    seed: int = 0
+    rpm: int = 0
+    tpm: int = 0
+    hide_limits: bool = False
+    fault_500: float = 0.0
+    fault_503: float = 0.0
+    fault_stall: float = 0.0
+    fault_truncate: float = 0.0
+    fault_invalid_json: float = 0.0
+    fault_schema: float = 0.0
+    stall_s: float = 30.0
+    fail_first: int = 0
+    fail_status: int = 429
+    log: str | None = None
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.latency_dist not in ("fixed", "uniform", "lognormal"):
+            raise ValueError(f"latency_dist must be fixed, uniform or lognormal, not {self.latency_dist!r}")
+        if self.latency_ms < 0 or (self.latency_jitter is not None and self.latency_jitter < 0):
+            raise ValueError("latency_ms and latency_jitter must be >= 0")
+        if self.rpm < 0 or self.tpm < 0:
+            raise ValueError("rpm and tpm must be >= 0 (0 = unlimited)")
+        rates = self.fault_rates()
+        for name, rate in rates.items():
+            if not 0 <= rate <= 1:
+                raise ValueError(f"fault rate {name} must be in [0, 1], not {rate}")
+        if sum(rates.values()) > 1 + 1e-9:
+            raise ValueError("fault rates must sum to at most 1")
+        if self.stall_s < 0:
+            raise ValueError("stall_s must be >= 0")
+
+    def fault_rates(self) -> dict[str, float]:
+        return {
+            "500": self.fault_500,
+            "503": self.fault_503,
+            "stall": self.fault_stall,
+            "truncate": self.fault_truncate,
+            "invalid_json": self.fault_invalid_json,
+            "schema": self.fault_schema,
+        }
+
+
+class _Bucket:
+    """A token bucket of ``capacity`` refilled at ``capacity / 60`` per second."""
+
+    __slots__ = ("capacity", "rate", "level", "stamp")
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.rate = capacity / 60.0
+        self.level = float(capacity)
+        self.stamp = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait_for(self, cost: float) -> float:
+        """Seconds until ``cost`` is available (0 when it is now)."""
+        return max(0.0, (cost - self.level) / self.rate)
+
+    def headers(self, kind: str, out: dict[str, str]) -> None:
+        out[f"x-ratelimit-limit-{kind}"] = str(self.capacity)
+        out[f"x-ratelimit-remaining-{kind}"] = str(max(0, int(self.level)))
+        out[f"x-ratelimit-reset-{kind}"] = openai_duration((self.capacity - self.level) / self.rate)
 
 
 # --- server ----------------------------------------------------------------------------
 
 
-class MockProvider(ThreadingHTTPServer):
-    """The HTTP server. ``latency_ms`` delays every answer; ``requests`` counts requests
-    served (all paths), ``chat_requests`` chat completions; ``fail_first`` chat requests
-    fail with ``fail_status``."""
+class MockProvider:
+    """The mock's state and aiohttp application (one event loop). ``requests`` counts
+    requests served (all paths but ``/_mock/*``), ``chat_requests`` chat completions;
+    :meth:`stats` returns every counter."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int = 0, latency_ms: float = 0, *, fail_first: int = 0, fail_status: int = 429, verbose: bool = False):
-        super().__init__((HOST, port), _Handler)
-        self.latency_ms = latency_ms
-        self.fail_first = fail_first
-        self.fail_status = fail_status
-        self.verbose = verbose
+    def __init__(self, options: MockOptions | None = None, **kwargs: Any):
+        self.options = opts = options or MockOptions(**kwargs)
+        self.port = 0
         self.requests = 0
         self.chat_requests = 0
-        self._lock = threading.Lock()
+        self.status: dict[str, int] = {}
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("answered", "rate_limited", "rate_limited_requests", "rate_limited_tokens", "fail_first",
+             "probes", "bad_requests", "not_found", "duplicates", "prompt_tokens", "completion_tokens",
+             "total_tokens", "charged_tokens"), 0)
+        self.faults: dict[str, int] = dict.fromkeys(FAULTS, 0)
+        self._seen: set[bytes] = set()
+        self._started = time.monotonic()
+        self._latency_rng = random.Random(f"{opts.seed}:latency")
+        self._fault_rng = random.Random(f"{opts.seed}:faults")
+        rates = opts.fault_rates()
+        self._fault_cdf: list[tuple[float, str]] = []
+        acc = 0.0
+        for name in FAULTS:
+            if rates[name] > 0:
+                acc += rates[name]
+                self._fault_cdf.append((acc, name))
+        self._rpm = _Bucket(opts.rpm) if opts.rpm > 0 else None
+        self._tpm = _Bucket(opts.tpm) if opts.tpm > 0 else None
+        self._log: IO[str] | None = open(opts.log, "a", encoding="utf-8") if opts.log else None  # noqa: SIM115
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_get("/_mock/stats", self._handle_stats)
+        self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.server_address[1]}/v1"
+        return f"http://{HOST}:{self.port}/v1"
 
-    def count(self, chat: bool) -> int:
-        """Count one request; returns the chat request's 1-based number (0 for others)."""
-        with self._lock:
-            self.requests += 1
-            if chat:
-                self.chat_requests += 1
-                return self.chat_requests
-            return 0
+    # -- bookkeeping
 
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"requests": self.requests, "chat_requests": self.chat_requests,
+                               "status": dict(self.status)}
+        out.update(self.counts)
+        out["faults"] = dict(self.faults)
+        out["unique_bodies"] = len(self._seen)
+        out["uptime_s"] = round(time.monotonic() - self._started, 3)
+        return out
 
-class _Handler(BaseHTTPRequestHandler):
-    server: MockProvider
-    protocol_version = "HTTP/1.1"
-    server_version = "streamgrade-mock/1.0"
-    timeout = 30  # seconds an idle keep-alive connection may stay open
-    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus the
-    # client's delayed ACK add ~40 ms to every keep-alive response.
-    disable_nagle_algorithm = True
+    def close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        if self.server.verbose:
-            super().log_message(format, *args)
+    def _record(self, request: web.Request, status: int, kind: str, sha: str | None, t0: float) -> None:
+        key = str(status)
+        self.status[key] = self.status.get(key, 0) + 1
+        if self._log is not None:
+            rec = {"t": round(time.time(), 3), "method": request.method, "path": request.path, "status": status,
+                   "kind": kind, "sha256": sha, "ms": round((time.monotonic() - t0) * 1000, 2)}
+            self._log.write(json.dumps(rec) + "\n")
+        if self.options.verbose:
+            print(f"{request.method} {request.path} {status} {kind}", file=sys.stderr, flush=True)
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+    def _limit_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.options.hide_limits or (self._rpm is None and self._tpm is None):
+            return headers
+        now = time.monotonic()
+        if self._rpm is not None:
+            self._rpm.refill(now)
+            self._rpm.headers("requests", headers)
+        if self._tpm is not None:
+            self._tpm.refill(now)
+            self._tpm.headers("tokens", headers)
+        return headers
 
-    def _delay(self) -> None:
-        if self.server.latency_ms > 0:
-            time.sleep(self.server.latency_ms / 1000)
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self.server.count(chat=False)
-        self._delay()
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/v1/models":
-            model = {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "streamgrade-mock"}
-            self._send(200, {"object": "list", "data": [model]})
+    def _latency_s(self) -> float:
+        o = self.options
+        if o.latency_ms <= 0:
+            return 0.0
+        if o.latency_dist == "uniform":
+            j = o.latency_ms / 2 if o.latency_jitter is None else o.latency_jitter
+            ms = max(0.0, self._latency_rng.uniform(o.latency_ms - j, o.latency_ms + j))
+        elif o.latency_dist == "lognormal":
+            sigma = 0.5 if o.latency_jitter is None else o.latency_jitter
+            ms = o.latency_ms * math.exp(sigma * self._latency_rng.gauss(0.0, 1.0))
         else:
-            self._send(404, _error(f"unknown path {path}", code="not_found"))
+            ms = o.latency_ms
+        return ms / 1000
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        path = self.path.split("?", 1)[0].rstrip("/")
-        number = self.server.count(chat=path == "/v1/chat/completions")
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        raw = self.rfile.read(length) if length > 0 else b""
-        self._delay()
-        if path != "/v1/chat/completions":
-            self._send(404, _error(f"unknown path {path}", code="not_found"))
-            return
-        if number <= self.server.fail_first:
-            status = self.server.fail_status
-            headers = {"Retry-After": "0"} if status in (429, 503) else {}
-            self._send(status, _error(f"mock failure {number}", type_="mock_error"), headers)
-            return
+    def _draw_fault(self) -> str | None:
+        if not self._fault_cdf:
+            return None
+        r = self._fault_rng.random()
+        for edge, name in self._fault_cdf:
+            if r < edge:
+                return name
+        return None
+
+    def _rate_limit(self, body: dict[str, Any], cost: int) -> tuple[str, web.Response] | None:
+        """Charge the buckets, or return (kind, 429 response) without charging."""
+        now = time.monotonic()
+        model = body.get("model") or MODEL_ID
+        over: tuple[str, _Bucket, float, str] | None = None
+        if self._rpm is not None:
+            self._rpm.refill(now)
+            if self._rpm.level < 1:
+                over = ("requests", self._rpm, 1, "requests per min (RPM)")
+        if over is None and self._tpm is not None:
+            self._tpm.refill(now)
+            if cost > self._tpm.capacity:
+                msg = (f"Request too large for {model} in organization org-mock on tokens per min (TPM): "
+                       f"Limit {self._tpm.capacity}, Requested {cost}. The input or output tokens must be "
+                       "reduced in order to run successfully.")
+                headers = self._limit_headers()
+                return "rate_limit_tokens", self._json(429, _error(msg, "tokens", "rate_limit_exceeded"), headers)
+            if self._tpm.level < cost:
+                over = ("tokens", self._tpm, cost, "tokens per min (TPM)")
+        if over is None:
+            if self._rpm is not None:
+                self._rpm.level -= 1
+            if self._tpm is not None:
+                self._tpm.level -= cost
+            self.counts["charged_tokens"] += cost
+            return None
+        kind, bucket, requested, label = over
+        wait = bucket.wait_for(requested)
+        used = bucket.capacity - max(0, int(bucket.level))
+        msg = (f"Rate limit reached for {model} in organization org-mock on {label}: Limit {bucket.capacity}, "
+               f"Used {used}, Requested {requested}. Please try again in {openai_duration(wait)}. "
+               "Visit https://platform.openai.com/account/rate-limits to learn more.")
+        headers = {**self._limit_headers(),
+                   "Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": str(max(1, math.ceil(wait * 1000)))}
+        return f"rate_limit_{kind}", self._json(429, _error(msg, kind, "rate_limit_exceeded"), headers)
+
+    @staticmethod
+    def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json",
+                            headers=headers)
+
+    # -- handlers
+
+    async def _handle_stats(self, request: web.Request) -> web.Response:
+        return self._json(200, self.stats())
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        t0 = time.monotonic()
+        self.requests += 1
+        path = request.path.rstrip("/")
+        if path == CHAT_PATH and request.method == "POST":
+            return await self._chat(request, t0)
+        headers = self._limit_headers()
+        if request.method == "GET" and path == "/v1/models":
+            latency = self._latency_s()
+            if latency:
+                await asyncio.sleep(latency)
+            model = {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "streamgrade-mock"}
+            self._record(request, 200, "models", None, t0)
+            return self._json(200, {"object": "list", "data": [model]}, headers)
+        self.counts["not_found"] += 1
+        self._record(request, 404, "not_found", None, t0)
+        return self._json(404, _error(f"unknown path {request.method} {path}", code="not_found"), headers)
+
+    async def _chat(self, request: web.Request, t0: float) -> web.StreamResponse:
+        o = self.options
+        self.chat_requests += 1
+        number = self.chat_requests
+        raw = await request.read()
+        digest = hashlib.sha256(raw).digest()
+        sha = digest.hex()
+        if digest in self._seen:
+            self.counts["duplicates"] += 1
+        else:
+            self._seen.add(digest)
+
+        if number <= o.fail_first:
+            status = o.fail_status
+            self.counts["fail_first"] += 1
+            self._record(request, status, "fail_first", sha, t0)
+            headers = {**self._limit_headers(), "Retry-After": "0", "retry-after-ms": "0"}
+            return self._json(status, _error(f"mock failure {number}", type_="mock_error"), headers)
+
         try:
             body = json.loads(raw)
-            if not isinstance(body, dict):
-                raise ValueError("request body must be a JSON object")
-            payload = answer(body)
-        except ValueError as exc:  # JSONDecodeError is a ValueError
-            self._send(400, _error(f"invalid request: {exc}"))
-            return
-        self._send(200, payload)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            body, problem = None, f"invalid request: {exc}"
+        else:
+            problem = None if isinstance(body, dict) else "invalid request: the body must be a JSON object"
+        if body is not None and problem is None:
+            messages = body.get("messages")
+            if messages == []:  # Bespoke Curator's rate-limit probe
+                self.counts["probes"] += 1
+                self._record(request, 400, "probe", sha, t0)
+                msg = ("Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                       "but got an empty array instead.")
+                return self._json(400, _error(msg, code="empty_array", param="messages"), self._limit_headers())
+            if not isinstance(messages, list):
+                problem = "invalid request: 'messages' must be a non-empty array"
+        if problem is not None:
+            self.counts["bad_requests"] += 1
+            self._record(request, 400, "bad_request", sha, t0)
+            return self._json(400, _error(problem), self._limit_headers())
+
+        payload = answer(body)
+        usage = payload["usage"]
+        max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        cost = usage["prompt_tokens"] + (max_out if isinstance(max_out, int) and max_out > 0 else usage["completion_tokens"])
+        limited = self._rate_limit(body, cost)
+        if limited is not None:
+            kind, resp = limited
+            self.counts["rate_limited"] += 1
+            self.counts[kind.replace("rate_limit_", "rate_limited_")] += 1
+            self._record(request, 429, kind, sha, t0)
+            return resp
+        headers = self._limit_headers()
+        fault = self._draw_fault()
+        if fault == "schema":
+            payload = _schema_violation(body)
+            usage = payload["usage"]
+
+        latency = self._latency_s()
+        if fault is not None:
+            self.faults[fault] += 1
+        if fault == "500":
+            self._record(request, 500, "fault_500", sha, t0)
+            if latency:
+                await asyncio.sleep(latency)
+            msg = "The server had an error while processing your request. Sorry about that!"
+            return self._json(500, _error(msg, "server_error"), headers)
+        if fault == "503":
+            self._record(request, 503, "fault_503", sha, t0)
+            if latency:
+                await asyncio.sleep(latency)
+            msg = "The engine is currently overloaded, please try again later."
+            return self._json(503, _error(msg, "server_error"), {**headers, "Retry-After": "1"})
+        if fault == "invalid_json":
+            self._record(request, 200, "invalid_json", sha, t0)
+            if latency:
+                await asyncio.sleep(latency)
+            html = b"<html><head><title>502 Bad Gateway</title></head><body>mock: not JSON</body></html>"
+            return web.Response(status=200, body=html, content_type="application/json", headers=headers)
+
+        data = json.dumps(payload).encode()
+        self.counts["prompt_tokens"] += usage["prompt_tokens"]
+        self.counts["completion_tokens"] += usage["completion_tokens"]
+        self.counts["total_tokens"] += usage["total_tokens"]
+        if fault == "stall":
+            self._record(request, 200, "stall", sha, t0)
+            latency += o.stall_s
+        elif fault == "truncate":
+            self._record(request, 200, "truncate", sha, t0)
+        elif fault == "schema":
+            self._record(request, 200, "schema", sha, t0)
+        else:
+            self.counts["answered"] += 1
+            self._record(request, 200, "ok", sha, t0)
+        if latency:
+            await asyncio.sleep(latency)
+        if fault == "truncate":
+            return await self._truncated(request, data, headers)
+        return web.Response(status=200, body=data, content_type="application/json", headers=headers)
+
+    @staticmethod
+    async def _truncated(request: web.Request, data: bytes, headers: dict[str, str]) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_type = "application/json"
+        resp.content_length = len(data)
+        resp.force_close()
+        await resp.prepare(request)
+        await resp.write(data[: max(1, len(data) // 2)])
+        transport = request.transport
+        if transport is not None:
+            transport.close()  # flushes the half body, then closes: the client sees a short read
+        raise asyncio.CancelledError  # aiohttp drops the connection without logging an error
+
+    # -- running
+
+    async def start(self, port: int = 0) -> web.AppRunner:
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.25,
+                               handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, port, reuse_address=True, backlog=1024)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        self._started = time.monotonic()
+        return runner
 
 
 class MockURL(str):
-    """The base URL (``http://127.0.0.1:PORT/v1``) of a running mock; a ``str`` with live
-    ``requests`` and ``chat_requests`` counters and the ``server`` itself."""
+    """The base URL (``http://127.0.0.1:PORT/v1``) of a mock running in this process; a
+    ``str`` with live ``requests`` and ``chat_requests`` counters, :meth:`stats` and the
+    ``server`` (:class:`MockProvider`) itself."""
 
     server: MockProvider
 
@@ -271,51 +677,186 @@ class MockURL(str):
     def chat_requests(self) -> int:
         return self.server.chat_requests
 
+    def stats(self) -> dict[str, Any]:
+        return self.server.stats()
+
 
 @contextlib.contextmanager
-def serve_in_thread(latency_ms: float = 0, *, fail_first: int = 0, fail_status: int = 429) -> Iterator[MockURL]:
-    """Run the mock on a free port in a background thread; yields its base URL (a
-    :class:`MockURL`, i.e. a ``str`` ending in ``/v1`` with request counters) and shuts the
-    server down on exit."""
-    server = MockProvider(0, latency_ms, fail_first=fail_first, fail_status=fail_status)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+def serve_in_thread(latency_ms: float = 0, *, fail_first: int = 0, fail_status: int = 429, **options: Any) -> Iterator[MockURL]:
+    """Run the mock on a free port in a background thread (its own event loop); yields its
+    base URL (a :class:`MockURL`) and shuts the server down on exit. ``options`` are any
+    other :class:`MockOptions` fields (``rpm=``, ``fault_500=``, ...)."""
+    provider = MockProvider(MockOptions(latency_ms=latency_ms, fail_first=fail_first, fail_status=fail_status, **options))
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        state["stop"] = lambda: loop.call_soon_threadsafe(stop.set)
+        try:
+            runner = await provider.start(0)
+        except BaseException as exc:  # surfaced in the caller's thread
+            state["error"] = exc
+            ready.set()
+            return
+        ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), name="mock-provider", daemon=True)
     thread.start()
-    try:
-        yield MockURL(server)
-    finally:
-        server.shutdown()
-        server.server_close()
+    ready.wait(10)
+    if "error" in state or not provider.port:
         thread.join(timeout=5)
+        raise RuntimeError(f"mock provider failed to start: {state.get('error')!r}")
+    try:
+        yield MockURL(provider)
+    finally:
+        state["stop"]()
+        thread.join(timeout=5)
+        provider.close_log()
+
+
+# --- separate process ------------------------------------------------------------------
+
+
+def _argv(options: dict[str, Any]) -> list[str]:
+    names = {f.name for f in dataclasses.fields(MockOptions)} | {"max_seconds", "port"}
+    argv: list[str] = []
+    for key, value in options.items():
+        if key not in names:
+            raise TypeError(f"unknown mock option {key!r}")
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+class MockProcess(str):
+    """The base URL of a mock running in another process (see :func:`start_mock_process`);
+    :meth:`stats` GETs ``/_mock/stats``; ``final_stats`` is the JSON line the process
+    printed when it exited (None before that); ``proc`` is the ``Popen``."""
+
+    proc: subprocess.Popen[str]
+    final_stats: dict[str, Any] | None
+
+    def __new__(cls, url: str, proc: subprocess.Popen[str]) -> MockProcess:
+        self = super().__new__(cls, url)
+        self.proc = proc
+        self.final_stats = None
+        return self
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        root = self.removesuffix("/v1")
+        with urllib.request.urlopen(root + "/_mock/stats", timeout=timeout) as resp:  # noqa: S310 - 127.0.0.1
+            return json.load(resp)
+
+
+@contextlib.contextmanager
+def start_mock_process(*, python: str | None = None, startup_timeout: float = 10.0, **options: Any) -> Iterator[MockProcess]:
+    """Launch ``python scripts/mock_provider.py --port 0 ...`` (keyword arguments become
+    flags: ``rpm=60`` -> ``--rpm 60``, ``hide_limits=True`` -> ``--hide-limits``) as a
+    separate process, wait up to ``startup_timeout`` s for its URL line, yield a
+    :class:`MockProcess`, and stop it at exit (SIGTERM, then SIGKILL after 5 s)."""
+    options.setdefault("port", 0)
+    argv = [python or sys.executable, str(SCRIPT), *_argv(options)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        try:
+            line = lines.get(timeout=startup_timeout)
+        except queue.Empty:
+            line = ""
+        prefix = "mock provider listening on "
+        if not line.startswith(prefix):
+            raise RuntimeError(f"mock provider did not start within {startup_timeout} s (got {line!r}, exit {proc.poll()})")
+        mock = MockProcess(line[len(prefix) :].strip(), proc)
+        yield mock
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        rest = proc.stdout.read() if proc.stdout else ""
+        if proc.stdout:
+            proc.stdout.close()
+    for text in reversed(rest.splitlines()):
+        with contextlib.suppress(ValueError):
+            mock.final_stats = json.loads(text)
+            break
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = MockOptions()
+    ap = argparse.ArgumentParser(description="Local OpenAI-compatible mock for streamgrade (see the module docstring).")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
+    ap.add_argument("--max-seconds", type=float, default=3600, help="stop after this many seconds")
+    ap.add_argument("--latency-ms", type=float, default=d.latency_ms, help="median delay added to answers, ms")
+    ap.add_argument("--latency-dist", choices=("fixed", "uniform", "lognormal"), default=d.latency_dist)
+    ap.add_argument("--latency-jitter", type=float, default=None,
+                    help="uniform: half-width in ms (default median/2); lognormal: sigma (default 0.5)")
+    ap.add_argument("--seed", type=int, default=d.seed, help="seed of the latency and fault draws")
+    ap.add_argument("--rpm", type=int, default=0, help="requests per minute (token bucket; 0 = unlimited)")
+    ap.add_argument("--tpm", type=int, default=0, help="tokens per minute (token bucket; 0 = unlimited)")
+    ap.add_argument("--hide-limits", action="store_true", help="enforce limits but send no x-ratelimit-* headers")
+    for name in FAULTS:
+        ap.add_argument(f"--fault-{name.replace('_', '-')}", type=float, default=0.0, metavar="RATE",
+                        help=f"fraction of chat requests answered with the {name} fault")
+    ap.add_argument("--stall-s", type=float, default=d.stall_s, help="how long a stalled response is held")
+    ap.add_argument("--fail-first", type=int, default=0, help="fail the first N chat requests")
+    ap.add_argument("--fail-status", type=int, default=429, help="status of those failures")
+    ap.add_argument("--log", default=None, help="append one JSON line per request to this file")
+    ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    ap = argparse.ArgumentParser(description="Local OpenAI-compatible mock for streamgrade.")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
-    ap.add_argument("--latency-ms", type=float, default=0, help="delay added to every answer, ms")
-    ap.add_argument("--max-seconds", type=float, default=3600, help="stop after this many seconds")
-    ap.add_argument("--fail-first", type=int, default=0, help="fail the first N chat requests")
-    ap.add_argument("--fail-status", type=int, default=429, help="status of those failures")
-    ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
-    args = ap.parse_args(argv)
-
-    server = MockProvider(args.port, args.latency_ms, fail_first=args.fail_first, fail_status=args.fail_status, verbose=args.verbose)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    print(f"mock provider listening on {server.base_url}", flush=True)
+    ap = build_parser()
+    args = vars(ap.parse_args(argv))
+    port, max_seconds = args.pop("port"), args.pop("max_seconds")
     try:
-        stop.wait(args.max_seconds)
+        options = MockOptions(**args)
+    except ValueError as exc:
+        ap.error(str(exc))
+    provider = MockProvider(options)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        runner = await provider.start(port)
+        print(f"mock provider listening on {provider.base_url}", flush=True)
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max_seconds)
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(run())
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        provider.close_log()
+        if provider.port:
+            print(json.dumps(provider.stats()), flush=True)
     return 0
 
 

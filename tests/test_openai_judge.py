@@ -30,7 +30,9 @@ SECRET = "sk-test-SECRET-123"
 
 
 def make_config(**openai):
-    over = {"base_url": BASE, "backoff_base_s": 0.01, "max_retries": 3}
+    # A known, generous rpm: these tests are about retries, not about finding the limit
+    # (the adaptive pacer runs on real time; tests/test_limits.py covers it).
+    over = {"base_url": BASE, "backoff_base_s": 0.01, "max_retries": 3, "rpm": 600_000}
     over.update(openai)
     return load_config(env={}, overrides={"openai": over})
 
@@ -54,9 +56,15 @@ class SleepRecorder:
 
     def __init__(self):
         self.delays: list[float] = []
+        self.now = 1000.0
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        """A fake monotonic clock that only the fake sleep advances."""
+        return self.now
 
 
 def verdict_content(outcome=80, process=70, efficiency=60, confidence=0.9, summary="did X") -> dict:
@@ -103,7 +111,7 @@ async def judge_factory(sleeps):
     judges: list[OpenAIJudge] = []
 
     def factory(api_key=None, **openai) -> OpenAIJudge:
-        j = OpenAIJudge(make_config(**openai), api_key=api_key, sleep=sleeps, rng=random.Random(1))
+        j = OpenAIJudge(make_config(**openai), api_key=api_key, sleep=sleeps, clock=sleeps.clock, rng=random.Random(1))
         judges.append(j)
         return j
 
@@ -424,7 +432,9 @@ async def test_max_concurrency_limits_requests_in_flight(judge_factory):
     results: list[Verdict] = []
 
     async def one(i: int) -> None:
-        results.append(await judge.grade(make_session(f"s{i}"), [make_chunk()]))
+        session = make_session(f"s{i}")
+        session.task = f"Do X number {i}"  # distinct prompts: identical ones are deduplicated
+        results.append(await judge.grade(session, [make_chunk()]))
 
     with respx.mock() as mock:
         route = mock.post(URL).mock(side_effect=respond)
@@ -433,6 +443,29 @@ async def test_max_concurrency_limits_requests_in_flight(judge_factory):
                 tg.start_soon(one, i)
     assert route.call_count == 6 and len(results) == 6
     assert peak == 2
+
+
+@pytest.mark.asyncio
+async def test_identical_requests_in_flight_are_sent_once(judge_factory):
+    judge = judge_factory(max_concurrency=8)
+
+    async def respond(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.05)
+        return ok()
+
+    results: list[Verdict] = []
+
+    async def one(i: int) -> None:
+        results.append(await judge.grade(make_session(f"s{i}"), [make_chunk()]))  # same prompt
+
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=respond)
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(one, i)
+    assert route.call_count == 1 and len(results) == 5
+    assert all(r.components == results[0].components for r in results)
+    assert sum(r.usage.requests for r in results) == 1  # paid once
 
 
 # --- the API key never leaks ------------------------------------------------------------
@@ -500,7 +533,7 @@ async def test_custom_transport_is_used(sleeps):
         calls.append(str(request.url))
         return ok()
 
-    judge = OpenAIJudge(make_config(), transport=httpx.MockTransport(handler), sleep=sleeps)
+    judge = OpenAIJudge(make_config(), transport=httpx.MockTransport(handler), sleep=sleeps, clock=sleeps.clock)
     try:
         await judge.grade(make_session(), [make_chunk()])
     finally:

@@ -3,7 +3,8 @@ options, builds the config, and runs the pipeline).
 
 Exit codes: 0 every session graded (or nothing to do), 1 some sessions failed (a summary on
 stderr says which and why), 2 usage or configuration error, 3 nothing to export (``export``),
-130 interrupted before the drain finished.
+4 the run budget (``openai.max_cost_usd``) was spent and sessions are left pending, 130
+interrupted before the drain finished.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .pipeline import Pipeline, RunStats, scan_source
 
 log = logging.getLogger("streamgrade.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_BUDGET = 0, 1, 2, 3, 4
 
 _common = [
     click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path),
@@ -101,11 +102,15 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -
         click.echo(f"streamgrade: cannot use output folder {out}: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_USAGE)
     exclude = [out]
+    notifier = None
     if watch:
+        from .sdnotify import Notifier
         from .sources.watch import watch_source
 
+        notifier = Notifier.from_env()  # systemd Type=notify; a no-op outside systemd
+
         async def source(send):
-            await watch_source(paths, send, cfg.watch, exclude=exclude)
+            await watch_source(paths, send, cfg.watch, exclude=exclude, on_ready=notifier.ready)
     else:
         source = scan_source(paths, exclude=exclude)
 
@@ -117,6 +122,8 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -
             async for sig in received:
                 if not pipe._stopping:
                     log.warning("%s: stopping; finishing sessions in flight (again to abort)", signal.Signals(sig).name)
+                    if notifier:
+                        notifier.stopping()
                     pipe.stop()
                 else:
                     interrupted = True
@@ -125,6 +132,13 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(signals, tg.cancel_scope)
+            if notifier and notifier.enabled:
+                from .daemon import stuck_after_for, supervise
+                from .sdnotify import watchdog_interval
+
+                ping = watchdog_interval()
+                tg.start_soon(lambda: supervise(pipe.stats, notifier, interval=ping or 5.0, watchdog=ping is not None,
+                                                stuck_after=stuck_after_for(cfg), stopping=lambda: pipe._stopping))
             if display:
                 display.start(pipe.stats)
             try:
@@ -135,6 +149,8 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -
             tg.cancel_scope.cancel()
     finally:
         await judge.aclose()
+        if notifier:
+            notifier.close()
     return pipe.stats, interrupted
 
 
@@ -179,6 +195,9 @@ def _summary(stats: RunStats, cfg: Config, elapsed: float) -> None:
         f"output: {cfg.run.output}",
         err=True,
     )
+    if stats.budget_pending:
+        click.echo(f"streamgrade: run budget spent: {stats.budget_pending} sessions left pending "
+                   f"(raise openai.max_cost_usd and run again)", err=True)
     if stats.failed:
         click.echo("failed sessions:", err=True)
         for sid, err in stats.failures[:50]:
@@ -218,7 +237,7 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress) -
     elif stats.dpo_pairs == 0:
         click.echo(f"streamgrade: no DPO pairs (no task has two graded sessions {cfg.exports.dpo_min_gap:g} "
                    "points apart)", err=True)
-    sys.exit(130 if interrupted else EXIT_FAILED if stats.failed else EXIT_OK)
+    sys.exit(130 if interrupted else EXIT_FAILED if stats.failed else EXIT_BUDGET if stats.budget_pending else EXIT_OK)
 
 
 @main.command()

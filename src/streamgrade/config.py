@@ -102,8 +102,13 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
 
     ``base_url`` ends in /v1; ``timeout_s`` per request; retries are capped exponential
     backoff with full jitter from ``backoff_base_s`` to ``backoff_max_s``, honouring
-    Retry-After; ``rpm`` requests per minute (0 = no limit); ``max_concurrency`` requests in
-    flight; ``prices`` USD per million tokens by model (unknown model: cost 0).
+    Retry-After; ``rpm``/``tpm`` the provider's requests and tokens per minute (0 = unknown:
+    learned from its x-ratelimit headers, or searched adaptively from ``adaptive_start_rps``,
+    see judges/limits.py); ``max_concurrency`` requests in flight (halved on 429 while limits
+    are unknown); ``cache_dir`` an opt-in on-disk response cache keyed by request hash, so a
+    re-run never pays twice; ``max_cost_usd`` a run budget: once spent, no new request is sent
+    and the remaining sessions stay pending; ``prices`` USD per million tokens by model
+    (unknown model: cost 0).
     """
 
     base_url: str | None = None
@@ -113,8 +118,13 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     max_retry_after_s: float = 120.0
-    rpm: int = 500
+    rpm: int = 0
+    tpm: int = 0
+    adaptive_start_rps: float = 5.0
+    adaptive_increase: float = 0.02
     max_concurrency: int = 16
+    cache_dir: str | None = None
+    max_cost_usd: float | None = None
     temperature: float = 0.0
     seed: int = 7
     max_tokens: int = 1024

@@ -40,3 +40,8 @@ class JudgeError(StreamgradeError):
     def __init__(self, message: str, *, attempts: int = 0):
         self.attempts = attempts
         super().__init__(message)
+
+
+class BudgetExceeded(JudgeError):
+    """The run budget (``openai.max_cost_usd``) is spent: the session was not sent and stays
+    pending; the pipeline stops taking new sessions."""

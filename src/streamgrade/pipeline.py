@@ -32,7 +32,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from .chunking import chunk_session
 from .config import Config
-from .errors import InputError, JudgeError
+from .errors import BudgetExceeded, InputError, JudgeError
 from .exports.chatml import agent_chatml, infer_tools, to_chatml
 from .exports.sharegpt import ShareGPTError, to_sharegpt
 from .formats import FORMATS, configure_formats
@@ -83,6 +83,7 @@ class RunStats:
     started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str]] = field(default_factory=list)
     dpo_pairs: int | None = None  # pairs in dpo.jsonl after the last rebuild of this run
+    budget_pending: int = 0  # sessions left pending because the run budget was spent
 
     @property
     def done(self) -> int:
@@ -257,6 +258,14 @@ class Pipeline:
                 assert job.session is not None
                 try:
                     job.verdict = await self.judge.grade(job.session, job.chunks)
+                except BudgetExceeded as exc:
+                    # Not a failure of the session: it stays pending for a later run.
+                    if not self._stopping:
+                        log.warning("%s; no new sessions are sent", exc, extra={"session": job.ref.session_id})
+                        self.stop()
+                    self.stats.in_flight -= 1
+                    self.stats.budget_pending += 1
+                    continue
                 except JudgeError as exc:
                     job.error, job.error_kind = f"{job.ref.path}: judge: {exc}", "judge"
                     self.stats.requests += exc.attempts

@@ -20,20 +20,24 @@ an exception message (server error bodies are redacted) and never part of ``repr
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import httpx
 import msgspec
-from aiolimiter import AsyncLimiter
 
 from ..config import Config
-from ..errors import JudgeError
+from ..errors import BudgetExceeded, JudgeError
 from ..models import Chunk, JudgeInfo, Session, Usage, Verdict
+from ..sinks.atomic import write_atomic
 from . import rubric
+from .limits import AdaptiveConcurrency, RateLimiter, estimate_tokens
 from .retry import backoff_delay, is_retryable_status, parse_retry_after
 
 __all__ = ["OpenAIJudge", "DEFAULT_BASE_URL"]
@@ -103,6 +107,7 @@ class OpenAIJudge:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         oc = config.openai
         self.config = config
@@ -121,8 +126,12 @@ class OpenAIJudge:
         )
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
-        self._limiter = AsyncLimiter(oc.rpm, 60) if oc.rpm > 0 else None
-        self._semaphore: anyio.Semaphore | None = None  # created on first use, inside a loop
+        self.limits = RateLimiter(oc.rpm, oc.tpm, adaptive_start_rps=oc.adaptive_start_rps,
+                                  adaptive_increase=oc.adaptive_increase, sleep=sleep, clock=clock)
+        self._slots: AdaptiveConcurrency | None = None  # created on first use, inside a loop
+        self._inflight: dict[str, tuple[anyio.Event, list[Any]]] = {}
+        self._cache = Path(oc.cache_dir) if oc.cache_dir else None
+        self.spent_usd = 0.0  # every request of this judge, for the run budget
         price = oc.prices.get(oc.model)
         self._price_in = price.input if price else 0.0
         self._price_out = price.output if price else 0.0
@@ -209,23 +218,57 @@ class OpenAIJudge:
         with the status and a redacted snippet of the error body, and after the last attempt
         naming the number of attempts and the last error.
         """
-        oc = self.config.openai
-        sid = session.ref.session_id
         body = msgspec.json.encode(self._body(session, prompt, schema))
+        key = hashlib.sha256(self._url.encode() + b"\0" + body).hexdigest()
+        shared = self._inflight.get(key)
+        if shared is not None:  # the same request is in flight: wait for its answer
+            event, box = shared
+            await event.wait()
+            if isinstance(box[0], BaseException):
+                raise box[0]
+            return parse(box[0])
+        event, box = anyio.Event(), [JudgeError("identical request was cancelled")]
+        self._inflight[key] = (event, box)
+        try:
+            content = self._cache_get(key)
+            if content is not None:
+                try:
+                    result = parse(content)
+                    box[0] = content
+                    return result
+                except ValueError:
+                    pass  # a bad cached answer is asked again
+            content, result = await self._send(session.ref.session_id, body, parse, usage)
+            box[0] = content
+            self._cache_put(key, content)
+            return result
+        except BaseException as exc:
+            box[0] = exc
+            raise
+        finally:
+            del self._inflight[key]
+            event.set()
+
+    async def _send(self, sid: str, body: bytes, parse: Callable[[str], T], usage: Usage) -> tuple[str, T]:
+        """The retry loop of one request (see :meth:`_call`); returns (content, parsed)."""
+        oc = self.config.openai
         attempts = oc.max_retries + 1
         last = "no attempt made"
         for attempt in range(attempts):
             try:
                 content = await self._attempt(sid, body, usage, attempt + 1)
                 try:
-                    return parse(content)
+                    return content, parse(content)
                 except ValueError as exc:
                     raise _Failure(f"invalid answer: {exc}") from None
             except _Failure as failure:
                 last = self._redact(failure.reason)
                 if attempt + 1 >= attempts:
                     break
-                if failure.retry_after is not None:
+                # A server-given delay is enforced by the shared pause gate (every request
+                # waits, not only this one); otherwise back off here.
+                gated = failure.retry_after is not None
+                if gated:
                     delay = min(failure.retry_after, oc.max_retry_after_s)
                 else:
                     delay = backoff_delay(attempt, oc.backoff_base_s, oc.backoff_max_s, self._rng)
@@ -238,7 +281,8 @@ class OpenAIJudge:
                     delay,
                     extra={"session": sid},
                 )
-                await self._sleep(delay)
+                if not gated:
+                    await self._sleep(delay)
         raise JudgeError(
             f"judge request for session {sid} failed after {attempts} attempts: last error {last}",
             attempts=attempts,
@@ -248,11 +292,16 @@ class OpenAIJudge:
         """One HTTP attempt: returns the message content or raises _Failure (retryable) or
         JudgeError (not retryable)."""
         oc = self.config.openai
-        if self._semaphore is None:
-            self._semaphore = anyio.Semaphore(oc.max_concurrency)
-        if self._limiter is not None:
-            await self._limiter.acquire()
-        async with self._semaphore:
+        if oc.max_cost_usd is not None and self.spent_usd >= oc.max_cost_usd:
+            raise BudgetExceeded(f"run budget of ${oc.max_cost_usd:g} spent (${self.spent_usd:.4f}); "
+                                 f"session {sid} left pending", attempts=number - 1)
+        if self._slots is None:
+            self._slots = AdaptiveConcurrency(oc.max_concurrency, adaptive=oc.rpm <= 0)
+        prompt_est = estimate_tokens(body)
+        await self.limits.acquire(prompt_est + oc.max_tokens)
+        await self._slots.acquire()
+        resp: httpx.Response | None = None
+        try:
             usage.requests += 1
             try:
                 # httpx's timeout bounds each connect/read/write; fail_after bounds the
@@ -267,8 +316,13 @@ class OpenAIJudge:
                 raise JudgeError(f"judge request for session {sid} failed: {exc}", attempts=number) from None
             except httpx.RequestError as exc:  # TransportError (connect, read, protocol), DecodingError
                 raise _Failure(f"{type(exc).__name__}: {self._redact(str(exc)) or 'transport error'}") from None
+        finally:
+            status = resp.status_code if resp is not None else 0
+            if resp is not None:
+                wait = self._retry_after(resp.headers) if is_retryable_status(status) else None
+                self.limits.observe(status, resp.headers, None if wait is None else min(wait, oc.max_retry_after_s))
+            await self._slots.release(ok=200 <= status < 300, rate_limited=status == 429)
 
-        status = resp.status_code
         if not 200 <= status < 300:
             snippet = self._snippet(resp)
             if is_retryable_status(status):
@@ -282,7 +336,10 @@ class OpenAIJudge:
         except msgspec.DecodeError:
             raise _Failure(f"response body is not JSON: {self._snippet(resp)}") from None
         if isinstance(data, dict):
-            self._add_usage(usage, data.get("usage"))
+            reported = data.get("usage")
+            self._add_usage(usage, reported)
+            prompt_tokens = reported.get("prompt_tokens") if isinstance(reported, dict) else None
+            self.limits.settle(prompt_est, prompt_tokens if isinstance(prompt_tokens, int) else None)
         try:
             message = data["choices"][0]["message"]
             content = message["content"]
@@ -303,9 +360,34 @@ class OpenAIJudge:
         c = reported.get("completion_tokens")
         p = p if isinstance(p, int) and not isinstance(p, bool) and p > 0 else 0
         c = c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else 0
+        cost = (p * self._price_in + c * self._price_out) / 1e6
         usage.prompt_tokens += p
         usage.completion_tokens += c
-        usage.cost_usd += (p * self._price_in + c * self._price_out) / 1e6
+        usage.cost_usd += cost
+        self.spent_usd += cost
+
+    def _cache_path(self, key: str) -> Path | None:
+        return self._cache / key[:2] / f"{key[2:]}.json" if self._cache is not None else None
+
+    def _cache_get(self, key: str) -> str | None:
+        """The cached answer content of a request (opt-in ``openai.cache_dir``), or None."""
+        path = self._cache_path(key)
+        if path is None:
+            return None
+        try:
+            content = msgspec.json.decode(path.read_bytes()).get("content")
+        except (OSError, msgspec.DecodeError, AttributeError):
+            return None
+        return content if isinstance(content, str) else None
+
+    def _cache_put(self, key: str, content: str) -> None:
+        path = self._cache_path(key)
+        if path is None:
+            return
+        try:
+            write_atomic(path, msgspec.json.encode({"content": content, "model": self.info.model}))
+        except OSError as exc:
+            log.warning("response cache %s not written: %s", path, exc)
 
     def _retry_after(self, headers: httpx.Headers) -> float | None:
         """Server-requested delay in seconds: ``retry-after-ms`` (OpenAI/Azure) wins over
