@@ -16,6 +16,7 @@ reported as a failure): remove the marker and the matching entry of :func:`_know
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -46,7 +47,7 @@ needs_corpus = pytest.mark.skipif(not HAVE_CORPUS, reason=f"shared corpus not fo
 CFG = load_config(env={})
 
 FUZZ = settings(
-    max_examples=12,
+    max_examples=int(os.environ.get("STREAMGRADE_FUZZ_EXAMPLES", "12")),  # raise it for a longer hunt
     deadline=None,
     database=None,  # no .hypothesis/ folder in the tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -136,6 +137,7 @@ _ORIGINALS: dict[tuple[str, str], bytes] = {}
 def _make(seed: str, root: Path) -> list[SessionRef]:
     """Write the seed's good files under ``root``; its refs of the seed's format, as scanned."""
     fmt, writer, _, _ = SEEDS[seed]
+    root.mkdir(parents=True, exist_ok=True)
     writer(root)
     clear_cache()
     refs = [r for r in scan([root]) if r.format == fmt]
@@ -147,7 +149,7 @@ def _original(seed: str, rel: str) -> bytes:
     key = (seed, rel)
     if key not in _ORIGINALS:
         with tempfile.TemporaryDirectory() as tmp:
-            SEEDS[seed][1](Path(tmp))
+            _make(seed, Path(tmp))
             _ORIGINALS[key] = (Path(tmp) / rel).read_bytes()
     return _ORIGINALS[key]
 
@@ -379,12 +381,41 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in raw.splitlines()]
 
 
-@settings(FUZZ, max_examples=6)
+def _run_pipeline(src: Path, out: Path):
+    clear_cache()
+
+    async def run():
+        pipe = Pipeline(CFG, out, HeuristicJudge(CFG))
+        return await pipe.run(scan_source([src], exclude=[out]))
+
+    return anyio.run(run)
+
+
+def _records_by_id(out: Path) -> dict[str, list[dict]]:
+    by_id: dict[str, list[dict]] = {}
+    for r in _jsonl(out / "exports" / "scores.jsonl"):
+        by_id.setdefault(r["session_id"], []).append(r)
+    return by_id
+
+
+def _check_outputs_parse(out: Path) -> None:
+    for f in (out / "exports").glob("*.jsonl"):
+        _jsonl(f)
+    for f in (out / "sessions").glob("*/*.json"):
+        json.loads(f.read_bytes())
+
+
+# ATIF is left out here: a corrupted ATIF file is not recognised as ATIF any more, which has
+# its own (known-bug) tests below.
+PIPE_TARGETS = [t for t in TARGETS if t[0] != "atif"]
+
+
+@settings(FUZZ, max_examples=max(5, FUZZ.max_examples // 2))
 @given(data=st.data())
 def test_pipeline_with_one_corrupted_file(data) -> None:
     """A run over good sessions plus one corrupted file completes: the good ones are graded,
     the corrupted one has exactly one failed line naming the file, every JSONL line parses."""
-    seed, rel = data.draw(st.sampled_from(TARGETS), label="target")
+    seed, rel = data.draw(st.sampled_from(PIPE_TARGETS), label="target")
     original = _original(seed, rel)
     suffix = Path(rel).suffix
     how = data.draw(st.sampled_from(["0xff", "truncate"] if suffix == ".json" else ["0xff"]), label="corruption")
@@ -392,38 +423,33 @@ def test_pipeline_with_one_corrupted_file(data) -> None:
         cut = data.draw(st.integers(1, max(1, len(original.rstrip()) - 1)), label="cut")
         bad_bytes = original[:cut]
     else:
-        i = data.draw(st.integers(0, len(original) - 1), label="byte")
+        # a row dump whose FIRST byte is bad is claimed by no format (known bug, see
+        # test_pipeline_row_dump_with_bad_first_byte_is_reported)
+        lo = 1 if seed.startswith("openai-chat") else 0
+        i = data.draw(st.integers(lo, len(original) - 1), label="byte")
         bad_bytes = original[:i] + b"\xff" + original[i + 1:]
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "data", Path(tmp) / "out"
-        good_ids: set[str] = set()
         for g in GOOD:
-            good_ids |= {r.session_id for r in _make(g, src / "good" / g)}
+            if g == seed:
+                continue  # no two copies of one session: ids stay as they are
+            _make(g, src / "good" / g)
         _make(seed, src / "bad")
+        clear_cache()
+        good_ids = {r.session_id for r in scan([src]) if r.path.startswith(str(src / "good"))}
         bad = src / "bad" / rel
         bad.write_bytes(bad_bytes)
-        clear_cache()
 
-        async def run():
-            pipe = Pipeline(CFG, out, HeuristicJudge(CFG))
-            return await pipe.run(scan_source([src], exclude=[out]))
-
-        stats = anyio.run(run)
-        records = _jsonl(out / "exports" / "scores.jsonl")
-        by_id: dict[str, list[dict]] = {}
-        for r in records:
-            by_id.setdefault(r["session_id"], []).append(r)
+        stats = _run_pipeline(src, out)
+        by_id = _records_by_id(out)
         assert all(len(v) == 1 for v in by_id.values()), "a session has more than one line"
         for sid in good_ids:
             assert sid in by_id and by_id[sid][0]["status"] == "graded", (sid, by_id.get(sid))
-        failed = [r for r in records if r["status"] == "failed"]
+        failed = [v[0] for v in by_id.values() if v[0]["status"] == "failed"]
         assert len(failed) == 1, (how, seed, rel, failed)
         assert str(bad) in failed[0]["error"] and "internal error" not in failed[0]["error"], failed[0]["error"]
-        assert stats.failed == 1 and stats.graded == len(records) - 1
-        for f in (out / "exports").glob("*.jsonl"):
-            _jsonl(f)
-        for f in (out / "sessions").glob("*/*.json"):
-            json.loads(f.read_bytes())
+        assert stats.failed == 1 and stats.graded == len(by_id) - 1
+        _check_outputs_parse(out)
 
 
 # --------------------------------------------------------------------------- known bugs
@@ -550,3 +576,69 @@ def test_harbor_naive_timestamp(tmp_path: Path, where: str) -> None:
         FORMATS["harbor"].assemble(ref, CFG)
     except InputError as exc:
         assert exc.path == str(p)
+
+
+@needs_corpus
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG formats/harbor.py AtifFile.find + openai_chat find: an ATIF root file corrupted so it no "
+    "longer looks like JSON (0xff as first byte) is claimed by no format: the run writes no failed "
+    "line for it (the session silently disappears) and its continuation file is graded as a "
+    "separate ATIF session instead; expected one failed line naming the root file"))
+def test_pipeline_corrupted_atif_root_is_reported(tmp_path: Path) -> None:
+    src, out = tmp_path / "data", tmp_path / "out"
+    _make("atif", src)
+    root = src / SEEDS["atif"][2][0]
+    root.write_bytes(b"\xff" + root.read_bytes()[1:])
+    _run_pipeline(src, out)
+    failed = [v[0] for v in _records_by_id(out).values() if v[0]["status"] == "failed"]
+    assert len(failed) == 1 and str(root) in failed[0]["error"], failed
+
+
+@needs_corpus
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG formats/openai_chat.py OpenAIChat.find (and trace_rows): a truncated ATIF continuation file "
+    "(trajectory.cont-1.json) fails twice: once, correctly, as part of the root ATIF session, and "
+    "again as a bogus openai-chat session of its own (the row formats claim any unparseable "
+    ".json); expected exactly one failed line naming it"))
+def test_pipeline_truncated_atif_continuation_fails_once(tmp_path: Path) -> None:
+    src, out = tmp_path / "data", tmp_path / "out"
+    _make("atif", src)
+    cont = src / SEEDS["atif"][2][1]
+    cont.write_bytes(cont.read_bytes()[:500])
+    _run_pipeline(src, out)
+    failed = [v[0] for v in _records_by_id(out).values() if v[0]["status"] == "failed"]
+    assert len(failed) == 1 and str(cont) in failed[0]["error"], failed
+
+
+@needs_corpus
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG formats/crafter.py _read_csv: rows are split with str.splitlines(), which also breaks at "
+    "\\x0b \\x0c \\x1c-\\x1e \\x85 \\u2028 \\u2029 inside quoted cells, so csv line_num (and every "
+    "error line after such a character) is too high; expected the physical line (\\n-separated)"))
+def test_crafter_csv_line_numbers_with_form_feed(tmp_path: Path) -> None:
+    _make("balrog-crafter", tmp_path)
+    p = tmp_path / SEEDS["balrog-crafter"][2][1]
+    lines = p.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b"You see:", b"You\x0csee:", 1)  # inside the first quoted cell
+    target = next(i for i in range(10, len(lines)) if lines[i][:1].isdigit())
+    lines[target] = b"999,only two cells"
+    p.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError) as ei:
+        FORMATS["balrog-crafter"].assemble(_one(tmp_path, "balrog-crafter"), CFG)
+    assert ei.value.path == str(p)
+    assert ei.value.line == target + 1, str(ei.value)
+
+
+@needs_corpus
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG formats/_rows.py looks_like_json + openai_chat find: a .json/.jsonl dump whose first byte "
+    "is corrupted (0xff) is claimed by no format, so a run writes no failed line for its sessions "
+    "(they silently disappear, exit code 0); expected one failed session naming the file and line 1"))
+def test_pipeline_row_dump_with_bad_first_byte_is_reported(tmp_path: Path) -> None:
+    src, out = tmp_path / "data", tmp_path / "out"
+    _make("openai-chat-jsonl", src)
+    p = src / "airline.jsonl"
+    p.write_bytes(b"\xff" + p.read_bytes()[1:])
+    _run_pipeline(src, out)
+    failed = [v[0] for v in _records_by_id(out).values() if v[0]["status"] == "failed"]
+    assert len(failed) == 1 and str(p) in failed[0]["error"], failed

@@ -40,7 +40,7 @@ from .judges.base import Judge
 from .judges.rubric import final_confidence, final_score
 from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Verdict
 from .sft import to_messages, to_openai_messages
-from .sinks.atomic import write_atomic
+from .sinks.atomic import sync_filesystem, write_files_atomic
 from .sinks.jsonl import JsonlExport
 from .sinks.ledger import Ledger
 
@@ -64,6 +64,17 @@ class Job:
     verdict: Verdict | None = None
     error: str | None = None
     error_kind: str | None = None  # input | judge | internal
+
+
+@dataclass
+class Written:
+    """A session whose files are written (or failed to be: ``error``), with its record and
+    the export lines it adds, on its way to the committer."""
+
+    job: Job
+    record: ScoreRecord
+    lines: list[tuple[str, bytes]]
+    error: OSError | None = None
 
 
 @dataclass
@@ -123,6 +134,8 @@ class Pipeline:
         self._exports: dict[str, JsonlExport] = {}
         self._tg: TaskGroup | None = None
         self._drained = anyio.Event()
+        # session id -> fingerprint of the version in flight (newest admitted wins)
+        self._current: dict[str, str] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     def stop(self) -> None:
@@ -158,6 +171,7 @@ class Pipeline:
         jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
         grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
         done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
+        written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
         if self._ledger is None:
             self.open()
         try:
@@ -171,7 +185,10 @@ class Pipeline:
                     async with grade_rx:
                         for _ in range(self.config.pipeline.grade_workers):
                             tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
-                tg.start_soon(self._sink, done_rx)
+                async with done_rx, written_tx:
+                    for _ in range(self.config.pipeline.file_writers):
+                        tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
+                tg.start_soon(self._sink, written_rx)
             if self._graded_since_dpo and not self._interrupted():
                 await self._rebuild_dpo()
         finally:
@@ -218,18 +235,32 @@ class Pipeline:
     async def _admit(self, recv: ObjectReceiveStream[SessionRef], send: ObjectSendStream[Job]) -> None:
         async with recv, send:
             async for ref in recv:
-                self.stats.found += 1
-                row = self.ledger.get(ref.session_id)
-                if row is not None and row.path != _where(ref):
-                    ref = _disambiguate(ref)
-                if not self.ledger.needs_grading(ref.session_id, ref.fingerprint):
-                    self.stats.skipped += 1
-                    log.debug("skip %s: unchanged since graded", ref.session_id,
-                              extra={"session": ref.session_id, "file": ref.path})
-                    continue
-                self.ledger.mark_pending(ref.session_id, ref.format, _where(ref), ref.fingerprint)
-                self.stats.in_flight += 1
-                await send.send(Job(ref))
+                # Take what else is waiting, so that the pending marks commit together.
+                refs = [ref]
+                while len(refs) < self.config.pipeline.sink_batch:
+                    try:
+                        refs.append(recv.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                admitted = []
+                for ref in refs:
+                    self.stats.found += 1
+                    row = self.ledger.get(ref.session_id)
+                    if row is not None and row.path != _where(ref):
+                        ref = _disambiguate(ref)
+                        row = self.ledger.get(ref.session_id)
+                    if row is not None and row.fingerprint == ref.fingerprint and (
+                            row.status == "graded" or (row.status == "failed" and row.error_kind == "input")):
+                        self.stats.skipped += 1
+                        log.debug("skip %s: unchanged since graded", ref.session_id,
+                                  extra={"session": ref.session_id, "file": ref.path})
+                        continue
+                    admitted.append(ref)
+                self.ledger.mark_pending_many([(r.session_id, r.format, _where(r), r.fingerprint) for r in admitted])
+                for ref in admitted:
+                    self._current[ref.session_id] = ref.fingerprint
+                    self.stats.in_flight += 1
+                    await send.send(Job(ref))
 
     async def _assemble(self, recv: ObjectReceiveStream[Job], grade: ObjectSendStream[Job], done: ObjectSendStream[Job]) -> None:
         async with recv, grade, done:
@@ -275,43 +306,106 @@ class Pipeline:
                     job.error, job.error_kind = f"{job.ref.path}: internal error in judge: {exc!r}", "internal"
                 await done.send(job)
 
-    async def _sink(self, recv: ObjectReceiveStream[Job]) -> None:
+    async def _write_files(self, recv: ObjectReceiveStream[Job], send: ObjectSendStream[Written]) -> None:
+        """File writers (``pipeline.file_writers`` at once, so their fsyncs overlap): each
+        session's files, atomically; its export lines go on to the committer."""
+        async with recv, send:
+            async for job in recv:
+                if self._current.get(job.ref.session_id) != job.ref.fingerprint:
+                    self.stats.in_flight -= 1
+                    log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
+                             extra={"session": job.ref.session_id, "file": job.ref.path})
+                    continue
+                record = self.build_record(job)
+                try:
+                    lines = await anyio.to_thread.run_sync(self._write, job, record)
+                except OSError as exc:
+                    lines, error = [], exc
+                else:
+                    error = None
+                await send.send(Written(job, record, lines, error))
+
+    async def _sink(self, recv: ObjectReceiveStream[Written]) -> None:
         try:
             async with recv:
                 await self._sink_loop(recv)
         finally:
             self._drained.set()
 
-    async def _sink_loop(self, recv: ObjectReceiveStream[Job]) -> None:
-        async for job in recv:
-            self.stats.in_flight -= 1
-            if self.ledger.current_fingerprint(job.ref.session_id) != job.ref.fingerprint:
-                log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
-                         extra={"session": job.ref.session_id, "file": job.ref.path})
-                continue
-            record = self.build_record(job)
-            try:
-                todo = {name for name in self._exports
-                        if not self.ledger.appended(job.ref.session_id, job.ref.fingerprint, name, record.status)}
-                appends = await anyio.to_thread.run_sync(self._write, job, record, todo)
-            except OSError as exc:
-                # Disk full, read-only output: nothing half-written stays; the session
-                # stays pending and is graded again by the next run.
-                log.error("cannot write results of %s: %s", job.ref.session_id, exc,
-                          extra={"session": job.ref.session_id, "file": getattr(exc, "filename", None) or str(self.out)})
-                record.status, record.error = "failed", f"{self.out}: cannot write output: {exc}"
-                self._count(record)
-                continue
-            self.ledger.commit_result(
-                session_id=job.ref.session_id, fingerprint=job.ref.fingerprint, status=record.status,
-                error=record.error, error_kind=job.error_kind, judge=self.judge.info.kind,
-                score=record.score, appends=appends,
-            )
-            self._count(record)
-            self._graded_since_dpo += record.status == "graded"
+    async def _sink_loop(self, recv: ObjectReceiveStream[Written]) -> None:
+        async for item in recv:
+            # Group commit: take what else is already waiting (up to sink_batch), append it
+            # with one fsync per export, and commit the ledger once.
+            batch = [item]
+            while len(batch) < self.config.pipeline.sink_batch:
+                try:
+                    batch.append(recv.receive_nowait())
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+            await self._commit(batch)
             if (self.rebuild_when_idle and self._graded_since_dpo and self.stats.in_flight == 0
                     and time.monotonic() - self._last_dpo >= self.config.exports.dpo_rebuild_s):
                 await self._rebuild_dpo()
+
+    async def _commit(self, batch: list[Written]) -> None:
+        self.stats.in_flight -= len(batch)
+        ok: list[Written] = []
+        for w in batch:
+            if w.error is None:
+                ok.append(w)
+            else:
+                self._write_failed(w, w.error)
+        done_before = self.ledger.appended_many([(w.job.ref.session_id, w.job.ref.fingerprint) for w in ok])
+        todo = [{name for name in self._exports
+                 if (w.job.ref.session_id, w.job.ref.fingerprint, name, w.record.status) not in done_before}
+                for w in ok]
+        lines = [[(n, line) for n, line in w.lines if n in t] for w, t in zip(ok, todo)]
+        try:
+            committed = await anyio.to_thread.run_sync(self._append, lines) if ok else {}
+        except OSError as exc:
+            for w in ok:  # appends rolled back: these sessions stay pending for the next run
+                self._write_failed(w, exc)
+            return
+        self.ledger.commit_results(
+            [(w.job.ref.session_id, w.job.ref.fingerprint, w.record.status, w.record.error, w.job.error_kind,
+              self.judge.info.kind, w.record.score, [n for n, _ in item_lines])
+             for w, item_lines in zip(ok, lines)],
+            committed,
+        )
+        for w in ok:
+            if self._current.get(w.job.ref.session_id) == w.job.ref.fingerprint:
+                del self._current[w.job.ref.session_id]
+            self._count(w.record)
+            self._graded_since_dpo += w.record.status == "graded"
+
+    def _write_failed(self, w: Written, exc: OSError) -> None:
+        """Disk full, read-only output: nothing half-written stays; the session stays pending
+        in the ledger and is graded again by the next run."""
+        where = getattr(exc, "filename", None) or str(self.out)
+        log.error("cannot write results of %s: %s", w.job.ref.session_id, exc,
+                  extra={"session": w.job.ref.session_id, "file": where})
+        w.record.status, w.record.error = "failed", f"{where}: cannot write output: {exc.strerror or exc}"
+        self._count(w.record)
+
+    def _append(self, lines_by_item: list[list[tuple[str, bytes]]]) -> dict[str, int]:
+        """Blocking: each export's new lines in one append, then one flush of the output
+        filesystem (syncfs), which also makes the batch's per-session files durable: the
+        ledger commit that follows never names a session whose files could be lost. Returns
+        the new committed length per export. On OSError every append of the batch is rolled
+        back."""
+        before = {name: exp.size for name, exp in self._exports.items()}
+        committed: dict[str, int] = {}
+        try:
+            for name, exp in self._exports.items():
+                lines = [line for item_lines in lines_by_item for n, line in item_lines if n == name]
+                if lines:
+                    committed[name] = exp.append_many(lines, fsync=False)
+            sync_filesystem(self.out)
+        except OSError:
+            for name, exp in self._exports.items():
+                exp.rollback(before[name])
+            raise
+        return committed
 
     def _count(self, record: ScoreRecord) -> None:
         st = self.stats
@@ -396,10 +490,8 @@ class Pipeline:
             log.warning("no ShareGPT row for %s: %s", s.ref.session_id, exc, extra={"session": s.ref.session_id, "file": s.ref.path})
         return out
 
-    def _write(self, job: Job, record: ScoreRecord, todo: set[str]) -> list[tuple[str, int]]:
-        """Blocking (runs in a worker thread; never touches the ledger): per-session files,
-        then the JSONL lines of the exports in ``todo`` (those not yet appended for this
-        session version). Returns (export, new committed size) for the ledger."""
+    def _write(self, job: Job, record: ScoreRecord) -> list[tuple[str, bytes]]:
+        """Blocking: a session's files (atomically); returns the (export, line) pairs it adds."""
         folder = self.out / "sessions" / safe_name(job.ref.session_id)
         enc = msgspec.json.Encoder()
         scores = msgspec.to_builtins(record)
@@ -408,7 +500,7 @@ class Pipeline:
             scores["reasons"] = {k: {"score": c.score, "confidence": c.confidence, "reason": c.reason}
                                  for k, c in job.verdict.components.items()}
             scores["weights"] = self.config.rubric.weights()
-        write_atomic(folder / "scores.json", msgspec.json.format(enc.encode(scores), indent=2))
+        files = {"scores.json": msgspec.json.format(enc.encode(scores), indent=2)}
         if job.session is not None:
             results = {
                 "session": {
@@ -431,19 +523,16 @@ class Pipeline:
                 "status": record.status,
                 "error": record.error,
             }
-            write_atomic(folder / "results.json", msgspec.json.format(enc.encode(results), indent=2))
+            files["results.json"] = msgspec.json.format(enc.encode(results), indent=2)
             sft: dict = {"messages": job.messages}
             if job.session.has_transcript:
                 sft["tools"] = job.session.tools
-            write_atomic(folder / "sft.json", msgspec.json.format(enc.encode(sft), indent=2))
-        appends = []
+            files["sft.json"] = msgspec.json.format(enc.encode(sft), indent=2)
+        write_files_atomic(folder, files, fsync=False)  # made durable by the committer's sync
         lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
         if record.status == "graded" and job.session is not None:
             lines += self._training_rows(job, record, enc)
-        for name, line in lines:
-            if name in todo:
-                appends.append((name, self._exports[name].append(line)))
-        return appends
+        return lines
 
 
 def _where(ref: SessionRef) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -37,3 +38,66 @@ def write_atomic(path: str | Path, data: bytes) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def write_files_atomic(folder: str | Path, files: dict[str, bytes], *, fsync: bool = True) -> None:
+    """Write several files of one folder atomically: each to a temporary file (written,
+    fsynced), renamed over its name, then the folder fsynced once for all of them. With
+    ``fsync=False`` the caller makes them durable later with :func:`sync_filesystem` (one
+    flush for a whole batch). Raises OSError; a file whose write failed keeps its old content
+    and no temporary file stays."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+    for name, data in files.items():
+        final = folder / name
+        tmp = folder / f".{name}{suffix}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    if fsync:
+        fsync_dir(folder)
+
+
+_libc = None
+
+
+def sync_filesystem(path: str | Path) -> None:
+    """Flush everything written to the filesystem holding ``path`` to disk: Linux
+    ``syncfs(2)`` (one journal commit for a whole batch of files), else ``os.sync()``.
+    Raises OSError when the flush fails (EIO, ENOSPC on some filesystems)."""
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.syncfs  # noqa: B018 - probe
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc is False:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            import ctypes
+
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)

@@ -16,9 +16,9 @@ class JsonlExport:
     ledger (see :mod:`streamgrade.sinks.ledger` for the exactly-once rule).
 
     ``recover()`` must run before the first append: it cuts bytes beyond the committed length.
-    ``append(line)`` writes one line (bytes, no newline) and fsyncs, returning the new length
-    for the ledger; on OSError (disk full, read-only) it cuts back to the committed length and
-    re-raises, so the file never keeps half a line."""
+    ``append_many(lines)`` writes lines (bytes, no newline) with one fsync, returning the new
+    length for the ledger; on OSError (disk full, read-only) it cuts back and re-raises, so the
+    file never keeps half a line; ``rollback(size)`` undoes appends whose commit failed."""
 
     def __init__(self, path: str | Path, ledger: Ledger):
         self.path = Path(path)
@@ -49,19 +49,36 @@ class JsonlExport:
         self.ledger.set_committed_bytes(self.name, size)
 
     def append(self, line: bytes) -> int:
+        """Append one line; see :meth:`append_many`."""
+        return self.append_many([line])
+
+    def append_many(self, lines: list[bytes], *, fsync: bool = True) -> int:
+        """Append lines (bytes without newlines) in one write and one fsync (or none, with
+        ``fsync=False``, when the caller flushes the filesystem itself); returns the new
+        length. On OSError the file is cut back to its length before the call and the error
+        re-raised."""
+        if not lines:
+            return self.size
+        data = b"".join(line + b"\n" for line in lines)
         try:
             with open(self.path, "ab") as f:
-                f.write(line + b"\n")
+                f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                if fsync:
+                    os.fsync(f.fileno())
         except OSError:
-            try:
-                os.truncate(self.path, self.size)
-            except OSError:
-                pass
+            self.rollback(self.size)
             raise
-        self.size += len(line) + 1
+        self.size += len(data)
         return self.size
+
+    def rollback(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (a batch whose ledger commit will not happen)."""
+        try:
+            os.truncate(self.path, size)
+        except OSError:
+            pass
+        self.size = size
 
 
 def _last_newline(path: Path, size: int) -> int:

@@ -103,6 +103,33 @@ class Ledger:
             (session_id, fmt, path, fingerprint, time.time()),
         )
 
+    def mark_pending_many(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """:meth:`mark_pending` for (session_id, format, path, fingerprint) rows, in one
+        transaction."""
+        if not rows:
+            return
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                """INSERT INTO sessions (session_id, format, path, fingerprint, status, updated_at)
+                   VALUES (?, ?, ?, ?, 'pending', ?)
+                   ON CONFLICT(session_id) DO UPDATE SET format=excluded.format, path=excluded.path,
+                   fingerprint=excluded.fingerprint, status='pending', updated_at=excluded.updated_at""",
+                [(*row, now) for row in rows],
+            )
+
+    def appended_many(self, keys: list[tuple[str, str]]) -> set[tuple[str, str, str, str]]:
+        """The (session_id, fingerprint, export, status) lines already appended for these
+        (session_id, fingerprint) versions."""
+        out: set[tuple[str, str, str, str]] = set()
+        for i in range(0, len(keys), 400):
+            part = keys[i:i + 400]
+            sql = ("SELECT session_id, fingerprint, export, status FROM appends WHERE "
+                   + " OR ".join(["(session_id=? AND fingerprint=?)"] * len(part)))
+            out.update(self.db.execute(sql, [v for k in part for v in k]).fetchall())
+        return out
+
     def appended(self, session_id: str, fingerprint: str, export: str, status: str) -> bool:
         """Whether this line was already appended to ``export``."""
         return self.db.execute(
@@ -146,6 +173,26 @@ class Ledger:
                     "INSERT OR IGNORE INTO appends (session_id, fingerprint, export, status) VALUES (?, ?, ?, ?)",
                     (session_id, fingerprint, export, status),
                 )
+                self.set_committed_bytes(export, size)
+
+    def commit_results(self, results: Iterable[tuple], committed: dict[str, int]) -> None:
+        """In one transaction, for a batch: each (session_id, fingerprint, status, error,
+        error_kind, judge, score, appended exports) result, and the new committed length of
+        every export appended to."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for session_id, fingerprint, status, error, error_kind, judge, score, exports in results:
+                self.db.execute(
+                    """UPDATE sessions SET status=?, attempts=attempts+1, error=?, error_kind=?, judge=?, score=?,
+                       updated_at=? WHERE session_id=? AND fingerprint=?""",
+                    (status, error, error_kind, judge, score, now, session_id, fingerprint),
+                )
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO appends (session_id, fingerprint, export, status) VALUES (?, ?, ?, ?)",
+                    [(session_id, fingerprint, export, status) for export in exports],
+                )
+            for export, size in committed.items():
                 self.set_committed_bytes(export, size)
 
     def current_fingerprint(self, session_id: str) -> str | None:
