@@ -266,11 +266,6 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pipeline.py Pipeline._commit/_sink_loop (and _admit's ledger.mark_pending): when OUT itself "
-    "is full, the ledger's SQLite write fails with sqlite3.OperationalError 'database or disk is full', "
-    "which is not an OSError: it escapes the sink, the task group dies and `streamgrade grade` ends "
-    "with a Python traceback instead of failing those sessions (exit 1) with a message naming OUT"))
 def test_cli_output_folder_full_mid_run(tmp_path: Path) -> None:
     """OUT itself is a small tmpfs that fills up while `streamgrade grade` runs."""
     data = make_data(tmp_path / "data", 30)
@@ -319,11 +314,6 @@ def test_cli_read_only_empty_output_exits_2(tmp_path: Path) -> None:
     assert str(out) in r.stderr and "Read-only file system" in r.stderr, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG cli.py _run / pipeline.py Pipeline.open: with an EXISTING output folder (state.sqlite from an "
-    "earlier run) on a read-only filesystem, opening the ledger raises sqlite3.OperationalError, which "
-    "the CLI's `except OSError` does not catch: `streamgrade grade DIR -o OUT` crashes with a traceback "
-    "instead of exiting 2 with 'cannot use output folder OUT: Read-only file system'"))
 def test_cli_read_only_existing_output_exits_2(tmp_path: Path) -> None:
     data = make_data(tmp_path / "data", 1)
     out = tmp_path / "out"

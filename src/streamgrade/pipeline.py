@@ -20,6 +20,8 @@ which holds back the source, so memory stays flat however many sessions pass. St
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -146,14 +148,21 @@ class Pipeline:
 
     def open(self) -> None:
         """Open the ledger and recover the JSONL exports (cut uncommitted bytes).
-        Raises OSError naming the output folder when it cannot be created or written."""
+        Raises OSError naming the output folder or ledger when they cannot be created, opened
+        or written (read-only filesystem, disk full)."""
         configure_formats(self.config)
         (self.out / "exports").mkdir(parents=True, exist_ok=True)
-        self._ledger = Ledger(self.out / "state.sqlite")
-        for name in (SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL):
-            exp = JsonlExport(self.out / "exports" / name, self._ledger)
-            exp.recover()
-            self._exports[name] = exp
+        probe = self.out / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")  # fails early and plainly (EROFS, ENOSPC, EACCES)
+        probe.unlink()
+        try:
+            self._ledger = Ledger(self.out / "state.sqlite")
+            for name in (SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL):
+                exp = JsonlExport(self.out / "exports" / name, self._ledger)
+                exp.recover()
+                self._exports[name] = exp
+        except sqlite3.Error as exc:
+            raise OSError(f"cannot use the ledger {self.out / 'state.sqlite'}: {exc}") from None
 
     def close(self) -> None:
         if self._ledger is not None:
@@ -256,7 +265,16 @@ class Pipeline:
                                   extra={"session": ref.session_id, "file": ref.path})
                         continue
                     admitted.append(ref)
-                self.ledger.mark_pending_many([(r.session_id, r.format, _where(r), r.fingerprint) for r in admitted])
+                try:
+                    self.ledger.mark_pending_many([(r.session_id, r.format, _where(r), r.fingerprint) for r in admitted])
+                except sqlite3.Error as exc:  # the ledger cannot be written: these are not taken in
+                    for ref in admitted:
+                        self.stats.failed += 1
+                        if len(self.stats.failures) < 1000:
+                            self.stats.failures.append((ref.session_id, f"{self.ledger.path}: ledger not written: {exc}"))
+                        log.error("cannot record %s in the ledger %s: %s", ref.session_id, self.ledger.path, exc,
+                                  extra={"session": ref.session_id, "file": str(self.ledger.path)})
+                    continue
                 for ref in admitted:
                     self._current[ref.session_id] = ref.fingerprint
                     self.stats.in_flight += 1
@@ -360,18 +378,28 @@ class Pipeline:
                  if (w.job.ref.session_id, w.job.ref.fingerprint, name, w.record.status) not in done_before}
                 for w in ok]
         lines = [[(n, line) for n, line in w.lines if n in t] for w, t in zip(ok, todo)]
+        before = {name: exp.size for name, exp in self._exports.items()}
         try:
             committed = await anyio.to_thread.run_sync(self._append, lines) if ok else {}
         except OSError as exc:
             for w in ok:  # appends rolled back: these sessions stay pending for the next run
                 self._write_failed(w, exc)
             return
-        self.ledger.commit_results(
-            [(w.job.ref.session_id, w.job.ref.fingerprint, w.record.status, w.record.error, w.job.error_kind,
-              self.judge.info.kind, w.record.score, [n for n, _ in item_lines])
-             for w, item_lines in zip(ok, lines)],
-            committed,
-        )
+        try:
+            self.ledger.commit_results(
+                [(w.job.ref.session_id, w.job.ref.fingerprint, w.record.status, w.record.error, w.job.error_kind,
+                  self.judge.info.kind, w.record.score, [n for n, _ in item_lines])
+                 for w, item_lines in zip(ok, lines)],
+                committed,
+            )
+        except sqlite3.Error as exc:  # the ledger cannot be written (disk full): undo the appends
+            for name, exp in self._exports.items():
+                exp.rollback(before[name])
+            err = OSError(f"ledger not written: {exc}")
+            err.filename = str(self.ledger.path)
+            for w in ok:
+                self._write_failed(w, err)
+            return
         for w in ok:
             if self._current.get(w.job.ref.session_id) == w.job.ref.fingerprint:
                 del self._current[w.job.ref.session_id]
