@@ -14,14 +14,14 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterator
 
-from ..sinks.atomic import write_atomic
+from ..sinks.atomic import atomic_writer
 from .chatml import agent_chatml, infer_tools
 from .dpo import PairError, group_key, openai_pair, pick_pair, trl_pair
 from .filters import ExportFilter
 from .sharegpt import ShareGPTError, to_sharegpt
-from .store import GradedSession, load_graded
+from .store import GradedSession, fill, load_graded
 
 log = logging.getLogger("streamgrade.exports")
 
@@ -56,55 +56,84 @@ def session_row(fmt: str, s: GradedSession) -> dict[str, Any]:
     raise ValueError(f"unknown session format {fmt!r}")
 
 
-def _rows(fmt: str, sessions: Iterable[GradedSession], min_gap: float,
-          rejected: list[tuple[str, str]]) -> Iterable[dict[str, Any]]:
+class _Rejections:
+    """Why sessions or groups were left out: counts by reason, the first 1,000 in full."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+        self.count = 0
+        self.by_reason: dict[str, int] = defaultdict(int)
+
+    def add(self, what: str, reason: str) -> None:
+        self.count += 1
+        self.by_reason[reason.split(" ")[0]] += 1
+        if len(self.items) < 1000:
+            self.items.append((what, reason))
+
+
+def _rows(fmt: str, out: Path, flt: ExportFilter, min_gap: float, rejected: _Rejections,
+          counter: list[int]) -> Iterator[dict[str, Any]]:
+    """Rows of ``fmt``, streamed: SFT and ShareGPT read one session at a time; DPO groups
+    records (and task texts) first and reads messages only for the two sessions of a pair."""
     if fmt in ("sft", "sharegpt"):
-        for s in sessions:
+        for s in load_graded(out):
+            counter[0] += 1
+            reason = flt.reject_reason(s.record)
+            if reason:
+                rejected.add(s.session_id, reason)
+                continue
             try:
                 yield session_row(fmt, s)
             except (ValueError, ShareGPTError) as exc:
-                rejected.append((s.session_id, str(exc)))
+                rejected.add(s.session_id, str(exc))
         return
     groups: dict[tuple[str, str, str], list[GradedSession]] = defaultdict(list)
-    for s in sessions:
-        groups[group_key(s)].append(s)
+    for s in load_graded(out, with_messages=False, with_task=True):
+        counter[0] += 1
+        reason = flt.reject_reason(s.record)
+        if reason:
+            rejected.add(s.session_id, reason)
+        else:
+            groups[group_key(s)].append(s)
     make: Callable[[GradedSession, GradedSession], dict[str, Any]] = trl_pair if fmt == "dpo" else openai_pair
-    for key, group in sorted(groups.items()):
+    for key in sorted(groups):
         try:
-            best, worst = pick_pair(group, min_gap)
+            best, worst = pick_pair(groups[key], min_gap)
+            if not (fill(out, best) and fill(out, worst)):
+                raise PairError("a session's files are missing")
             yield make(best, worst)
+            best.messages = worst.messages = []  # keep memory flat
         except PairError as exc:
-            rejected.append(("/".join(key), str(exc)))
+            rejected.add("/".join(key), str(exc))
 
 
 def build_export(out: str | Path, fmt: str, flt: ExportFilter, *, min_gap: float = 10.0,
                  dest: str | Path | None = None) -> ExportResult:
     """Write ``fmt`` rows of the graded sessions under ``out`` that pass ``flt`` to ``dest``
-    (default OUT/exports/rebuilt/<file name>). Raises NothingToExport, or ValueError for
-    an unknown format."""
+    (default OUT/exports/rebuilt/<file name>), streamed to a temporary file and renamed into
+    place. Raises NothingToExport (no file is written), or ValueError for an unknown format."""
     if fmt not in FILE_NAMES:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FILE_NAMES)}")
     dest = Path(dest) if dest else Path(out, "exports", "rebuilt", FILE_NAMES[fmt])
-    rejected: list[tuple[str, str]] = []
-    selected = []
-    considered = 0
-    for s in load_graded(out):
-        considered += 1
-        reason = flt.reject_reason(s.record)
-        if reason:
-            rejected.append((s.session_id, reason))
-        else:
-            selected.append(s)
-    lines = [json.dumps(row, ensure_ascii=False) for row in _rows(fmt, selected, min_gap, rejected)]
-    if not lines:
-        reasons: dict[str, int] = defaultdict(int)
-        for _, r in rejected:
-            reasons[r.split(" ")[0]] += 1
-        common = ", ".join(f"{k} ({n})" for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-        raise NothingToExport(f"nothing to export as {fmt}: {considered} graded sessions considered, none passed"
-                              + (f"; most common reasons: {common}" if common else ""))
-    write_atomic(dest, ("\n".join(lines) + "\n").encode())
-    return ExportResult(path=dest, rows=len(lines), considered=considered, rejected=rejected)
+    rejected = _Rejections()
+    considered = [0]
+    rows = 0
+    try:
+        with atomic_writer(dest) as f:
+            for row in _rows(fmt, Path(out), flt, min_gap, rejected, considered):
+                f.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+                rows += 1
+            if not rows:
+                raise _Empty
+    except _Empty:
+        common = ", ".join(f"{k} ({n})" for k, n in sorted(rejected.by_reason.items(), key=lambda kv: -kv[1])[:3])
+        raise NothingToExport(f"nothing to export as {fmt}: {considered[0]} graded sessions considered, none passed"
+                              + (f"; most common reasons: {common}" if common else "")) from None
+    return ExportResult(path=dest, rows=rows, considered=considered[0], rejected=rejected.items)
+
+
+class _Empty(Exception):
+    pass
 
 
 def write_dpo(out: str | Path, flt: ExportFilter, min_gap: float) -> int:

@@ -37,28 +37,38 @@ def load_records(out: str | Path) -> Iterator[dict[str, Any]]:
             continue  # written atomically, so only a foreign file can be broken
 
 
-def load_graded(out: str | Path, *, with_messages: bool = True) -> Iterator[GradedSession]:
-    """Graded sessions under ``out`` with their messages (see :class:`GradedSession`)."""
+def load_graded(out: str | Path, *, with_messages: bool = True, with_task: bool = False) -> Iterator[GradedSession]:
+    """Graded sessions under ``out``, one at a time: with their messages (see
+    :class:`GradedSession`), or only their records (and task text with ``with_task``), so
+    that a pass over 100K sessions holds one session's messages at a time."""
     for rec in load_records(out):
         if rec.get("status") != "graded":
             continue
-        folder = Path(out, "sessions", _folder(rec["session_id"]))
         gs = GradedSession(session_id=rec["session_id"], record=rec)
-        if with_messages:
-            try:
-                sft = json.loads((folder / "sft.json").read_text(encoding="utf-8"))
-                results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            session = results.get("session", {})
-            gs.task = session.get("task") or ""
-            if session.get("kind") in ("agent", "episode"):
-                gs.messages = sft.get("messages", [])
-                gs.tools = sft.get("tools", [])
-            else:
-                row = to_chatml([Message(**m) for m in sft.get("messages", [])])
-                gs.messages = row["messages"] if row else []
+        if (with_messages or with_task) and not fill(out, gs, messages=with_messages):
+            continue
         yield gs
+
+
+def fill(out: str | Path, gs: GradedSession, *, messages: bool = True) -> bool:
+    """Read the task (and with ``messages`` the messages and tools) of ``gs`` from its
+    folder; False when its files are missing or broken."""
+    folder = Path(out, "sessions", _folder(gs.session_id))
+    try:
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        sft = json.loads((folder / "sft.json").read_text(encoding="utf-8")) if messages else {}
+    except (OSError, json.JSONDecodeError):
+        return False
+    session = results.get("session", {})
+    gs.task = session.get("task") or ""
+    if messages:
+        if session.get("kind") in ("agent", "episode"):
+            gs.messages = sft.get("messages", [])
+            gs.tools = sft.get("tools", [])
+        else:
+            row = to_chatml([Message(**m) for m in sft.get("messages", [])])
+            gs.messages = row["messages"] if row else []
+    return True
 
 
 def _folder(session_id: str) -> str:

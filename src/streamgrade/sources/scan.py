@@ -32,7 +32,7 @@ def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> 
     fingerprints. Session ids are made unique within the scan: a second session with the same
     id at another path gets ``-<8 hex of its path>`` appended."""
     skip = {os.path.realpath(p) for p in exclude}
-    seen: dict[str, str] = {}
+    seen: dict[str, int] = {}
     for root in paths:
         root = Path(os.path.abspath(root))
         if root.is_file():
@@ -45,11 +45,13 @@ def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> 
                 yield _unique(with_fingerprint(ref), seen)
 
 
-def _unique(ref: SessionRef, seen: dict[str, str]) -> SessionRef:
+def _unique(ref: SessionRef, seen: dict[str, int]) -> SessionRef:
+    # ``seen`` maps each id to a hash of where it lives (not the path itself), so a scan of
+    # 100K sessions keeps a few MB, not the paths.
     where = f"{ref.path}#{ref.locator}"
-    owner = seen.setdefault(ref.session_id, where)
-    if owner == where:
+    owner = seen.setdefault(ref.session_id, hash(where))
+    if owner == hash(where):
         return ref
     sid = f"{ref.session_id}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
-    seen[sid] = where
+    seen[sid] = hash(where)
     return msgspec.structs.replace(ref, session_id=sid)
