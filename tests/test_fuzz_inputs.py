@@ -159,16 +159,8 @@ def _original(seed: str, rel: str) -> bytes:
 
 def _known_bug(exc: BaseException) -> str | None:
     """The known bug (pinned by a strict-xfail test below) that ``exc`` is, if any."""
-    names = {f.name for f in traceback.extract_tb(exc.__traceback__)}
-    text = str(exc)
-    if isinstance(exc, RecursionError):
-        return "deep-nesting"
-    if isinstance(exc, TypeError) and "_doc_refs" in names:
-        return "atif-find-non-iterable"
-    if isinstance(exc, TypeError) and "offset-naive and offset-aware" in text:
-        return "naive-aware-timestamps"
-    if isinstance(exc, TypeError) and "has no len()" in text and "assemble" in names:
-        return "crafter-failed-candidates"
+    # none at present: deep-nesting, atif-find-non-iterable, naive-aware-timestamps and
+    # crafter-failed-candidates are fixed (their tests below pass)
     return None
 
 
@@ -183,11 +175,6 @@ def _is_json_syntax_error(data: bytes) -> bool:
     except Exception:
         return True
     return False
-
-
-def _truncation_bug(exc: InputError) -> bool:
-    """msgspec's "Input data was truncated" / "Number out of range" name no byte: known bug."""
-    return exc.line is None and ("truncated" in exc.message or "out of range" in exc.message)
 
 
 def check_assemble(ref: SessionRef, bad: Path | None) -> Session | InputError | None:
@@ -208,8 +195,7 @@ def check_assemble(ref: SessionRef, bad: Path | None) -> Session | InputError | 
         if path.suffix in (".jsonl", ".csv") and not LINELESS_OK.search(exc.message):
             assert exc.line is not None, f"a {path.suffix} error without a line: {text}"
         if path.suffix == ".json" and _is_json_syntax_error(data):
-            if not _truncation_bug(exc):
-                assert exc.line is not None, f"a JSON syntax error without a line: {text}"
+            assert exc.line is not None, f"a JSON syntax error without a line: {text}"
         if exc.line is not None:
             assert re.match(re.escape(exc.path) + r":\d+: ", text), text
             # loose bound: str.splitlines() also breaks at \r, \x0b, \x0c, \x1c-\x1e, \x85, \u2028
@@ -423,10 +409,9 @@ def test_pipeline_with_one_corrupted_file(data) -> None:
         cut = data.draw(st.integers(1, max(1, len(original.rstrip()) - 1)), label="cut")
         bad_bytes = original[:cut]
     else:
-        # a row dump whose FIRST byte is bad is claimed by no format (known bug, see
+        # a row dump whose FIRST byte is bad is reported too (see
         # test_pipeline_row_dump_with_bad_first_byte_is_reported)
-        lo = 1 if seed.startswith("openai-chat") else 0
-        i = data.draw(st.integers(lo, len(original) - 1), label="byte")
+        i = data.draw(st.integers(0, len(original) - 1), label="byte")
         bad_bytes = original[:i] + b"\xff" + original[i + 1:]
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "data", Path(tmp) / "out"
@@ -462,10 +447,6 @@ def _one(root: Path, fmt: str) -> SessionRef:
     return refs[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/base.py load_json (and iter_jsonl): a JSON syntax error that msgspec reports "
-    "without a byte offset ('Input data was truncated', 'Number out of range') gives an "
-    "InputError with line=None; expected the line where the input ends (truncation) / the value is"))
 def test_truncated_json_names_a_line(tmp_path: Path) -> None:
     _make("clones-desktop", tmp_path)
     meta = tmp_path / "20251007_131852" / "meta.json"
@@ -476,10 +457,6 @@ def test_truncated_json_names_a_line(tmp_path: Path) -> None:
     assert ei.value.line is not None, str(ei.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/base.py load_json/iter_jsonl catch only msgspec.DecodeError: JSON nested >= ~1000 "
-    "deep makes msgspec raise RecursionError, which escapes assemble (clones meta.json here) "
-    "instead of an InputError naming the file"))
 def test_deeply_nested_json_is_an_input_error(tmp_path: Path) -> None:
     _make("clones-desktop", tmp_path)
     meta = tmp_path / "20251007_131852" / "meta.json"
@@ -489,10 +466,6 @@ def test_deeply_nested_json_is_an_input_error(tmp_path: Path) -> None:
     assert ei.value.path == str(meta)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/_rows.py _parse (via openai_chat/trace_rows find): a .json/.jsonl file nested "
-    ">= ~1000 deep raises RecursionError out of find(), so scan() (and a whole grade run) crashes "
-    "on one bad file; expected one session whose assemble raises InputError naming the file"))
 def test_scan_survives_deeply_nested_json(tmp_path: Path) -> None:
     (tmp_path / "deep.json").write_text("[" * 5000 + "]" * 5000)
     clear_cache()
@@ -503,11 +476,6 @@ def test_scan_survives_deeply_nested_json(tmp_path: Path) -> None:
 
 
 @needs_corpus
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/harbor.py _doc_refs (AtifFile.find via _scan_file/continuation_chain): an ATIF "
-    "file whose 'steps' (or a step's observation.results) is a number/bool raises TypeError "
-    "'int object is not iterable' out of find(), crashing scan(); expected the file to be a "
-    "session whose assemble raises InputError naming the field"))
 @pytest.mark.parametrize("where", ["steps", "results"])
 def test_scan_survives_atif_with_non_list_steps(tmp_path: Path, where: str) -> None:
     _make("atif", tmp_path)
@@ -531,10 +499,6 @@ def check_folder_strict(root: Path) -> None:
 
 
 @needs_corpus
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/crafter.py CrafterEpisode.assemble: len(doc.get('failed_candidates') or []) raises "
-    "TypeError when failed_candidates is a number (e.g. 5); expected InputError naming the file and "
-    "field failed_candidates (or the value ignored)"))
 def test_crafter_failed_candidates_wrong_type(tmp_path: Path) -> None:
     _make("balrog-crafter", tmp_path)
     p = tmp_path / "LLM" / "sub" / "crafter" / "default" / "default_run_00.json"
@@ -549,11 +513,6 @@ def test_crafter_failed_candidates_wrong_type(tmp_path: Path) -> None:
 
 
 @needs_corpus
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/harbor.py HarborTrial.assemble (duration from agent_execution started_at/finished_at) "
-    "and _duration (step timestamps, also AtifFile): one timestamp without a UTC offset among aware ones "
-    "raises TypeError \"can't subtract/compare offset-naive and offset-aware datetimes\"; expected "
-    "InputError naming the file/field, or the duration left None"))
 @pytest.mark.parametrize("where", ["agent_execution", "steps"])
 def test_harbor_naive_timestamp(tmp_path: Path, where: str) -> None:
     _make("harbor", tmp_path)
@@ -579,11 +538,6 @@ def test_harbor_naive_timestamp(tmp_path: Path, where: str) -> None:
 
 
 @needs_corpus
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/harbor.py AtifFile.find + openai_chat find: an ATIF root file corrupted so it no "
-    "longer looks like JSON (0xff as first byte) is claimed by no format: the run writes no failed "
-    "line for it (the session silently disappears) and its continuation file is graded as a "
-    "separate ATIF session instead; expected one failed line naming the root file"))
 def test_pipeline_corrupted_atif_root_is_reported(tmp_path: Path) -> None:
     src, out = tmp_path / "data", tmp_path / "out"
     _make("atif", src)
@@ -595,11 +549,6 @@ def test_pipeline_corrupted_atif_root_is_reported(tmp_path: Path) -> None:
 
 
 @needs_corpus
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/openai_chat.py OpenAIChat.find (and trace_rows): a truncated ATIF continuation file "
-    "(trajectory.cont-1.json) fails twice: once, correctly, as part of the root ATIF session, and "
-    "again as a bogus openai-chat session of its own (the row formats claim any unparseable "
-    ".json); expected exactly one failed line naming it"))
 def test_pipeline_truncated_atif_continuation_fails_once(tmp_path: Path) -> None:
     src, out = tmp_path / "data", tmp_path / "out"
     _make("atif", src)
@@ -611,10 +560,6 @@ def test_pipeline_truncated_atif_continuation_fails_once(tmp_path: Path) -> None
 
 
 @needs_corpus
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/crafter.py _read_csv: rows are split with str.splitlines(), which also breaks at "
-    "\\x0b \\x0c \\x1c-\\x1e \\x85 \\u2028 \\u2029 inside quoted cells, so csv line_num (and every "
-    "error line after such a character) is too high; expected the physical line (\\n-separated)"))
 def test_crafter_csv_line_numbers_with_form_feed(tmp_path: Path) -> None:
     _make("balrog-crafter", tmp_path)
     p = tmp_path / SEEDS["balrog-crafter"][2][1]
@@ -630,10 +575,6 @@ def test_crafter_csv_line_numbers_with_form_feed(tmp_path: Path) -> None:
 
 
 @needs_corpus
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG formats/_rows.py looks_like_json + openai_chat find: a .json/.jsonl dump whose first byte "
-    "is corrupted (0xff) is claimed by no format, so a run writes no failed line for its sessions "
-    "(they silently disappear, exit code 0); expected one failed session naming the file and line 1"))
 def test_pipeline_row_dump_with_bad_first_byte_is_reported(tmp_path: Path) -> None:
     src, out = tmp_path / "data", tmp_path / "out"
     _make("openai-chat-jsonl", src)

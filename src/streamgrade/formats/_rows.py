@@ -6,6 +6,7 @@ file once, dotted-path lookup, and OpenAI-message normalisation with errors nami
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -57,8 +58,11 @@ _lock = threading.Lock()
 
 
 def looks_like_json(path: str | Path) -> bool:
-    """True when the file exists, is at most :data:`MAX_BYTES` and its first non-blank byte
-    is ``[`` or ``{``."""
+    """True when the file exists, is at most :data:`MAX_BYTES` and looks like JSON: its
+    first non-blank byte is ``[`` or ``{``, or (a dump whose first bytes are corrupted) its
+    first 256 bytes hold invalid UTF-8 and, with the invalid bytes dropped, the first
+    non-blank character is ``[``, ``{`` or ``"`` (e.g. ``\\xff"task_id": 0, ...}``, a JSONL
+    line whose ``{`` was overwritten). Plain text (``hello``) and other binary data do not."""
     try:
         if os.path.getsize(path) > MAX_BYTES:
             return False
@@ -67,7 +71,15 @@ def looks_like_json(path: str | Path) -> bool:
     except OSError:
         return False
     head = head.lstrip()
-    return head[:1] in (b"[", b"{")
+    if head[:1] in (b"[", b"{"):
+        return True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return False  # valid UTF-8 (so far) that does not start like JSON
+    except UnicodeDecodeError:
+        pass
+    text = head.decode("utf-8", "ignore").lstrip()
+    return text[:1] in ("[", "{", '"')
 
 
 def load_rows(path: str | Path) -> Rows:

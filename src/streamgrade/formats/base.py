@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from pathlib import Path
@@ -72,38 +73,98 @@ def check_utf8(path: str | Path, data: bytes) -> None:
 
 
 def load_json(path: str | Path) -> Any:
-    """Parse a whole JSON file; InputError with the line of a syntax error."""
+    """Parse a whole JSON file; InputError naming the line of a syntax error (for an error
+    msgspec gives no byte offset for: the line where truncated input ends, the line of a
+    number out of range, the line where nesting too deep for the decoder is deepest)."""
     data = read_bytes(path)
     check_utf8(path, data)
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        raise InputError(str(path), f"invalid JSON: {exc}", line=_line_of(exc, data)) from None
+    return _decode(msgspec.json.decode, path, data, None)
 
 
 def iter_jsonl(path: str | Path):
     """Yield (line_number, object) for each non-blank line of a JSONL file; InputError
-    naming the line for invalid JSON (a truncated last line included) or non-UTF-8 bytes."""
+    naming the line for invalid JSON (a truncated last line included), JSON nested too
+    deeply, or non-UTF-8 bytes."""
     data = read_bytes(path)
     check_utf8(path, data)
     decoder = msgspec.json.Decoder()
+    last = data.count(b"\n") + 1
     for n, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
+        yield n, _decode(decoder.decode, path, line, n, truncated_is_last=n == last)
+
+
+def _decode(decode, path: str | Path, data: bytes, line: int | None, *, truncated_is_last: bool = False) -> Any:
+    """``decode(data)`` with every decoder failure as an InputError naming ``path`` and a
+    line: ``line`` when given (JSONL), else the line found in ``data``."""
+    try:
+        return decode(data)
+    except msgspec.DecodeError as exc:
+        what = "truncated or invalid JSON" if truncated_is_last else "invalid JSON"
+        at = line if line is not None else _line_of(exc, data)
+        raise InputError(str(path), f"{what}: {exc}", line=at) from None
+    except RecursionError:
+        depth, offset = _max_depth(data)
+        at = line if line is not None else data.count(b"\n", 0, offset) + 1
+        raise InputError(str(path), f"invalid JSON: nested too deeply ({depth} levels) for the decoder", line=at) from None
+
+
+def _line_of(exc: Exception, data: bytes) -> int:
+    """The 1-based line of a decode error: the byte offset msgspec names ("... (byte 41)"
+    in msgspec 0.18+, "at byte 41" in older versions); for "Input data was truncated" the
+    line where the input ends (its last non-blank byte); for "Number out of range" the line
+    of the first number literal that overflows a float; else the line where the input ends."""
+    text = str(exc)
+    m = re.search(r"(?:\(byte |at byte )(\d+)", text)
+    if m:
+        return data.count(b"\n", 0, int(m.group(1))) + 1
+    if "out of range" in text:
+        offset = _overflow_offset(data)
+        if offset is not None:
+            return data.count(b"\n", 0, offset) + 1
+    return data.rstrip().count(b"\n") + 1
+
+
+_STRING_OR_NUMBER = re.compile(rb'"(?:[^"\\]|\\.)*"?|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?')
+
+
+def _overflow_offset(data: bytes) -> int | None:
+    """Byte offset of the first number literal (outside strings) too large for a float."""
+    for m in _STRING_OR_NUMBER.finditer(data):
+        tok = m.group()
+        if tok[:1] == b'"' or not any(c in tok for c in b".eE"):
+            continue  # strings; integers are arbitrary precision
         try:
-            yield n, decoder.decode(line)
-        except msgspec.DecodeError as exc:
-            what = "truncated or invalid JSON" if n == data.count(b"\n") + 1 else "invalid JSON"
-            raise InputError(str(path), f"{what}: {exc}", line=n) from None
+            if math.isinf(float(tok)):
+                return m.start()
+        except ValueError:
+            continue
+    return None
 
 
-def _line_of(exc: Exception, data: bytes) -> int | None:
-    """The 1-based line of the byte offset msgspec names in a decode error, if any
-    ("... (byte 41)" in msgspec 0.18+, "at byte 41" in older versions)."""
-    m = re.search(r"(?:\(byte |at byte )(\d+)", str(exc))
-    if not m:
-        return None
-    return data.count(b"\n", 0, int(m.group(1))) + 1
+def _max_depth(data: bytes) -> tuple[int, int]:
+    """(deepest nesting of arrays and objects outside strings, byte offset where it is
+    first reached)."""
+    depth = best = at = 0
+    in_str = esc = False
+    for i, c in enumerate(data):
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:  # backslash
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > best:
+                best, at = depth, i
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return best, at
 
 
 def require(obj: Any, field: str, kind: type | tuple[type, ...], path: str, *, where: str = "", line: int | None = None) -> Any:

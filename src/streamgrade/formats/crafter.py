@@ -7,7 +7,9 @@ progression (0-1), achievements {name: count}, num_steps, done, input_tokens,
 output_tokens, agent {type, ...}, client {model_id, ...}, ...}``; the CSV has columns
 ``Step, Observation, Action, Reasoning, Reward, Done`` (cells may hold newlines and commas).
 An episode JSON without its CSV (DeepSeek-R1 submissions have summaries only) is still a
-session, with an empty transcript.
+session, with an empty transcript. ``failed_candidates`` only feeds ``meta``'s
+``n_failed_candidates`` (its length): a value that is not a list is ignored (None), not an
+error.
 
 The transcript alternates a user message (the observation text) and an assistant message
 (the reasoning, then ``Action: <action>``; just the action when there is no reasoning) per
@@ -18,6 +20,7 @@ confined to [0, 1]; ``progression`` is the 0-1 figure).
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
@@ -123,7 +126,8 @@ class CrafterEpisode:
             "done": done,
             "unlocked": unlocked,
             "action_frequency": doc.get("action_frequency"),
-            "n_failed_candidates": len(doc.get("failed_candidates") or []),
+            # informational only: a value that is not a list (or null) is ignored (None)
+            "n_failed_candidates": _count(doc.get("failed_candidates")),
             "client": client.get("client_name"),
             "has_csv": csv_path.is_file(),
             "csv_rows": rows,
@@ -146,12 +150,23 @@ class CrafterEpisode:
         )
 
 
+def _count(value: object) -> int | None:
+    """The length of a list; 0 for None; None for anything else."""
+    if value is None:
+        return 0
+    return len(value) if isinstance(value, list) else None
+
+
 def _read_csv(path: Path) -> tuple[list[ChatMessage], int]:
     """The transcript of a step CSV and its row count. InputError naming the line of a row
-    that lacks a column (the line is where the row starts; cells may span lines)."""
+    that lacks a column (the line is where the row starts; cells may span lines). Lines are
+    physical ``\\n``-terminated lines: the text is split only at ``\\n`` (a stream with
+    ``newline="\\n"``), never at ``\\r``, ``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1e``,
+    ``\\x85``, U+2028 or U+2029 inside a cell (a lone ``\\r`` outside quotes is a CSV error
+    on its line)."""
     data = read_bytes(path)
     check_utf8(path, data)
-    reader = csv.reader(data.decode("utf-8").splitlines(keepends=True))
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline="\n"))
     try:
         header = next(reader)
     except StopIteration:

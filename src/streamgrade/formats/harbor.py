@@ -11,6 +11,15 @@ notes in ../shared/corpus/harbor/PROVENANCE.md.
   except trajectories inside a Harbor trial and files another ATIF file in the same folder
   references as its continuation (``continued_trajectory_ref``) or subagent
   (``observation.results[].subagent_trajectory_ref``). No verifier, so reward is None.
+  A broken ATIF file (not UTF-8 or not JSON, named ``trajectory*.json`` /
+  ``*.trajectory*.json`` or mentioning ATIF and schema_version in its first 4 KB) is still
+  a session, whose assemble reports the error and its line; a
+  ``<prefix>trajectory.cont-N.json`` beside a broken ``<prefix>trajectory.json`` belongs to
+  that (failing) session. Files ATIF owns are never claimed by the row formats.
+
+Timestamps: a duration (``agent_execution`` started/finished, else the first to the last
+step timestamp) is None when the timestamps mix naive (no UTC offset) and aware ones: the
+offset of a naive time is unknown, so no duration is guessed.
 
 ATIF (v1.2-1.6): root ``{schema_version, session_id, agent {name, version, model_name,
 tool_definitions?}, steps [...], final_metrics {total_prompt_tokens, total_completion_tokens,
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -47,8 +57,17 @@ PEEK_BYTES = 4096
 CONT_FIELD = "continued_trajectory_ref"
 SUB_FIELD = "subagent_trajectory_ref"
 
-# path -> ((mtime_ns, size), is_atif, refs): find() is called on every watch event.
-_REF_CACHE: dict[str, tuple[tuple[int, int], bool, tuple[str, ...], tuple[str, ...]]] = {}
+# ATIF file names: ``trajectory*.json`` and ``*.trajectory*.json`` (Harbor's own naming).
+ATIF_NAME_RE = re.compile(r"(?:^|\.)trajectory[^/]*\.json$")
+# A Harbor continuation file: ``<prefix>trajectory.cont-N.json``; group 1 is the prefix.
+CONT_NAME_RE = re.compile(r"^(.*)trajectory\.cont-\d+\.json$")
+
+# File states of :func:`_scan_file`.
+IS_ATIF, BROKEN, OTHER = "atif", "broken", "other"
+
+# path -> ((mtime_ns, size), state, continuation refs, subagent refs): find() is called on
+# every watch event.
+_REF_CACHE: dict[str, tuple[tuple[int, int], str, tuple[str, ...], tuple[str, ...]]] = {}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -59,40 +78,49 @@ def resolve_ref(base: str | Path, ref: str) -> Path | None:
     docstring for the prefixed fallback), or None."""
     base = Path(base)
     plain = base.parent / ref
-    if plain.is_file():
+    if os.path.isfile(plain):  # False (never an error) for a name too long or holding NUL
         return plain
     name = base.name
     if name.endswith("trajectory.json") and ref.startswith("trajectory."):
         prefixed = base.parent / (name[: -len("trajectory.json")] + ref)
-        if prefixed.is_file():
+        if os.path.isfile(prefixed):
             return prefixed
     return None
 
 
 def _sub_ref_paths(value: Any) -> list[str]:
     """The trajectory paths named by a ``subagent_trajectory_ref`` (a string, an object
-    with ``trajectory_path``, or a list of either)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        p = value.get("trajectory_path") or value.get("path")
-        return [p] if isinstance(p, str) else []
-    if isinstance(value, list):
-        return [p for v in value for p in _sub_ref_paths(v)]
-    return []
+    with ``trajectory_path``, or a list of either; lists nested in lists are flattened
+    without recursion, so no nesting depth can exhaust the stack)."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            p = v.get("trajectory_path") or v.get("path")
+            if isinstance(p, str):
+                out.append(p)
+        elif isinstance(v, list):
+            stack.extend(reversed(v))
+    return out
 
 
 def _doc_refs(doc: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(continuation refs, subagent refs) named in a parsed ATIF document."""
+    """(continuation refs, subagent refs) named in a parsed ATIF document. Never raises:
+    ``steps`` or ``observation.results`` of the wrong type name no refs here (assemble
+    reports them)."""
     if not isinstance(doc, dict):
         return (), ()
     cont = doc.get(CONT_FIELD)
     conts = (cont,) if isinstance(cont, str) and cont else ()
     subs: list[str] = []
-    for step in doc.get("steps") or []:
+    steps = doc.get("steps")
+    for step in steps if isinstance(steps, list) else ():
         obs = step.get("observation") if isinstance(step, dict) else None
         results = obs.get("results") if isinstance(obs, dict) else None
-        for r in results or []:
+        for r in results if isinstance(results, list) else ():
             if isinstance(r, dict) and r.get(SUB_FIELD):
                 subs.extend(_sub_ref_paths(r[SUB_FIELD]))
     return conts, tuple(subs)
@@ -108,29 +136,71 @@ def _peek_atif(path: str) -> bool:
     return b"ATIF" in head and b"schema_version" in head
 
 
-def _scan_file(path: str) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
-    """(is ATIF, continuation refs, subagent refs) of a file, cached by mtime and size;
-    never raises (a half-written file counts as not ATIF for now)."""
+def _scan_file(path: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(state, continuation refs, subagent refs) of a file, cached by mtime and size; never
+    raises. The state is :data:`IS_ATIF` (a JSON object whose ``schema_version`` starts with
+    "ATIF"), :data:`BROKEN` (a ``.json`` file that does not parse, not UTF-8 or not JSON,
+    and whose name is an ATIF name (:data:`ATIF_NAME_RE`) or whose first 4 KB mention ATIF
+    and schema_version: a damaged or half-written ATIF file, which is a session whose
+    assemble reports the error) or :data:`OTHER`."""
     try:
         st = os.stat(path)
     except OSError:
-        return False, (), ()
+        return OTHER, (), ()
     key = (st.st_mtime_ns, st.st_size)
     hit = _REF_CACHE.get(path)
     if hit and hit[0] == key:
         return hit[1], hit[2], hit[3]
-    is_atif, conts, subs = False, (), ()
-    if path.endswith(".json") and _peek_atif(path):
+    state, conts, subs = OTHER, (), ()
+    if path.endswith(".json") and (ATIF_NAME_RE.search(os.path.basename(path)) or _peek_atif(path)):
         try:
             with open(path, "rb") as fh:
-                doc = json.loads(fh.read())
-        except (OSError, ValueError):
-            doc = None
-        if isinstance(doc, dict) and str(doc.get("schema_version", "")).startswith("ATIF"):
-            is_atif = True
-            conts, subs = _doc_refs(doc)
-    _REF_CACHE[path] = (key, is_atif, conts, subs)
-    return is_atif, conts, subs
+                data = fh.read()
+        except OSError:
+            data = None
+        if data is not None:
+            try:
+                doc = json.loads(data)
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+                doc, state = None, BROKEN
+            if isinstance(doc, dict) and str(doc.get("schema_version", "")).startswith("ATIF"):
+                state = IS_ATIF
+                conts, subs = _doc_refs(doc)
+    _REF_CACHE[path] = (key, state, conts, subs)
+    return state, conts, subs
+
+
+def atif_files(folder: str | Path, names: list[str]) -> tuple[list[str], set[str]]:
+    """(roots, owned) among ``names`` in ``folder``: ``owned`` is every name ATIF owns (ATIF
+    files, broken ATIF files, see :func:`_scan_file`, and files an ATIF file here names as
+    its continuation or subagent, even when they are broken), ``roots`` the owned ATIF and
+    broken ATIF files, in name order, that no ATIF file here references: each one session.
+    A continuation ``<prefix>trajectory.cont-N.json`` whose root ``<prefix>trajectory.json``
+    is here but broken (so its refs are unknown) is owned and not a root: it belongs to the
+    broken root's session, which fails."""
+    folder = Path(folder)
+    cands = [n for n in sorted(names) if n.endswith(".json")]
+    states = {n: _scan_file(str(folder / n)) for n in cands}
+    atif = [n for n in cands if states[n][0] in (IS_ATIF, BROKEN)]
+    if not atif:
+        return [], set()
+    referenced: set[str] = set()
+    for n in atif:
+        _, conts, subs = states[n]
+        for r in (*conts, *subs):
+            p = resolve_ref(folder / n, r)
+            if p is not None:
+                referenced.add(os.path.realpath(p))
+    owned = set(atif)
+    roots = []
+    for n in cands:
+        m = CONT_NAME_RE.match(n)
+        root_name = f"{m.group(1)}trajectory.json" if m else None
+        if os.path.realpath(folder / n) in referenced or (root_name in states and states[root_name][0] == BROKEN):
+            owned.add(n)
+        elif n in atif:
+            roots.append(n)
+    return roots, owned
 
 
 def continuation_chain(path: str | Path) -> list[str]:
@@ -308,11 +378,16 @@ def _step_model(steps: list[dict]) -> str | None:
     return c.most_common(1)[0][0] if c else None
 
 
-def _duration(steps: list[dict]) -> float | None:
-    times = [t for t in (_parse_ts(s.get("timestamp")) for s in steps) if t is not None]
-    if len(times) < 2:
+def _span(times: list[datetime]) -> float | None:
+    """Seconds from the earliest to the latest of ``times``; None for fewer than two or when
+    naive and aware times are mixed (a naive time's offset is unknown: nothing is guessed)."""
+    if len(times) < 2 or len({t.tzinfo is None for t in times}) > 1:
         return None
     return round((max(times) - min(times)).total_seconds(), 3)
+
+
+def _duration(steps: list[dict]) -> float | None:
+    return _span([t for t in (_parse_ts(s.get("timestamp")) for s in steps) if t is not None])
 
 
 def _final_metrics(docs_metrics: list[Any]) -> dict[str, float]:
@@ -427,7 +502,10 @@ class HarborTrial:
         started, finished = _parse_ts(result.get("started_at")), _parse_ts(result.get("finished_at"))
         ae = result.get("agent_execution") if isinstance(result.get("agent_execution"), dict) else {}
         a0, a1 = _parse_ts(ae.get("started_at")), _parse_ts(ae.get("finished_at"))
-        duration = round((a1 - a0).total_seconds(), 3) if a0 and a1 else _duration(steps)
+        if a0 and a1:  # None when one has a UTC offset and the other not (see module docstring)
+            duration = round((a1 - a0).total_seconds(), 3) if (a0.tzinfo is None) == (a1.tzinfo is None) else None
+        else:
+            duration = _duration(steps)
         task_id = result.get("task_name")
         if not isinstance(task_id, str):
             tid = result.get("task_id")
@@ -477,27 +555,17 @@ class AtifFile:
 
     def find(self, folder: Path, names: list[str]) -> list[SessionRef]:
         """Each ATIF ``*.json`` file in ``folder`` that is not inside a Harbor trial and not
-        a continuation or subagent of another ATIF file here is one session. Peeks at the
-        first 4 KB before parsing (parses are cached by mtime and size)."""
+        a continuation or subagent of another ATIF file here is one session, and so is each
+        broken ATIF file (see :func:`atif_files`): its assemble reports the error. Parses
+        only files with an ATIF name or whose first 4 KB mention ATIF (cached by mtime and
+        size); never raises."""
         folder = Path(folder)
-        cands = [n for n in sorted(names) if n.endswith(".json")]
-        if not cands or _inside_harbor_trial(folder):
+        if not any(n.endswith(".json") for n in names) or _inside_harbor_trial(folder):
             return []
-        atif = [n for n in cands if _scan_file(str(folder / n))[0]]
-        if not atif:
-            return []
-        referenced: set[str] = set()
-        for n in atif:
-            _, conts, subs = _scan_file(str(folder / n))
-            for r in (*conts, *subs):
-                p = resolve_ref(folder / n, r)
-                if p is not None:
-                    referenced.add(os.path.realpath(p))
+        roots, _ = atif_files(folder, names)
         out = []
-        for n in atif:
+        for n in roots:
             p = folder / n
-            if os.path.realpath(p) in referenced:
-                continue
             stem = n[: -len(".json")]
             files = tuple(continuation_chain(p))
             out.append(SessionRef(session_id=f"{folder.name}.{stem}", format=ATIF, path=str(p), files=files))

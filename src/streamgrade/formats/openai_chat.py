@@ -10,13 +10,19 @@ dotted paths for task_id, trial, reward, model and agent.
 
 Finding: ``.json``/``.jsonl`` files not owned by another format (see :data:`SKIP_NAMES`,
 :data:`SKIP_SUFFIXES`; nothing in a Clones desktop folder, one with meta.json and
-input_log.jsonl), at most 512 MB, whose first byte is ``[`` or ``{``, are parsed (once:
+input_log.jsonl; no ATIF file, broken ATIF file or file an ATIF file in the folder
+references, see :func:`~streamgrade.formats.harbor.atif_files`), at most 512 MB, that look
+like JSON (:func:`~streamgrade.formats._rows.looks_like_json`: first byte ``[`` or ``{``, or
+a corrupted first byte: invalid UTF-8 followed by ``[``, ``{`` or ``"``), are parsed (once:
 a small LRU keyed by path, size and mtime serves the later ``assemble`` calls). A file is
 claimed when at least one row holds one of the default mapping's messages fields; then every
 row of it gets a session except trace rows (rows with both ``trial_name`` and ``episode``,
 which belong to the trace-rows format), so a malformed row is reported rather than
-silently skipped. A ``.json``/``.jsonl`` file that looks like JSON but does not parse is
-claimed as one session (``<stem>``) whose assemble reports the parse error and its line.
+silently skipped. A ``.json``/``.jsonl`` file that looks like JSON but does not parse (not
+UTF-8, not JSON, nested too deeply) is claimed as one session (``<stem>``) whose assemble
+reports the error and its line, so a damaged dump never disappears silently. Valid JSON
+without message rows (configs, summaries) and text that does not look like JSON are not
+claimed.
 ``find`` uses the mapping set by :meth:`OpenAIChat.configure` (the pipeline calls it with the
 run's config; the default mapping otherwise); ``assemble`` uses the config it is given.
 
@@ -48,6 +54,7 @@ from ..config import Config, OpenAIChatMapping
 from ..errors import InputError
 from ..models import ChatMessage, Session, SessionRef
 from ._rows import Rows, as_float, as_text, chat_messages, dotted, file_stem, load_rows, looks_like_json, sanitise
+from .harbor import atif_files
 
 NAME = "openai-chat"
 
@@ -102,8 +109,13 @@ class OpenAIChat:
         out: list[SessionRef] = []
         if clones_desktop_folder(names):
             return out
+        atif: set[str] | None = None
         for n in sorted(names):
             if not n.endswith((".json", ".jsonl")) or owned_elsewhere(n):
+                continue
+            if atif is None:
+                atif = atif_files(folder, names)[1]
+            if n in atif:
                 continue
             path = str(folder / n)
             if not looks_like_json(path):
