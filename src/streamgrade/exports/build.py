@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from ..sinks.atomic import atomic_writer
 from .chatml import agent_chatml, infer_tools
-from .dpo import PairError, group_key, openai_pair, pick_pair, trl_pair
+from .dpo import PairError, PairPicker, openai_pair, trl_pair
 from .filters import ExportFilter
 from .sharegpt import ShareGPTError, to_sharegpt
 from .store import GradedSession, fill, load_graded
@@ -87,18 +87,20 @@ def _rows(fmt: str, out: Path, flt: ExportFilter, min_gap: float, rejected: _Rej
             except (ValueError, ShareGPTError) as exc:
                 rejected.add(s.session_id, str(exc))
         return
-    groups: dict[tuple[str, str, str], list[GradedSession]] = defaultdict(list)
+    picker = PairPicker()
     for s in load_graded(out, with_messages=False, with_task=True):
         counter[0] += 1
         reason = flt.reject_reason(s.record)
         if reason:
             rejected.add(s.session_id, reason)
         else:
-            groups[group_key(s)].append(s)
+            picker.add(s)
     make: Callable[[GradedSession, GradedSession], dict[str, Any]] = trl_pair if fmt == "dpo" else openai_pair
-    for key in sorted(groups):
+    for key, picked in picker.pairs(min_gap):
         try:
-            best, worst = pick_pair(groups[key], min_gap)
+            if isinstance(picked, PairError):
+                raise picked
+            best, worst = picked
             if not (fill(out, best) and fill(out, worst)):
                 raise PairError("a session's files are missing")
             yield make(best, worst)

@@ -37,11 +37,50 @@ def pick_pair(group: list[GradedSession], min_gap: float) -> tuple[GradedSession
     has fewer than two or the gap is below ``min_gap``."""
     if len(group) < 2:
         raise PairError("fewer than two graded sessions")
-    order = sorted(group, key=lambda s: (s.score, s.record.get("reward") or 0.0, s.session_id))
+    order = sorted(group, key=_rank)
     worst, best = order[0], order[-1]
     if best.score - worst.score < min_gap:
         raise PairError(f"score gap {best.score - worst.score:.1f} below {min_gap}")
     return best, worst
+
+
+def _rank(s: GradedSession) -> tuple[float, float, str]:
+    return (s.score, s.record.get("reward") or 0.0, s.session_id)
+
+
+_SLIM = ("session_id", "score", "reward", "source_format", "task_id", "model")
+
+
+class PairPicker:
+    """:func:`pick_pair` over a stream of sessions: keeps, per group, only the count and the
+    best and worst so far (with their records trimmed to the ranking fields), so memory grows
+    with the number of groups, not of sessions."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str, str], list] = {}
+
+    def add(self, s: GradedSession) -> None:
+        slim = GradedSession(s.session_id, {k: s.record.get(k) for k in _SLIM})
+        g = self.groups.get(group_key(s))
+        if g is None:
+            self.groups[group_key(s)] = [1, slim, slim]
+            return
+        g[0] += 1
+        if _rank(slim) > _rank(g[1]):
+            g[1] = slim
+        if _rank(slim) < _rank(g[2]):
+            g[2] = slim
+
+    def pairs(self, min_gap: float):
+        """Yield (key, (best, worst) or PairError) per group, in key order."""
+        for key in sorted(self.groups):
+            count, best, worst = self.groups[key]
+            if count < 2:
+                yield key, PairError("fewer than two graded sessions")
+            elif best.score - worst.score < min_gap:
+                yield key, PairError(f"score gap {best.score - worst.score:.1f} below {min_gap}")
+            else:
+                yield key, (best, worst)
 
 
 def _split(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Dispatch benchmark: graded sessions/s through streamgrade's whole grade path against the
+local mock provider, beside bare HTTP clients measured in the same run.
+
+    python scripts/bench_dispatch.py [--n 3000] [--n-200 2500] [--concurrency 50]
+
+For each mock latency (0 ms and 200 ms; the mock runs in its own process):
+
+- ``streamgrade``: synthetic OpenAI-chat sessions (scripts/synth.py; one request each)
+  through ``Pipeline(...).run(scan_source(...))`` with the openai judge: prompt build,
+  request, parse, per-session files, JSONL exports, ledger. Once with
+  ``openai.http_client = "aiohttp"`` (the default) and once with ``"httpx"``.
+- bare clients, each ``concurrency`` workers posting a judge-sized body and parsing the
+  answer: aiohttp, httpx.AsyncClient as it comes, and the ways tried to lift httpx's
+  ceiling (encode/httpx#3215): pool limits, HTTP/2 (the mock is HTTP/1.1 only, so over
+  plain http httpx still speaks HTTP/1.1: only its code path changes), several clients,
+  and httpx-aiohttp's AiohttpTransport under httpx's API.
+- the pipeline alone, with an instant in-process judge: the ceiling that everything but
+  HTTP puts on the rate.
+
+Prints a table, then, as its last line, one JSON object: ``vs_httpx`` and ``vs_aiohttp``
+(streamgrade's rate at 0 ms over each bare client's), ``ceiling_ratio_200ms`` (rate at
+200 ms over concurrency / latency) and every rate measured. Targets: vs_aiohttp >= 0.5,
+ceiling_ratio_200ms >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench as B  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=3000, help="sessions/requests per fast run at 0 ms")
+    ap.add_argument("--n-slow", type=int, default=1200, help="requests per run of the slow httpx variants at 0 ms")
+    ap.add_argument("--n-200", type=int, default=2500, help="sessions/requests per run at 200 ms")
+    ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--latency-ms", type=float, default=200.0, help="the slow latency (the fast one is 0)")
+    ap.add_argument("--work", default=None, help="scratch folder (default: $TMPDIR/streamgrade-bench)")
+    ap.add_argument("--timeout", type=float, default=300, help="bound of each measured run, s")
+    ap.add_argument("--quick", action="store_true", help="skip the extra httpx variants")
+    return ap.parse_args(argv)
+
+
+def httpx_variants(c: int, quick: bool) -> list[tuple[str, dict[str, Any]]]:
+    out = [("httpx (defaults)", {})]
+    if quick:
+        return out
+    return out + [
+        (f"httpx limits max_conn={c} keepalive={c}", {"max_connections": c, "max_keepalive": c}),
+        ("httpx limits unbounded", {"max_connections": None, "max_keepalive": None}),
+        ("httpx http2=True (h2; mock is HTTP/1.1)", {"http2": True}),
+        ("httpx x5 clients (10 conns each)", {"clients": 5, "max_connections": 10, "max_keepalive": 10}),
+        ("httpx x10 clients (5 conns each)", {"clients": 10, "max_connections": 5, "max_keepalive": 5}),
+    ]
+
+
+async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    c = args.concurrency
+    rows: list[dict[str, Any]] = []
+
+    def add(latency: float, what: str, r: dict[str, Any], kind: str) -> dict[str, Any]:
+        r = {"latency_ms": latency, "what": what, "kind": kind, **r}
+        rows.append(r)
+        print(f"  {latency:>5g} ms  {what:<44} {r.get('rate')!s:>8}/s  ({r.get('seconds')} s)", file=sys.stderr, flush=True)
+        return r
+
+    data_fast = B.sessions_dir(work, args.n)
+    data_slow = B.sessions_dir(work, args.n_200)
+
+    res: dict[str, Any] = {}
+    res["pipeline_alone"] = add(0, "pipeline alone (instant judge, no HTTP)",
+                                await B.run_pipeline_alone(data_fast, work, concurrency=c, timeout=args.timeout), "pipeline")
+
+    with B.mock(latency_ms=0) as url:
+        # warm the mock and the loopback (not measured)
+        await B.bare_aiohttp(url, 200, c, timeout=args.timeout)
+        res["aiohttp_0"] = add(0, "bare aiohttp", await B.bare_aiohttp(url, args.n, c, timeout=args.timeout), "bare")
+        res["httpx_aiohttp_0"] = add(0, "httpx + AiohttpTransport (httpx-aiohttp)",
+                                     await B.bare_httpx(url, args.n, c, transport="aiohttp", timeout=args.timeout), "bare")
+        for name, kw in httpx_variants(c, args.quick):
+            res[f"v0:{name}"] = add(0, name, await B.bare_httpx(url, args.n_slow, c, timeout=args.timeout, **kw), "bare")
+        res["httpx_0"] = res["v0:httpx (defaults)"]
+        res["sg_0"] = add(0, "streamgrade (http_client=aiohttp)",
+                          await B.run_streamgrade(url, data_fast, work, concurrency=c, http_client="aiohttp",
+                                                  timeout=args.timeout), "streamgrade")
+        res["sg_httpx_0"] = add(0, "streamgrade (http_client=httpx)",
+                                await B.run_streamgrade(url, B.sessions_dir(work, args.n_slow), work, concurrency=c,
+                                                        http_client="httpx", timeout=args.timeout), "streamgrade")
+        mock0 = url.stats()
+
+    lat = args.latency_ms
+    with B.mock(latency_ms=lat) as url:
+        await B.bare_aiohttp(url, c, c, timeout=args.timeout)
+        res["aiohttp_200"] = add(lat, "bare aiohttp", await B.bare_aiohttp(url, args.n_200, c, timeout=args.timeout), "bare")
+        res["httpx_200"] = add(lat, "httpx (defaults)", await B.bare_httpx(url, args.n_200, c, timeout=args.timeout), "bare")
+        res["httpx_aiohttp_200"] = add(lat, "httpx + AiohttpTransport (httpx-aiohttp)",
+                                       await B.bare_httpx(url, args.n_200, c, transport="aiohttp", timeout=args.timeout), "bare")
+        res["sg_200"] = add(lat, "streamgrade (http_client=aiohttp)",
+                            await B.run_streamgrade(url, data_slow, work, concurrency=c, http_client="aiohttp",
+                                                    timeout=args.timeout), "streamgrade")
+        res["sg_httpx_200"] = add(lat, "streamgrade (http_client=httpx)",
+                                  await B.run_streamgrade(url, data_slow, work, concurrency=c, http_client="httpx",
+                                                          timeout=args.timeout), "streamgrade")
+        mock200 = url.stats()
+    res["rows"] = rows
+    res["mock"] = {"0ms": mock0.get("status"), f"{lat:g}ms": mock200.get("status")}
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    B.quiet_logs()
+    work = B.work_dir(args.work)
+    c, lat = args.concurrency, args.latency_ms
+    t0 = time.perf_counter()
+    print(f"bench_dispatch: concurrency {c}, mock at 0 ms and {lat:g} ms (own process), work dir {work}", file=sys.stderr)
+    res = asyncio.run(measure(args, work))
+    ceiling = c / (lat / 1000.0)
+
+    rows = []
+    for r in res["rows"]:
+        ok = r.get("ok", r.get("graded"))
+        bad = r.get("errors", r.get("failed"))
+        ratio = B.ratio(r["rate"], ceiling) if r["latency_ms"] else None
+        rows.append([f"{r['latency_ms']:g} ms", r["what"], r.get("n", (r.get("graded", 0) + r.get("failed", 0))), ok, bad,
+                     r["seconds"], r["rate"], ratio])
+    print(B.table(rows, ["latency", "what", "n", "ok", "errors", "seconds", "per s", f"of ceiling {ceiling:g}/s"]))
+
+    sg0, sg200 = res["sg_0"]["rate"], res["sg_200"]["rate"]
+    figures = {
+        "benchmark": "dispatch",
+        "concurrency": c,
+        "latency_ms": lat,
+        "n_0ms": args.n,
+        "n_200ms": args.n_200,
+        "streamgrade_0ms": sg0,
+        "streamgrade_200ms": sg200,
+        "streamgrade_httpx_0ms": res["sg_httpx_0"]["rate"],
+        "streamgrade_httpx_200ms": res["sg_httpx_200"]["rate"],
+        "pipeline_alone": res["pipeline_alone"]["rate"],
+        "aiohttp_0ms": res["aiohttp_0"]["rate"],
+        "httpx_0ms": res["httpx_0"]["rate"],
+        "httpx_aiohttp_transport_0ms": res["httpx_aiohttp_0"]["rate"],
+        "aiohttp_200ms": res["aiohttp_200"]["rate"],
+        "httpx_200ms": res["httpx_200"]["rate"],
+        "httpx_aiohttp_transport_200ms": res["httpx_aiohttp_200"]["rate"],
+        "httpx_variants_0ms": {k[3:]: v["rate"] for k, v in res.items() if k.startswith("v0:")},
+        "vs_httpx": B.ratio(sg0, res["httpx_0"]["rate"]),
+        "vs_aiohttp": B.ratio(sg0, res["aiohttp_0"]["rate"]),
+        "ceiling_ratio_200ms": B.ratio(sg200, ceiling),
+        "failed_sessions": res["sg_0"]["failed"] + res["sg_200"]["failed"],
+        "mock_status": res["mock"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    figures["targets_met"] = {
+        "vs_aiohttp>=0.5": bool(figures["vs_aiohttp"] and figures["vs_aiohttp"] >= 0.5),
+        "ceiling_ratio_200ms>=0.95": bool(figures["ceiling_ratio_200ms"] and figures["ceiling_ratio_200ms"] >= 0.95),
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
