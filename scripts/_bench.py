@@ -192,14 +192,29 @@ class InstantJudge:
 async def _pipeline(config: Any, data: Path, out: Path, judge: Any, timeout: float) -> dict[str, Any]:
     from streamgrade.pipeline import Pipeline, scan_source
 
+    stamps: list[float] = []
     t0 = time.perf_counter()
     try:
-        stats = await asyncio.wait_for(Pipeline(config, out, judge).run(scan_source([data], exclude=[out])), timeout)
+        pipeline = Pipeline(config, out, judge, on_record=lambda _r: stamps.append(time.perf_counter()))
+        stats = await asyncio.wait_for(pipeline.run(scan_source([data], exclude=[out])), timeout)
     finally:
         await judge.aclose()
     dt = time.perf_counter() - t0
     return {"graded": stats.graded, "failed": stats.failed, "requests": stats.requests, "seconds": round(dt, 3),
-            "rate": round(stats.graded / dt, 1), "failures": [e for _, e in stats.failures[:3]]}
+            "rate": round(stats.graded / dt, 1), "steady_rate": steady(stamps),
+            "first_s": round(stamps[0] - t0, 3) if stamps else None,
+            "tail_s": round(t0 + dt - stamps[-1], 3) if stamps else None,
+            "failures": [e for _, e in stats.failures[:3]]}
+
+
+def steady(stamps: list[float]) -> float | None:
+    """Sessions per second between the 10th and 90th percentile of their finish times
+    (start-up and tail left out)."""
+    if len(stamps) < 20:
+        return None
+    lo, hi = len(stamps) // 10, len(stamps) * 9 // 10
+    span = stamps[hi] - stamps[lo]
+    return round((hi - lo) / span, 1) if span > 0 else None
 
 
 async def run_streamgrade(base_url: str, data: Path, work: Path, *, concurrency: int, rpm: int = 0,

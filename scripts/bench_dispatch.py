@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 import time
@@ -47,18 +48,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--latency-ms", type=float, default=200.0, help="the slow latency (the fast one is 0)")
     ap.add_argument("--work", default=None, help="scratch folder (default: $TMPDIR/streamgrade-bench)")
     ap.add_argument("--timeout", type=float, default=300, help="bound of each measured run, s")
-    ap.add_argument("--quick", action="store_true", help="skip the extra httpx variants")
+    ap.add_argument("--rpm", type=int, default=6_000_000,
+                    help="openai.rpm of the streamgrade runs: a known limit far above reach, so the pacer never "
+                         "binds (the mock enforces none); 0 would start the adaptive search at 5 req/s")
+    ap.add_argument("--quick", action="store_true", help="skip the extra httpx variants and the rpm=0 run")
     return ap.parse_args(argv)
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def httpx_variants(c: int, quick: bool) -> list[tuple[str, dict[str, Any]]]:
     out = [("httpx (defaults)", {})]
     if quick:
         return out
-    return out + [
+    out += [
         (f"httpx limits max_conn={c} keepalive={c}", {"max_connections": c, "max_keepalive": c}),
         ("httpx limits unbounded", {"max_connections": None, "max_keepalive": None}),
-        ("httpx http2=True (h2; mock is HTTP/1.1)", {"http2": True}),
+    ]
+    if have("h2"):
+        out.append(("httpx http2=True (h2; mock is HTTP/1.1)", {"http2": True}))
+    else:
+        print("  (httpx http2=True skipped: the h2 package is not installed; pip install h2)", file=sys.stderr)
+    return out + [
         ("httpx x5 clients (10 conns each)", {"clients": 5, "max_connections": 10, "max_keepalive": 10}),
         ("httpx x10 clients (5 conns each)", {"clients": 10, "max_connections": 5, "max_keepalive": 5}),
     ]
@@ -77,6 +90,9 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data_fast = B.sessions_dir(work, args.n)
     data_slow = B.sessions_dir(work, args.n_200)
 
+    if not have("httpx_aiohttp"):
+        sys.exit("bench_dispatch: the httpx-aiohttp package is missing (streamgrade's default openai.http_client "
+                 "= 'aiohttp' needs it): pip install httpx-aiohttp")
     res: dict[str, Any] = {}
     res["pipeline_alone"] = add(0, "pipeline alone (instant judge, no HTTP)",
                                 await B.run_pipeline_alone(data_fast, work, concurrency=c, timeout=args.timeout), "pipeline")
@@ -92,10 +108,16 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         res["httpx_0"] = res["v0:httpx (defaults)"]
         res["sg_0"] = add(0, "streamgrade (http_client=aiohttp)",
                           await B.run_streamgrade(url, data_fast, work, concurrency=c, http_client="aiohttp",
-                                                  timeout=args.timeout), "streamgrade")
+                                                  rpm=args.rpm, timeout=args.timeout), "streamgrade")
         res["sg_httpx_0"] = add(0, "streamgrade (http_client=httpx)",
                                 await B.run_streamgrade(url, B.sessions_dir(work, args.n_slow), work, concurrency=c,
-                                                        http_client="httpx", timeout=args.timeout), "streamgrade")
+                                                        http_client="httpx", rpm=args.rpm, timeout=args.timeout),
+                                "streamgrade")
+        if not args.quick:
+            res["sg_adaptive_0"] = add(0, "streamgrade (aiohttp, openai.rpm=0: adaptive)",
+                                       await B.run_streamgrade(url, B.sessions_dir(work, args.n_slow), work,
+                                                               concurrency=c, http_client="aiohttp", rpm=0,
+                                                               timeout=args.timeout), "streamgrade")
         mock0 = url.stats()
 
     lat = args.latency_ms
@@ -107,10 +129,10 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                        await B.bare_httpx(url, args.n_200, c, transport="aiohttp", timeout=args.timeout), "bare")
         res["sg_200"] = add(lat, "streamgrade (http_client=aiohttp)",
                             await B.run_streamgrade(url, data_slow, work, concurrency=c, http_client="aiohttp",
-                                                    timeout=args.timeout), "streamgrade")
+                                                    rpm=args.rpm, timeout=args.timeout), "streamgrade")
         res["sg_httpx_200"] = add(lat, "streamgrade (http_client=httpx)",
                                   await B.run_streamgrade(url, data_slow, work, concurrency=c, http_client="httpx",
-                                                          timeout=args.timeout), "streamgrade")
+                                                          rpm=args.rpm, timeout=args.timeout), "streamgrade")
         mock200 = url.stats()
     res["rows"] = rows
     res["mock"] = {"0ms": mock0.get("status"), f"{lat:g}ms": mock200.get("status")}
@@ -133,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         bad = r.get("errors", r.get("failed"))
         ratio = B.ratio(r["rate"], ceiling) if r["latency_ms"] else None
         rows.append([f"{r['latency_ms']:g} ms", r["what"], r.get("n", (r.get("graded", 0) + r.get("failed", 0))), ok, bad,
-                     r["seconds"], r["rate"], ratio])
-    print(B.table(rows, ["latency", "what", "n", "ok", "errors", "seconds", "per s", f"of ceiling {ceiling:g}/s"]))
+                     r["seconds"], r["rate"], r.get("steady_rate"), ratio, r.get("first_s"), r.get("tail_s")])
+    print(B.table(rows, ["latency", "what", "n", "ok", "errors", "seconds", "per s", "steady/s",
+                         f"of ceiling {ceiling:g}/s", "first s", "tail s"]))
+    print("per s: end to end (wall); steady/s: sessions/s between the 10th and 90th percentile of finish times; "
+          "first s: time to the first graded session; tail s: from the last one to the run's end (final DPO rebuild)")
 
     sg0, sg200 = res["sg_0"]["rate"], res["sg_200"]["rate"]
     figures = {
@@ -147,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "streamgrade_200ms": sg200,
         "streamgrade_httpx_0ms": res["sg_httpx_0"]["rate"],
         "streamgrade_httpx_200ms": res["sg_httpx_200"]["rate"],
+        "streamgrade_rpm0_adaptive_0ms": res.get("sg_adaptive_0", {}).get("rate"),
+        "openai_rpm": args.rpm,
         "pipeline_alone": res["pipeline_alone"]["rate"],
         "aiohttp_0ms": res["aiohttp_0"]["rate"],
         "httpx_0ms": res["httpx_0"]["rate"],
@@ -158,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         "vs_httpx": B.ratio(sg0, res["httpx_0"]["rate"]),
         "vs_aiohttp": B.ratio(sg0, res["aiohttp_0"]["rate"]),
         "ceiling_ratio_200ms": B.ratio(sg200, ceiling),
+        "ceiling_ratio_200ms_steady": B.ratio(res["sg_200"].get("steady_rate"), ceiling),
+        "streamgrade_steady_0ms": res["sg_0"].get("steady_rate"),
+        "streamgrade_steady_200ms": res["sg_200"].get("steady_rate"),
+        "pipeline_alone_steady": res["pipeline_alone"].get("steady_rate"),
+        "streamgrade_first_tail_s_200ms": [res["sg_200"].get("first_s"), res["sg_200"].get("tail_s")],
         "failed_sessions": res["sg_0"]["failed"] + res["sg_200"]["failed"],
         "mock_status": res["mock"],
         "seconds": round(time.perf_counter() - t0, 1),

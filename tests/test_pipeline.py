@@ -276,3 +276,19 @@ async def test_openai_retries_exhausted_give_failed_record(data: Path, tmp_path:
     recs = _lines(out)
     assert all(r["status"] == "failed" and "judge:" in r["error"] and "3 attempts" in r["error"] for r in recs)
     assert all(r["judge"]["kind"] == "openai" for r in recs)
+
+
+@pytest.mark.asyncio
+async def test_same_session_id_in_two_places_gets_two_ids_stable_across_runs(tmp_path: Path):
+    data = tmp_path / "data"
+    for parent in ("a", "b"):
+        shutil.copytree(EXAMPLES / "20251007_131852", data / parent / "rec")
+    out = tmp_path / "out"
+    stats = await _grade(data, out)
+    assert stats.graded == 2
+    ids = sorted(r["session_id"] for r in _lines(out))
+    assert ids[0] == "rec" and ids[1].startswith("rec-") and len(ids[1]) == len("rec-") + 8
+    by_id = {r["session_id"]: r["source_path"] for r in _lines(out)}
+    assert by_id["rec"].endswith("/a/rec") and by_id[ids[1]].endswith("/b/rec")
+    stats = await _grade(data, out)  # the same ids again: nothing new
+    assert (stats.skipped, stats.graded) == (2, 0) and len(_lines(out)) == 2

@@ -252,12 +252,17 @@ class Pipeline:
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
                 admitted = []
+                owners: dict[str, str] = {}  # ids taken within this batch (not yet in the ledger)
                 for ref in refs:
                     self.stats.found += 1
+                    # One id, one place: a second session with the same id elsewhere (two
+                    # folders named alike) gets "-<8 hex of its path>"; the ledger remembers.
                     row = self.ledger.get(ref.session_id)
-                    if row is not None and row.path != _where(ref):
+                    owner = row.path if row is not None else owners.get(ref.session_id)
+                    if owner is not None and owner != _where(ref):
                         ref = _disambiguate(ref)
                         row = self.ledger.get(ref.session_id)
+                    owners[ref.session_id] = _where(ref)
                     if row is not None and row.fingerprint == ref.fingerprint and (
                             row.status == "graded" or (row.status == "failed" and row.error_kind == "input")):
                         self.stats.skipped += 1

@@ -17,6 +17,8 @@ highest and the lowest score, when they differ by at least the minimum gap.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from .chatml import infer_tools
@@ -48,39 +50,56 @@ def _rank(s: GradedSession) -> tuple[float, float, str]:
     return (s.score, s.record.get("reward") or 0.0, s.session_id)
 
 
-_SLIM = ("session_id", "score", "reward", "source_format", "task_id", "model")
-
-
 class PairPicker:
-    """:func:`pick_pair` over a stream of sessions: keeps, per group, only the count and the
-    best and worst so far (with their records trimmed to the ranking fields), so memory grows
-    with the number of groups, not of sessions."""
+    """:func:`pick_pair` over a stream of sessions, grouped on disk: each session adds one
+    row (group, score, reward, id) to a private temporary SQLite database (``sqlite3.connect
+    ("")``: on disk, removed on close), and the best and worst of every group come from one
+    windowed query, so memory stays flat however many sessions and groups there are."""
+
+    _SEP = "\x1f"
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[str, str, str], list] = {}
+        self.db = sqlite3.connect("")
+        self.db.execute("CREATE TABLE r (key TEXT, score REAL, reward REAL, id TEXT)")
+        self._rows: list[tuple[str, float, float, str]] = []
 
     def add(self, s: GradedSession) -> None:
-        slim = GradedSession(s.session_id, {k: s.record.get(k) for k in _SLIM})
-        g = self.groups.get(group_key(s))
-        if g is None:
-            self.groups[group_key(s)] = [1, slim, slim]
-            return
-        g[0] += 1
-        if _rank(slim) > _rank(g[1]):
-            g[1] = slim
-        if _rank(slim) < _rank(g[2]):
-            g[2] = slim
+        score, reward, sid = _rank(s)
+        self._rows.append((self._SEP.join(group_key(s)), score, reward, sid))
+        if len(self._rows) >= 1000:
+            self._flush()
 
-    def pairs(self, min_gap: float):
-        """Yield (key, (best, worst) or PairError) per group, in key order."""
-        for key in sorted(self.groups):
-            count, best, worst = self.groups[key]
-            if count < 2:
-                yield key, PairError("fewer than two graded sessions")
-            elif best.score - worst.score < min_gap:
-                yield key, PairError(f"score gap {best.score - worst.score:.1f} below {min_gap}")
-            else:
-                yield key, (best, worst)
+    def _flush(self) -> None:
+        self.db.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", self._rows)
+        self._rows.clear()
+
+    def pairs(self, min_gap: float) -> Iterator[tuple[tuple[str, ...], Any]]:
+        """Yield (key, (best, worst) or PairError) per group, in key order; best and worst
+        are GradedSessions holding only their id, score and reward (fill them to use them)."""
+        self._flush()
+        query = """
+            WITH ranked AS (
+              SELECT key, id, score, reward,
+                ROW_NUMBER() OVER (PARTITION BY key ORDER BY score DESC, reward DESC, id DESC) AS b,
+                ROW_NUMBER() OVER (PARTITION BY key ORDER BY score ASC, reward ASC, id ASC) AS w,
+                COUNT(*) OVER (PARTITION BY key) AS n
+              FROM r)
+            SELECT key, MAX(n),
+              MAX(CASE WHEN b = 1 THEN id END), MAX(CASE WHEN b = 1 THEN score END), MAX(CASE WHEN b = 1 THEN reward END),
+              MAX(CASE WHEN w = 1 THEN id END), MAX(CASE WHEN w = 1 THEN score END), MAX(CASE WHEN w = 1 THEN reward END)
+            FROM ranked WHERE b = 1 OR w = 1 GROUP BY key ORDER BY key"""
+        try:
+            for key, n, bid, bscore, breward, wid, wscore, wreward in self.db.execute(query):
+                k = tuple(key.split(self._SEP))
+                if n < 2:
+                    yield k, PairError("fewer than two graded sessions")
+                elif bscore - wscore < min_gap:
+                    yield k, PairError(f"score gap {bscore - wscore:.1f} below {min_gap}")
+                else:
+                    yield k, (GradedSession(bid, {"score": bscore, "reward": breward}),
+                              GradedSession(wid, {"score": wscore, "reward": wreward}))
+        finally:
+            self.db.close()
 
 
 def _split(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

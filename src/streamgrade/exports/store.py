@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,12 +30,20 @@ class GradedSession:
 
 
 def load_records(out: str | Path) -> Iterator[dict[str, Any]]:
-    """Every session's scores.json under ``out`` (graded or failed), in session-id order."""
-    for path in sorted(Path(out, "sessions").glob("*/scores.json")):
-        try:
-            yield json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # written atomically, so only a foreign file can be broken
+    """Every session's scores.json under ``out`` (graded or failed), in directory order."""
+    root = Path(out, "sessions")
+    try:
+        entries = os.scandir(root)  # streamed in directory order: no list of 100K names
+    except FileNotFoundError:
+        return
+    with entries:
+        for entry in entries:
+            if not entry.is_dir():
+                continue
+            try:
+                yield json.loads((root / entry.name / "scores.json").read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue  # written atomically, so only a foreign file can be broken or missing
 
 
 def load_graded(out: str | Path, *, with_messages: bool = True, with_task: bool = False) -> Iterator[GradedSession]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -29,29 +28,16 @@ def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | N
 def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> Iterator[SessionRef]:
     """Every session under ``paths`` (folders walked recursively in name order, hidden
     folders and ``exclude`` skipped; a file path yields the sessions it names), with
-    fingerprints. Session ids are made unique within the scan: a second session with the same
-    id at another path gets ``-<8 hex of its path>`` appended."""
+    fingerprints. Ids are not made unique here (that needs memory per session): the pipeline's
+    admit stage does it against the ledger."""
     skip = {os.path.realpath(p) for p in exclude}
-    seen: dict[str, int] = {}
     for root in paths:
         root = Path(os.path.abspath(root))
         if root.is_file():
             refs = [r for r in find_in_folder(root.parent, sorted(os.listdir(root.parent))) if r.path in (str(root), str(root.parent))]
-            yield from (_unique(with_fingerprint(r), seen) for r in refs)
+            yield from (with_fingerprint(r) for r in refs)
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in skip)
             for ref in find_in_folder(Path(dirpath), sorted(filenames)):
-                yield _unique(with_fingerprint(ref), seen)
-
-
-def _unique(ref: SessionRef, seen: dict[str, int]) -> SessionRef:
-    # ``seen`` maps each id to a hash of where it lives (not the path itself), so a scan of
-    # 100K sessions keeps a few MB, not the paths.
-    where = f"{ref.path}#{ref.locator}"
-    owner = seen.setdefault(ref.session_id, hash(where))
-    if owner == hash(where):
-        return ref
-    sid = f"{ref.session_id}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
-    seen[sid] = hash(where)
-    return msgspec.structs.replace(ref, session_id=sid)
+                yield with_fingerprint(ref)
