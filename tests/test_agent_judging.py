@@ -32,7 +32,7 @@ def _tau_session(task: str, trial: str, cfg):
 
 @pytest.mark.asyncio
 async def test_prompt_has_agent_rubric_and_no_reward_or_reference_actions():
-    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1"}})
+    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "http_client": "httpx"}})
     rows = json.loads((CORPUS / "tau-bench" / "gpt-4o-airline.json").read_text())
     row = next(r for r in rows if r["task_id"] == 5 and r["trial"] == 0)
     session = _tau_session("5", "0", cfg)

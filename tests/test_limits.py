@@ -130,7 +130,7 @@ VERDICT = {"summary": "s", **{k: {"score": 70, "confidence": 0.5, "reason": "r"}
 async def test_response_cache_means_a_rerun_never_pays_twice(tmp_path: Path):
     data = tmp_path / "data"
     shutil.copytree(EXAMPLES, data)
-    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "rpm": 600_000,
+    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "rpm": 600_000, "http_client": "httpx",
                                                     "cache_dir": str(tmp_path / "cache")}})
     with respx.mock:
         route = respx.post(URL).mock(return_value=_ok(VERDICT))
@@ -151,7 +151,7 @@ async def test_budget_stops_sending_and_leaves_the_rest_pending(tmp_path: Path):
         meta = data / f"s{i}" / "meta.json"
         meta.write_text(meta.read_text().replace("Implement shopping cart", f"Implement shopping cart {i}"))
     # gpt-4o-mini input costs $0.15 per 1M tokens: each answer reports 1M prompt tokens
-    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "rpm": 600_000,
+    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "rpm": 600_000, "http_client": "httpx",
                                                     "max_cost_usd": 0.30, "max_concurrency": 1},
                                          "pipeline": {"grade_workers": 1, "stream_capacity": 1}})
     out = tmp_path / "out"

@@ -55,7 +55,8 @@ def make_judge(base_url: str, **openai) -> tuple[OpenAIJudge, list[float]]:
     async def sleep(s: float) -> None:
         delays.append(s)
 
-    over = {"base_url": base_url, "backoff_base_s": 0.01, "max_retries": 3, "timeout_s": 5.0}
+    # a known, generous rpm: pacing (which would use the fake sleep) stays out of these tests
+    over = {"base_url": base_url, "backoff_base_s": 0.01, "max_retries": 3, "timeout_s": 5.0, "rpm": 600_000}
     over.update(openai)
     cfg = load_config(env={}, overrides={"openai": over})
     return OpenAIJudge(cfg, api_key="sk-local", sleep=sleep), delays

@@ -32,7 +32,7 @@ SECRET = "sk-test-SECRET-123"
 def make_config(**openai):
     # A known, generous rpm: these tests are about retries, not about finding the limit
     # (the adaptive pacer runs on real time; tests/test_limits.py covers it).
-    over = {"base_url": BASE, "backoff_base_s": 0.01, "max_retries": 3, "rpm": 600_000}
+    over = {"base_url": BASE, "backoff_base_s": 0.01, "max_retries": 3, "rpm": 600_000, "http_client": "httpx"}
     over.update(openai)
     return load_config(env={}, overrides={"openai": over})
 

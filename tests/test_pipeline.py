@@ -264,7 +264,7 @@ async def test_openai_retries_exhausted_give_failed_record(data: Path, tmp_path:
 
     out = tmp_path / "out"
     cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "max_retries": 2,
-                                                    "backoff_base_s": 0.001, "backoff_max_s": 0.001}})
+                                                    "backoff_base_s": 0.001, "backoff_max_s": 0.001, "http_client": "httpx"}})
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post("http://judge.test/v1/chat/completions").mock(
             return_value=httpx.Response(500, json={"error": {"message": "boom"}}))

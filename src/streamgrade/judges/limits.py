@@ -129,6 +129,8 @@ class RateLimiter:
         self._increase = adaptive_increase
         self._window_start = clock()
         self._window_admitted = 0
+        self._generation = 0
+        self._next_slot = clock()
         self._set_rate(rpm / 60.0 if rpm > 0 else adaptive_start_rps)
         self._tokens = _TokenBucket(tpm, clock) if tpm > 0 else None
 
@@ -148,10 +150,8 @@ class RateLimiter:
                     await self.sleep(wait)
                     continue
             break
-        if self._pacer is not None:
-            await self._pacer.acquire()
-            if self.clock() < self._resume_at:  # a 429 arrived while we queued: go round
-                return await self.acquire(tokens)
+        if not await self._pace():
+            return await self.acquire(tokens)  # the rate or the gate changed while we waited
         if self._tokens is not None:
             self._tokens.take(tokens)
         self.stats.admitted += 1
@@ -200,12 +200,30 @@ class RateLimiter:
                 self._set_rate(max(0.05, min(rate / 2, max(implied, rate / 8))))
 
     # -- internals --------------------------------------------------------------------
+    async def _pace(self) -> bool:
+        """Wait for this request's slot; False when the rate or the gate changed meanwhile
+        (the caller asks again, so a cut applies to requests already queued)."""
+        if not self._adaptive and self._pacer is not None:
+            await self._pacer.acquire()  # a known limit: aiolimiter's leaky bucket
+            return self.clock() >= self._resume_at
+        # Searching: an even schedule (GCRA) that follows every change of the rate at once.
+        generation = self._generation
+        now = self.clock()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / (self.stats.rate_rps or 1.0)
+        if slot > now:
+            await self.sleep(slot - now)
+        return generation == self._generation and self.clock() >= self._resume_at
+
     def _set_rate(self, rps: float) -> None:
         self.stats.rate_rps = rps
-        # At most one second of burst: a limit enforced over any window is never exceeded
-        # by more than that, and the pace is even.
-        per = 1.0 if rps >= 1 else 1.0 / rps
-        self._pacer = AsyncLimiter(max(1.0, rps * per), per)
+        self._generation += 1
+        self._next_slot = min(self._next_slot, self.clock() + 1.0 / rps)
+        if not self._adaptive:
+            # A known limit: at most one second of burst, so a limit enforced over any
+            # window is never exceeded by more than that, and the pace is even.
+            per = 1.0 if rps >= 1 else 1.0 / rps
+            self._pacer = AsyncLimiter(max(1.0, rps * per), per)
         self._window_start, self._window_admitted = self.clock(), 0
 
     def _adapt_up(self) -> None:

@@ -80,14 +80,6 @@ class _Failure(Exception):
         self.retry_after = retry_after
 
 
-def _httpcore_patched() -> bool:
-    """Whether httpx's own connection pool is replaced by a request mock (respx patches
-    ``httpcore.AsyncConnectionPool.handle_async_request``)."""
-    import httpcore
-
-    method = httpcore.AsyncConnectionPool.handle_async_request
-    return not getattr(method, "__module__", "").startswith("httpcore.")
-
 
 def _network_transport(kind: str, max_concurrency: int) -> httpx.AsyncBaseTransport | None:
     """The HTTP transport under the judge's httpx client (``openai.http_client``).
@@ -111,27 +103,14 @@ def _network_transport(kind: str, max_concurrency: int) -> httpx.AsyncBaseTransp
     class _Transport(AiohttpTransport):
         """AiohttpTransport whose aiohttp errors all surface as httpx errors (a malformed
         response is an ``httpx.RemoteProtocolError``, so the judge retries it as it would
-        with httpx), with a pool as large as the judge's concurrency.
-
-        While a request-mocking library (respx) has patched httpx's own pool (httpcore),
-        requests go through httpx's own transport instead, so the mocks see them."""
-
-        _httpx: httpx.AsyncHTTPTransport | None = None
+        with httpx), with a pool as large as the judge's concurrency. (Request mocks that
+        patch httpx's own pool, like respx, need ``http_client = "httpx"``.)"""
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            if _httpcore_patched():
-                if self._httpx is None:
-                    self._httpx = httpx.AsyncHTTPTransport()
-                return await self._httpx.handle_async_request(request)
             try:
                 return await super().handle_async_request(request)
             except aiohttp.ClientError as exc:
                 raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}", request=request) from exc
-
-        async def aclose(self) -> None:
-            if self._httpx is not None:
-                await self._httpx.aclose()
-            await super().aclose()
 
     size = max(100, max_concurrency)
 
