@@ -279,4 +279,5 @@ class AdaptiveConcurrency:
                 if self._successes >= self.limit:
                     self.limit += 1
                     self._successes = 0
-            self._cond.notify_all()
+                    self._cond.notify()  # one more slot than before
+            self._cond.notify()  # the slot just freed: wake one waiter, not all
