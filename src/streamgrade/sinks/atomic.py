@@ -19,29 +19,6 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, written,
-    fsynced, then renamed over ``path`` (POSIX rename is atomic), then the folder fsynced.
-    Raises OSError (ENOSPC, EROFS, EACCES, ...) naming the file; the old file is untouched and
-    the temporary file removed when that happens."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
 @contextlib.contextmanager
 def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
     """Stream a file into place atomically: yields a binary file open on a temporary file
@@ -63,6 +40,15 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, written,
+    fsynced, then renamed over ``path`` (POSIX rename is atomic), then the folder fsynced.
+    Raises OSError (ENOSPC, EROFS, EACCES, ...) naming the file; the old file is untouched and
+    the temporary file removed when that happens."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def write_files_atomic(folder: str | Path, files: dict[str, bytes], *, fsync: bool = True) -> None:
