@@ -292,3 +292,27 @@ async def test_same_session_id_in_two_places_gets_two_ids_stable_across_runs(tmp
     assert by_id["rec"].endswith("/a/rec") and by_id[ids[1]].endswith("/b/rec")
     stats = await _grade(data, out)  # the same ids again: nothing new
     assert (stats.skipped, stats.graded) == (2, 0) and len(_lines(out)) == 2
+
+
+@pytest.mark.asyncio
+async def test_failed_judge_record_keeps_what_it_spent(data: Path, tmp_path: Path):
+    """Answers that violate the schema were paid for: the failed record says so."""
+    import httpx
+    import respx
+
+    from streamgrade.judges.openai import OpenAIJudge
+
+    cfg = load_config(env={}, overrides={"openai": {"base_url": "http://judge.test/v1", "max_retries": 1,
+                                                    "backoff_base_s": 0.001, "rpm": 600_000, "http_client": "httpx"}})
+    bad = httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": '{"summary": 1}'}}],
+                                    "usage": {"prompt_tokens": 1000, "completion_tokens": 10}})
+    with respx.mock:
+        respx.post("http://judge.test/v1/chat/completions").mock(return_value=bad)
+        judge = OpenAIJudge(cfg, api_key="k")
+        out = tmp_path / "out"
+        stats = await _grade(data, out, judge, cfg)
+        await judge.aclose()
+    assert stats.failed == 3 and stats.requests == 6
+    for r in _lines(out):
+        assert r["status"] == "failed"
+        assert r["usage"]["requests"] == 2 and r["usage"]["prompt_tokens"] == 2000 and r["usage"]["cost_usd"] > 0

@@ -35,10 +35,13 @@ class InputError(StreamgradeError):
 
 class JudgeError(StreamgradeError):
     """The judge could not produce a verdict (retries exhausted, budget spent, bad answer).
-    ``attempts`` counts the HTTP requests made for the failing call."""
+    ``attempts`` counts the HTTP requests made for the failing call; ``usage`` (a
+    :class:`streamgrade.models.Usage`, set by the judge) what the session spent before
+    failing, so wasted spend shows in its failed record."""
 
     def __init__(self, message: str, *, attempts: int = 0):
         self.attempts = attempts
+        self.usage = None
         super().__init__(message)
 
 

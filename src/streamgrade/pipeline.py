@@ -40,7 +40,7 @@ from .exports.sharegpt import ShareGPTError, to_sharegpt
 from .formats import FORMATS, configure_formats
 from .judges.base import Judge
 from .judges.rubric import final_confidence, final_score
-from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Verdict
+from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Usage, Verdict
 from .sft import to_messages, to_openai_messages
 from .sinks.atomic import sync_filesystem, write_files_atomic
 from .sinks.jsonl import JsonlExport
@@ -66,6 +66,7 @@ class Job:
     verdict: Verdict | None = None
     error: str | None = None
     error_kind: str | None = None  # input | judge | internal
+    usage: Usage | None = None  # what a failed judge call spent
 
 
 @dataclass
@@ -322,7 +323,7 @@ class Pipeline:
                     continue
                 except JudgeError as exc:
                     job.error, job.error_kind = f"{job.ref.path}: judge: {exc}", "judge"
-                    self.stats.requests += exc.attempts
+                    job.usage = exc.usage if isinstance(exc.usage, Usage) else Usage(requests=exc.attempts)
                 except Exception as exc:
                     log.exception("internal error grading %s", job.ref.session_id,
                                   extra={"session": job.ref.session_id, "file": job.ref.path})
@@ -464,7 +465,7 @@ class Pipeline:
         """The ScoreRecord of a finished job (graded or failed)."""
         s, v = job.session, job.verdict
         weights = self.config.rubric.weights()
-        usage = v.usage if v else None
+        usage = v.usage if v else job.usage
         graded = v is not None and job.error is None
         return ScoreRecord(
             session_id=job.ref.session_id,

@@ -217,14 +217,18 @@ class OpenAIJudge:
         """
         usage = Usage()
         summaries: list[str] = []
-        if len(chunks) > 1:
-            previous = ""
-            for chunk in chunks:
-                prompt = rubric.chunk_prompt(session, chunk, previous)
-                previous = await self._call(session, prompt, rubric.CHUNK_SCHEMA, rubric.parse_chunk, usage)
-                summaries.append(previous)
-        prompt = rubric.final_prompt(session, chunks, summaries)
-        summary, components = await self._call(session, prompt, rubric.VERDICT_SCHEMA, rubric.parse_verdict, usage)
+        try:
+            if len(chunks) > 1:
+                previous = ""
+                for chunk in chunks:
+                    prompt = rubric.chunk_prompt(session, chunk, previous)
+                    previous = await self._call(session, prompt, rubric.CHUNK_SCHEMA, rubric.parse_chunk, usage)
+                    summaries.append(previous)
+            prompt = rubric.final_prompt(session, chunks, summaries)
+            summary, components = await self._call(session, prompt, rubric.VERDICT_SCHEMA, rubric.parse_verdict, usage)
+        except JudgeError as exc:
+            exc.usage = usage  # what this session spent before failing
+            raise
         return Verdict(components=components, summary=summary, chunk_summaries=summaries, usage=usage)
 
     def _body(self, session: Session, prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
