@@ -599,3 +599,13 @@ def test_backoff_delay_bounds_and_determinism():
 )
 def test_is_retryable_status(code, retry):
     assert is_retryable_status(code) is retry
+
+
+@pytest.mark.asyncio
+async def test_max_completion_tokens_field_for_newer_models(judge_factory):
+    judge = judge_factory(max_tokens_field="max_completion_tokens", max_tokens=333)
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=ok())
+        await judge.grade(make_session(), [make_chunk()])
+    body = body_of(route.calls[0])
+    assert body["max_completion_tokens"] == 333 and "max_tokens" not in body

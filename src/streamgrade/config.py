@@ -111,7 +111,9 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
     see judges/limits.py); ``max_concurrency`` requests in flight (halved on 429 while limits
     are unknown); ``cache_dir`` an opt-in on-disk response cache keyed by request hash, so a
     re-run never pays twice; ``max_cost_usd`` a run budget: once spent, no new request is sent
-    and the remaining sessions stay pending; ``prices`` USD per million tokens by model
+    and the remaining sessions stay pending; ``max_tokens_field`` the request field that
+    carries ``max_tokens`` (newer OpenAI models, o-series and gpt-5, take only
+    ``max_completion_tokens``); ``prices`` USD per million tokens by model
     (unknown model: cost 0); ``http_client`` the HTTP transport under httpx's API:
     ``aiohttp`` (httpx-aiohttp, ~10x the requests/s of httpx's own pool at 50 in flight,
     see scripts/bench_dispatch.py) or ``httpx``.
@@ -134,6 +136,7 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
     temperature: float = 0.0
     seed: int = 7
     max_tokens: int = 1024
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     prices: dict[str, Price] = msgspec.field(default_factory=_default_prices)
 

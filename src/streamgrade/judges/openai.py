@@ -242,7 +242,7 @@ class OpenAIJudge:
             "response_format": {"type": "json_schema", "json_schema": schema},
             "temperature": oc.temperature,
             "seed": oc.seed,
-            "max_tokens": oc.max_tokens,
+            oc.max_tokens_field: oc.max_tokens,
         }
 
     async def _call(
