@@ -8,11 +8,13 @@ from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
+from .owa import OWACapture
 from .trace_rows import TraceRows
 
 FORMATS: dict[str, Format] = {
     f.name: f
-    for f in (ClonesDesktop(), ClonesWeb(), OpenAIChat(), TraceRows(), HarborTrial(), AtifFile(), CrafterEpisode())
+    for f in (ClonesDesktop(), ClonesWeb(), OpenAIChat(), TraceRows(), HarborTrial(), AtifFile(), CrafterEpisode(),
+              OWACapture())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]
