@@ -5,8 +5,8 @@ Source: the Viralmind/Clones web gym (clones-ai/clones-quality-agent,
 data/tests/extraction/); schema in ../shared/corpus/clones/PROVENANCE.md. The events file is
 ``{session_id, challenge, category, events: [{type, message, timestamp (epoch ms),
 metadata?}]}``; the race record (a Mongo export list) gives ``prompt`` (the task) and
-``created_at`` (the time base). The ``.guac`` input recording is read by a later stage; until
-then a web session has no extracted actions.
+``created_at`` (the time base). When ``<id>.guac`` (the Guacamole recording of input and
+screen) lies beside it, its mouse and key instructions give the session's actions.
 
 What the judge sees: the task, the quests and the hints given during the session. It does not
 see ``reasoning`` and ``reward`` events: they are the live Clones judge's own assessment.
@@ -93,7 +93,7 @@ class ClonesWeb:
             task=task,
             objectives=quests,
             app=doc.get("challenge") if isinstance(doc.get("challenge"), str) else None,
-            actions=[],
+            actions=self._guac_actions(path, config),
             events=context,
             duration_s=round((parsed[-1][0] - t0) / 1000, 3),
             reward=round(sum(scores) / len(scores), 4) if scores else None,
@@ -105,6 +105,23 @@ class ClonesWeb:
                 "race_status": race.get("status") if race else None,
             },
         )
+
+    def _guac_actions(self, events_path: str, config: Config) -> list:
+        """Actions from ``<id>.guac`` beside the events file, when there is one: the
+        Guacamole recording's mouse and key instructions (see extract/guac.py), times in ms
+        from its first ``sync``, taken as the session start. InputError names the file and
+        byte offset of a malformed recording."""
+        guac = events_path[: -len(SUFFIX)] + ".guac"
+        if not Path(guac).exists():
+            return []
+        from ..extract.guac import GuacError, actions_from_guac
+
+        try:
+            return actions_from_guac(guac, config.extract)
+        except GuacError as exc:
+            raise InputError(guac, str(exc)) from None
+        except OSError as exc:
+            raise InputError(guac, f"cannot read: {exc.strerror}") from None
 
     def _race(self, ref: SessionRef, session_id: str) -> dict[str, Any] | None:
         for f in ref.files:
