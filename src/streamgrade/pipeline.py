@@ -19,6 +19,7 @@ which holds back the source, so memory stays flat however many sessions pass. St
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
@@ -43,6 +44,7 @@ from .judges.rubric import final_confidence, final_score
 from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Usage, Verdict
 from .sft import to_messages, to_openai_messages
 from .sinks.atomic import sync_filesystem, write_files_atomic
+from .sinks.html import update_reports
 from .sinks.jsonl import JsonlExport
 from .sinks.ledger import Ledger
 
@@ -201,9 +203,19 @@ class Pipeline:
                 tg.start_soon(self._sink, written_rx)
             if self._graded_since_dpo and not self._interrupted():
                 await self._rebuild_dpo()
+            if not self._interrupted():
+                await self._update_reports([], final=True)
         finally:
             self.close()
         return self.stats
+
+    async def _update_reports(self, session_ids: list[str], final: bool = False) -> None:
+        """HTML reports (sinks/html.py): the sessions' pages now, index.html at most every
+        30 s and at the end of a run. Derived data: a failure is logged, never stops grading."""
+        try:
+            await anyio.to_thread.run_sync(functools.partial(update_reports, self.out, session_ids, final=final))
+        except Exception as exc:
+            log.warning("HTML reports not written: %s", exc, extra={"file": str(self.out)})
 
     def _interrupted(self) -> bool:
         return self._tg is not None and self._tg.cancel_scope.cancel_called
@@ -367,6 +379,7 @@ class Pipeline:
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             await self._commit(batch)
+            await self._update_reports([w.job.ref.session_id for w in batch if w.error is None])
             if (self.rebuild_when_idle and self._graded_since_dpo and self.stats.in_flight == 0
                     and time.monotonic() - self._last_dpo >= self.config.exports.dpo_rebuild_s):
                 await self._rebuild_dpo()
