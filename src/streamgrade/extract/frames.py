@@ -276,11 +276,23 @@ def _video_stream(container: Any, video: Path) -> Any:
     return stream
 
 
-def _write_jpeg(frame: Any, dest: Path, longest_side: int, quality: int) -> tuple[int, int, int]:
-    """Convert, downscale, encode and atomically write one frame; (width, height, bytes)."""
+def _to_rgb(frame: Any) -> Any:
+    """The frame as an RGB Pillow image (libswscale conversion). ``to_ndarray`` +
+    ``Image.fromarray`` gives the same pixels as ``VideoFrame.to_image`` in about half the
+    time (1.5 vs 3.1 ms for 1280x720 here); without numpy, ``to_image``."""
     from PIL import Image
 
-    img = frame.to_image()  # RGB via libswscale
+    try:
+        arr = frame.to_ndarray(format="rgb24")
+    except ImportError:
+        return frame.to_image()
+    return Image.fromarray(arr) if arr.ndim == 3 else frame.to_image()
+
+
+def _write_jpeg(img: Any, dest: Path, longest_side: int, quality: int) -> tuple[int, int, int]:
+    """Downscale, encode and atomically write one RGB image; (width, height, bytes)."""
+    from PIL import Image
+
     size = target_size(img.width, img.height, longest_side)
     if size != (img.width, img.height):
         img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -337,8 +349,9 @@ def extract_frames(
     (aspect ratio kept, never upscaled), encoded as JPEG at ``quality`` and written
     atomically (temporary file + ``os.replace``) as ``out_dir/<t_ms>.jpg``. Times whose file
     already exists (and opens as an image) are not extracted again; when all are cached the
-    video is not opened. Encoding runs on ``workers`` threads (Pillow and libswscale release
-    the GIL).
+    video is not opened. Each frame is converted to RGB (libswscale) on the calling thread;
+    downscaling, JPEG encoding and writing run on ``workers`` threads (Pillow releases the
+    GIL while resizing and encoding).
 
     ``stats``, when given, is filled with counters: ``opened`` (0/1), ``packets`` demuxed,
     ``decoded`` frames, ``seeks``, ``backward_seeks``, ``written``, ``cached``.
@@ -397,11 +410,17 @@ def extract_frames(
             can_seek = True
             seek_floor: Fraction | None = None  # packets read before the last seek reached here
 
+            last_conv: list[Any] = [None, None]  # (frame, image) of the last conversion
+
             def emit(frame: Any, frame_ms: Fraction, t: int) -> None:
-                # bound the frames held in memory while encoders catch up
+                # bound the images held in memory while encoders catch up
                 while len(pending) >= 2 * max(1, workers):
                     _collect(pending.pop(0), result)
-                fut = pool.submit(_write_jpeg, frame, out / frame_name(t), longest_side, quality)
+                # PyAV frames are converted on this thread only (their reformatter is not
+                # shared across threads), once per frame even when several times take it
+                if last_conv[0] is not frame:
+                    last_conv[0], last_conv[1] = frame, _to_rgb(frame)
+                fut = pool.submit(_write_jpeg, last_conv[1], out / frame_name(t), longest_side, quality)
                 pending.append((t, fut, int(frame_ms)))
 
             def on_frame(frame: Any) -> None:
