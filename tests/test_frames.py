@@ -12,9 +12,7 @@ np = pytest.importorskip("numpy")
 Image = pytest.importorskip("PIL.Image")
 
 from streamgrade.errors import InputError  # noqa: E402
-from streamgrade.extract import frames as fr  # noqa: E402
 from streamgrade.extract.frames import (  # noqa: E402
-    Frame,
     FrameError,
     blank_or_unchanged,
     extract_frames,
@@ -239,3 +237,12 @@ def test_plan_budgets_per_chunk_and_per_session():
     assert len(plan_frames(acts, per_session=60, merge_ms=500)) == 60  # no chunks: session budget only
     assert plan_frames([], per_session=10) == []
     assert max(plan_frames([Action(kind="type", t_ms=0, end_ms=900)], duration_ms=1000)) == 1000
+
+
+def test_long_keyframe_interval_seeks_back_at_most_once(tmp_path):
+    video = make_video(tmp_path / "longgop.mp4", 150, gop=100, w=160, h=120)  # keyframes at 0 and 10 s
+    stats: dict[str, int] = {}
+    frames = extract_frames(video, [500, 5000, 6000, 9000, 14000], tmp_path / "o", stats=stats, seek_gap_ms=1000)
+    assert [frame_number(tmp_path / "o" / f.path) for f in frames] == [5, 50, 60, 90, 140]
+    assert stats["backward_seeks"] == 1 and stats["seeks"] == 1  # then seeking is off
+    assert stats["decoded"] <= 150 + 10
