@@ -246,3 +246,13 @@ def test_long_keyframe_interval_seeks_back_at_most_once(tmp_path):
     assert [frame_number(tmp_path / "o" / f.path) for f in frames] == [5, 50, 60, 90, 140]
     assert stats["backward_seeks"] == 1 and stats["seeks"] == 1  # then seeking is off
     assert stats["decoded"] <= 150 + 10
+
+
+def test_single_keyframe_video_with_far_times_terminates(tmp_path: Path):
+    """A seek that does not move forward (one keyframe, a decoder still filling up) must not
+    loop: decoding goes straight through instead."""
+    video = make_video(tmp_path / "one_gop.mp4", 60, gop=1000)  # 6 s, a single keyframe
+    stats: dict[str, int] = {}
+    frames = extract_frames(video, [1500, 4000, 5500], tmp_path / "f", stats=stats)
+    assert [frame_number(tmp_path / "f" / f.path) for f in frames] == [15, 40, 55]
+    assert stats["seeks"] <= 1 and stats["packets"] <= 61

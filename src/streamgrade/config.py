@@ -180,6 +180,32 @@ class FormatsConfig(msgspec.Struct, forbid_unknown_fields=True):
     openai_chat: OpenAIChatMapping = msgspec.field(default_factory=OpenAIChatMapping)
 
 
+class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[frames]``: which video frames to take and send to the judge, and how.
+
+    ``longest_side`` px of the written JPEG (never upscaled); ``quality`` JPEG quality 1-95;
+    ``per_chunk`` / ``per_session`` budgets in frames; ``merge_ms`` candidates closer than
+    this are merged into one frame; ``before_ms`` how long before a click the "before"
+    frame is taken (the screen the user aimed at, before it reacts); ``after_ms`` how long
+    after typing / a scroll / a key ends the "after" frame is taken (the screen settled);
+    ``seek_gap_ms`` the decoder seeks forward instead of decoding through when the next
+    wanted time is more than this (and more than one observed keyframe interval) ahead;
+    ``enabled`` takes frames when a session has a recording; ``detail`` the OpenAI image
+    detail sent to the judge (low: 85 tokens an image).
+    """
+
+    longest_side: int = 1280
+    quality: int = 80
+    per_chunk: int = 3
+    per_session: int = 60
+    merge_ms: int = 500
+    before_ms: int = 200
+    after_ms: int = 300
+    seek_gap_ms: int = 1000
+    enabled: bool = True
+    detail: Literal["low", "high", "auto"] = "low"
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """All settings. Build it with :func:`load_config`."""
 
@@ -192,6 +218,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
     formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
+    frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
 
 
 #: Short environment variables and the field each sets.

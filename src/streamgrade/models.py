@@ -90,13 +90,15 @@ class Action(msgspec.Struct, omit_defaults=True):
     path: list[tuple[int, int]] | None = None
 
 
-class Message(msgspec.Struct, omit_defaults=True):
+class Message(msgspec.Struct):
     """One SFT message, compatible with Clones' sft.json entries: ``role`` (user, assistant
     or system), ``content`` (text; actions as a Python call in a fenced code block) and
-    ``timestamp`` in ms from the session start."""
+    ``timestamp`` in ms from the session start. A frame is a user message whose content is
+    Clones' image entry ``{"type": "image", "data": "frames/<t_ms>.jpg"}`` (a path relative
+    to the session's output folder instead of inline base64)."""
 
     role: str
-    content: str
+    content: str | dict[str, str]
     timestamp: int = 0
 
 
@@ -116,6 +118,8 @@ class Session(msgspec.Struct):
     figures (achievements, progression, episode_return, tokens, cost_usd, ...). Recorded
     human demonstrations have ``kind`` "demonstration"; game episodes (observation/action
     loops with no user, e.g. BALROG Crafter) have ``kind`` "episode" and a transcript too.
+    ``video`` is the screen recording's path when there is one; a session time t (ms) is
+    video time ``t + video_offset_ms``.
     """
 
     ref: SessionRef
@@ -136,6 +140,8 @@ class Session(msgspec.Struct):
     tools: list[dict[str, Any]] = []
     termination: str | None = None
     metrics: dict[str, float] = {}
+    video: str | None = None
+    video_offset_ms: float = 0.0
 
     @property
     def has_transcript(self) -> bool:
@@ -160,7 +166,8 @@ class Chunk(msgspec.Struct):
 
     ``index`` counts from 0 of ``total``; ``start_ms``/``end_ms`` bound the slice; ``lines``
     are the rendered actions ("[12.3s] click(640, 320)"); ``tokens`` the estimate used for
-    the budget (chars / 4)."""
+    the budget (chars / 4, plus the tokens of its frames); ``frames`` the JPEG paths of the
+    screen frames taken within it (sent to the judge as images)."""
 
     index: int
     total: int
@@ -168,6 +175,7 @@ class Chunk(msgspec.Struct):
     end_ms: int
     lines: list[str]
     tokens: int
+    frames: list[str] = []
 
 
 class Component(msgspec.Struct):

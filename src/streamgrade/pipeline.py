@@ -40,6 +40,7 @@ from .exports.chatml import agent_chatml, infer_tools, to_chatml
 from .exports.sharegpt import ShareGPTError, to_sharegpt
 from .formats import FORMATS, configure_formats
 from .judges.base import Judge
+from .judges.openai import IMAGE_TOKENS
 from .judges.rubric import final_confidence, final_score
 from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Usage, Verdict
 from .sft import to_messages, to_openai_messages
@@ -69,6 +70,7 @@ class Job:
     error: str | None = None
     error_kind: str | None = None  # input | judge | internal
     usage: Usage | None = None  # what a failed judge call spent
+    frames: list[dict] = field(default_factory=list)  # {t_ms, path (relative), width, height}
 
 
 @dataclass
@@ -303,10 +305,7 @@ class Pipeline:
             async for job in recv:
                 fmt = FORMATS[job.ref.format]
                 try:
-                    job.session = await anyio.to_thread.run_sync(fmt.assemble, job.ref, self.config)
-                    job.messages = (to_openai_messages(job.session) if job.session.has_transcript
-                                    else to_messages(job.session))
-                    job.chunks = chunk_session(job.session, self.config.chunking)
+                    await anyio.to_thread.run_sync(self._prepare, job, fmt)
                 except InputError as exc:
                     job.error, job.error_kind = str(exc), "input"
                     await done.send(job)
@@ -318,6 +317,48 @@ class Pipeline:
                     await done.send(job)
                     continue
                 await grade.send(job)
+
+    def _prepare(self, job: Job, fmt) -> None:
+        """Blocking (a worker thread): read the session, format its SFT messages, cut its
+        chunks, and take its video frames (when it has a recording). Raises InputError."""
+        session = job.session = fmt.assemble(job.ref, self.config)
+        job.chunks = chunk_session(session, self.config.chunking)
+        if session.video and self.config.frames.enabled and not session.has_transcript:
+            job.frames = self._frames(session, job.chunks)
+        job.messages = to_openai_messages(session) if session.has_transcript else to_messages(session)
+        if job.frames:
+            job.messages = sorted(
+                job.messages + [Message(role="user", content={"type": "image", "data": f["path"]}, timestamp=f["t_ms"])
+                                for f in job.frames],
+                key=lambda m: m.timestamp)
+
+    def _frames(self, session: Session, chunks: list[Chunk]) -> list[dict]:
+        """Take the frames that matter (extract/frames.py) into OUT/sessions/<id>/frames/
+        and attach them to their chunks, each adding its image tokens to the chunk's budget.
+        A recording that cannot be decoded is logged and the session goes on without frames."""
+        from .extract.frames import FrameError, plan_frames, extract_frames
+
+        fc = self.config.frames
+        owners: dict[int, int] = {}
+        times = plan_frames(session.actions, chunks=chunks, per_chunk=fc.per_chunk, per_session=fc.per_session,
+                            merge_ms=fc.merge_ms, before_ms=fc.before_ms, after_ms=fc.after_ms,
+                            duration_ms=int((session.duration_s or 0) * 1000), owners=owners)
+        folder = self.out / "sessions" / safe_name(session.ref.session_id) / "frames"
+        offset = session.video_offset_ms
+        try:
+            frames = extract_frames(session.video, [max(0, round(t + offset)) for t in times], folder,
+                                    longest_side=fc.longest_side, quality=fc.quality, seek_gap_ms=fc.seek_gap_ms)
+        except (FrameError, ValueError) as exc:
+            log.warning("no frames for %s: %s", session.ref.session_id, exc,
+                        extra={"session": session.ref.session_id, "file": session.video})
+            return []
+        out = []
+        for t_session, f in zip(times, frames):  # both sorted by time, one frame per time
+            out.append({"t_ms": t_session, "path": f"frames/{f.path}", "width": f.width, "height": f.height})
+            chunk = chunks[owners.get(t_session, 0)]  # the chunk of the action it shows
+            chunk.frames.append(str(folder / f.path))
+            chunk.tokens += IMAGE_TOKENS.get(fc.detail, 85)
+        return out
 
     async def _grade(self, recv: ObjectReceiveStream[Job], done: ObjectSendStream[Job]) -> None:
         async with recv, done:
@@ -559,6 +600,7 @@ class Pipeline:
                     "duration_s": job.session.duration_s, "reward": job.session.reward, "meta": job.session.meta,
                 },
                 "actions": job.session.actions,
+                "frames": job.frames,
                 "chunks": [
                     {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms, "tokens": c.tokens,
                      "summary": (job.verdict.chunk_summaries[c.index]

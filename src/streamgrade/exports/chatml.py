@@ -20,6 +20,8 @@ def to_chatml(messages: list[Message], system: str = SYSTEM_PROMPT) -> dict | No
     """A ChatML row from SFT messages, or None when it has no assistant turn."""
     out: list[dict[str, str]] = [{"role": "system", "content": system}]
     for m in messages:
+        if not isinstance(m.content, str):
+            continue  # frames (image entries) stay in sft.json; the ChatML rows are text
         if out[-1]["role"] == m.role:
             out[-1]["content"] += "\n" + m.content
         else:

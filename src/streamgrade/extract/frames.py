@@ -44,6 +44,7 @@ from typing import Any
 
 import msgspec
 
+from ..config import FramesConfig  # noqa: F401 - re-exported
 from ..errors import InputError
 from ..models import Action, Chunk
 
@@ -51,26 +52,6 @@ from ..models import Action, Chunk
 # configuration and records
 
 
-class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[frames]`` (proposed): what frames to take and how.
-
-    ``longest_side`` px of the written JPEG (never upscaled); ``quality`` JPEG quality 1-95;
-    ``per_chunk`` / ``per_session`` budgets in frames; ``merge_ms`` candidates closer than
-    this are merged into one frame; ``before_ms`` how long before a click the "before"
-    frame is taken (the screen the user aimed at, before it reacts); ``after_ms`` how long
-    after typing / a scroll / a key ends the "after" frame is taken (the screen settled);
-    ``seek_gap_ms`` the decoder seeks forward instead of decoding through when the next
-    wanted time is more than this (and more than one observed keyframe interval) ahead.
-    """
-
-    longest_side: int = 1280
-    quality: int = 80
-    per_chunk: int = 3
-    per_session: int = 60
-    merge_ms: int = 500
-    before_ms: int = 200
-    after_ms: int = 300
-    seek_gap_ms: int = 1000
 
 
 class Frame(msgspec.Struct, omit_defaults=True):
@@ -138,6 +119,7 @@ def plan_frames(
     before_ms: int = 200,
     after_ms: int = 300,
     duration_ms: int | None = None,
+    owners: dict[int, int] | None = None,
 ) -> list[int]:
     """The session times (ms, sorted, unique) at which to take a frame.
 
@@ -159,7 +141,8 @@ def plan_frames(
     offers its best remaining candidate that is at least ``merge_ms`` from every frame
     already taken (closer ones are merged into the taken frame), the offers are taken best
     priority first until ``per_session`` is reached; a chunk stops at ``per_chunk``.
-    Times are clamped to ``[0, duration_ms]`` when the duration is known.
+    Times are clamped to ``[0, duration_ms]`` when the duration is known. ``owners``, when
+    given, is filled with the chunk index each taken time was counted against.
     """
     if per_session <= 0 or not actions:
         return []
@@ -200,6 +183,8 @@ def plan_frames(
                 continue
             _insert(taken, t)
             counts[ci] += 1
+            if owners is not None:
+                owners[t] = ci
     return taken
 
 
@@ -446,7 +431,10 @@ def extract_frames(
                         pms = ms_of(packet.pts)
                         st["packets"] += 1
                         if seek_floor is not None:
-                            if pms < seek_floor:  # the seek went back over read data
+                            # the seek went back over read data, or did not move forward at
+                            # all (a decoder still filling up after a single keyframe):
+                            # decode straight through from here on
+                            if pms <= seek_floor:
                                 st["backward_seeks"] += 1
                                 can_seek = False
                             seek_floor = None

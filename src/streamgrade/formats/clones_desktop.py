@@ -82,6 +82,7 @@ class ClonesDesktop:
             actions=actions,
             duration_s=round((last - t0) / 1000, 3),
             reward=None,  # Clones desktop meta carries a payout, not a graded outcome
+            video=str(folder / VIDEO) if (folder / VIDEO).exists() else None,  # frame 0 = first event
             meta={
                 "start_ms": t0,
                 "platform": meta.get("platform"),

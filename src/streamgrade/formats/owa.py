@@ -345,6 +345,9 @@ class OWACapture:
             duration_s=round((t_last - t0) / 1e9, 3),
             reward=None,  # OWA captures carry no reward
             kind="demonstration",
+            # the frame shown at session time first_screen_ms has video time video_offset_ns
+            video=str(video) if has_video else None,
+            video_offset_ms=((video_offset_ns or 0) / 1e6 - (first_screen_ms or 0)) if has_video else 0.0,
             meta={
                 "start_ns": t0,
                 "recorder": library,

@@ -38,6 +38,10 @@ from ..models import Chunk, JudgeInfo, Session, Usage, Verdict
 from ..sinks.atomic import write_atomic
 from . import rubric
 from .limits import AdaptiveConcurrency, RateLimiter, estimate_tokens
+
+#: Tokens an image costs at OpenAI's detail levels (low: a flat 85; high/auto: a typical
+#: 1280x720 screenshot, 4 tiles of 170 + 85).
+IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765}
 from .retry import backoff_delay, is_retryable_status, parse_retry_after
 
 __all__ = ["OpenAIJudge", "DEFAULT_BASE_URL"]
@@ -222,22 +226,34 @@ class OpenAIJudge:
                 previous = ""
                 for chunk in chunks:
                     prompt = rubric.chunk_prompt(session, chunk, previous)
-                    previous = await self._call(session, prompt, rubric.CHUNK_SCHEMA, rubric.parse_chunk, usage)
+                    previous = await self._call(session, prompt, rubric.CHUNK_SCHEMA, rubric.parse_chunk, usage,
+                                                images=chunk.frames)
                     summaries.append(previous)
             prompt = rubric.final_prompt(session, chunks, summaries)
-            summary, components = await self._call(session, prompt, rubric.VERDICT_SCHEMA, rubric.parse_verdict, usage)
+            images = chunks[0].frames if len(chunks) == 1 else []  # else the summaries carry them
+            summary, components = await self._call(session, prompt, rubric.VERDICT_SCHEMA, rubric.parse_verdict, usage,
+                                                   images=images)
         except JudgeError as exc:
             exc.usage = usage  # what this session spent before failing
             raise
         return Verdict(components=components, summary=summary, chunk_summaries=summaries, usage=usage)
 
-    def _body(self, session: Session, prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, session: Session, prompt: str, schema: dict[str, Any], images: list[str] = ()) -> dict[str, Any]:
+        """The request body; ``images`` (JPEG paths of the chunk's frames) go after the text
+        as ``image_url`` content parts with data URLs (OpenAI vision input), in time order."""
         oc = self.config.openai
+        content: str | list[dict[str, Any]] = prompt
+        if images:
+            from ..extract.frames import image_data_url
+
+            detail = self.config.frames.detail
+            content = [{"type": "text", "text": prompt}] + [
+                {"type": "image_url", "image_url": {"url": image_data_url(p), "detail": detail}} for p in images]
         return {
             "model": oc.model,
             "messages": [
                 {"role": "system", "content": rubric.system_prompt(session)},
-                {"role": "user", "content": prompt},
+                {"role": "user", "content": content},
             ],
             "response_format": {"type": "json_schema", "json_schema": schema},
             "temperature": oc.temperature,
@@ -252,6 +268,7 @@ class OpenAIJudge:
         schema: dict[str, Any],
         parse: Callable[[str], T],
         usage: Usage,
+        images: list[str] = (),
     ) -> T:
         """Send one chat completion and return ``parse(content)``, retrying transient failures.
 
@@ -268,7 +285,10 @@ class OpenAIJudge:
         with the status and a redacted snippet of the error body, and after the last attempt
         naming the number of attempts and the last error.
         """
-        body = msgspec.json.encode(self._body(session, prompt, schema))
+        body = msgspec.json.encode(self._body(session, prompt, schema, images))
+        # tokens: the text (chars / 4) plus each image at its detail's price, not its base64
+        est = estimate_tokens(body) if not images else (
+            estimate_tokens(prompt) + 200 + len(images) * IMAGE_TOKENS.get(self.config.frames.detail, 85))
         key = hashlib.sha256(self._url.encode() + b"\0" + body).hexdigest()
         shared = self._inflight.get(key)
         if shared is not None:  # the same request is in flight: wait for its answer
@@ -288,7 +308,7 @@ class OpenAIJudge:
                     return result
                 except ValueError:
                     pass  # a bad cached answer is asked again
-            content, result = await self._send(session.ref.session_id, body, parse, usage)
+            content, result = await self._send(session.ref.session_id, body, parse, usage, est)
             box[0] = content
             self._cache_put(key, content)
             return result
@@ -299,14 +319,14 @@ class OpenAIJudge:
             del self._inflight[key]
             event.set()
 
-    async def _send(self, sid: str, body: bytes, parse: Callable[[str], T], usage: Usage) -> tuple[str, T]:
+    async def _send(self, sid: str, body: bytes, parse: Callable[[str], T], usage: Usage, est: int) -> tuple[str, T]:
         """The retry loop of one request (see :meth:`_call`); returns (content, parsed)."""
         oc = self.config.openai
         attempts = oc.max_retries + 1
         last = "no attempt made"
         for attempt in range(attempts):
             try:
-                content = await self._attempt(sid, body, usage, attempt + 1)
+                content = await self._attempt(sid, body, usage, attempt + 1, est)
                 try:
                     return content, parse(content)
                 except ValueError as exc:
@@ -338,7 +358,7 @@ class OpenAIJudge:
             attempts=attempts,
         )
 
-    async def _attempt(self, sid: str, body: bytes, usage: Usage, number: int) -> str:
+    async def _attempt(self, sid: str, body: bytes, usage: Usage, number: int, prompt_est: int) -> str:
         """One HTTP attempt: returns the message content or raises _Failure (retryable) or
         JudgeError (not retryable)."""
         oc = self.config.openai
@@ -347,7 +367,6 @@ class OpenAIJudge:
                                  f"session {sid} left pending", attempts=number - 1)
         if self._slots is None:
             self._slots = AdaptiveConcurrency(oc.max_concurrency, adaptive=oc.rpm <= 0)
-        prompt_est = estimate_tokens(body)
         await self.limits.acquire(prompt_est + oc.max_tokens)
         await self._slots.acquire()
         resp: httpx.Response | None = None

@@ -1,0 +1,113 @@
+"""Frames reach the judge: a Clones desktop session with a recording is graded with the
+openai judge in chunked mode, and every request body carries its chunk's frames as
+image_url parts; the frames are cached under OUT/sessions/<id>/frames/ and referenced from
+sft.json (Clones' image entries), results.json and results.html. The real OWA captures
+(HEVC video) get frames too."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+av = pytest.importorskip("av")
+np = pytest.importorskip("numpy")
+
+from streamgrade.config import load_config  # noqa: E402
+from streamgrade.judges.heuristic import HeuristicJudge  # noqa: E402
+from streamgrade.judges.openai import OpenAIJudge  # noqa: E402
+from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION = ROOT / "examples" / "clones" / "20251007_131852"  # 10 s, 13 actions
+CORPUS = ROOT.parent / "shared" / "corpus"
+URL = "http://judge.test/v1/chat/completions"
+VERDICT = {"summary": "s", **{k: {"score": 60, "confidence": 0.5, "reason": "r"} for k in ("outcome", "process", "efficiency")}}
+CHUNK = {"summary": "so far", "progress": [], "problems": []}
+
+
+def make_recording(path: Path, seconds: int = 11, fps: int = 5) -> None:
+    """A small H.264 screen recording (320x200) whose frame n is painted a level of n."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = 320, 200, "yuv420p"
+        s.options = {"preset": "ultrafast", "bf": "0"}
+        for n in range(seconds * fps):
+            arr = np.full((200, 320, 3), (n * 4) % 256, np.uint8)
+            f = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            f.pts = n
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+
+
+@pytest.mark.asyncio
+async def test_frames_reach_the_judge_in_chunked_mode(tmp_path: Path):
+    data = tmp_path / "data" / "rec1"
+    shutil.copytree(SESSION, data)
+    make_recording(data / "recording.mp4")
+    out = tmp_path / "out"
+    cfg = load_config(env={}, overrides={
+        "openai": {"base_url": "http://judge.test/v1", "rpm": 600_000, "http_client": "httpx"},
+        "chunking": {"max_tokens": 64, "max_chars": 256},  # several chunks
+        "frames": {"per_chunk": 2, "longest_side": 160}})
+    bodies = []
+
+    def answer(request):
+        body = json.loads(request.content)
+        bodies.append(body)
+        name = body["response_format"]["json_schema"]["name"]
+        content = CHUNK if name == "streamgrade_chunk" else VERDICT
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": json.dumps(content)}}],
+                                         "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+
+    with respx.mock:
+        respx.post(URL).mock(side_effect=answer)
+        judge = OpenAIJudge(cfg, api_key="k")
+        stats = await Pipeline(cfg, out, judge).run(scan_source([tmp_path / "data"], exclude=[out]))
+        await judge.aclose()
+    assert stats.graded == 1
+    chunk_bodies = [b for b in bodies if b["response_format"]["json_schema"]["name"] == "streamgrade_chunk"]
+    assert len(chunk_bodies) >= 2  # chunked mode
+    images = 0
+    for b in chunk_bodies:
+        content = b["messages"][1]["content"]
+        assert isinstance(content, list) and content[0]["type"] == "text"
+        parts = [p for p in content[1:] if p["type"] == "image_url"]
+        assert 1 <= len(parts) <= 2  # the per-chunk budget
+        for p in parts:
+            assert p["image_url"]["url"].startswith("data:image/jpeg;base64,") and p["image_url"]["detail"] == "low"
+        images += len(parts)
+    folder = out / "sessions" / "rec1"
+    jpgs = sorted((folder / "frames").glob("*.jpg"))
+    assert len(jpgs) == images
+    results = json.loads((folder / "results.json").read_text())
+    assert [f["path"] for f in results["frames"]] == [f"frames/{p.name}" for p in jpgs]
+    assert all(f["width"] == 160 for f in results["frames"])  # longest side
+    sft = json.loads((folder / "sft.json").read_text())["messages"]
+    entries = [m for m in sft if isinstance(m["content"], dict)]
+    assert len(entries) == images and all(m["role"] == "user" and m["content"]["type"] == "image" for m in entries)
+    assert [m["timestamp"] for m in sft] == sorted(m["timestamp"] for m in sft)
+    html = (folder / "results.html").read_text()
+    assert f'src="frames/{jpgs[0].name}"' in html
+
+
+@pytest.mark.skipif(not (CORPUS / "owa").is_dir(), reason=f"shared corpus not found at {CORPUS}")
+@pytest.mark.asyncio
+async def test_owa_captures_get_frames_from_their_hevc_video(tmp_path: Path):
+    data = tmp_path / "owa"
+    src = CORPUS / "owa" / "projects" / "owa-cli" / "tests" / "data"
+    data.mkdir()
+    for f in ("0.4.2.mcap", "0.4.2.mkv"):
+        shutil.copy(src / f, data / f)
+    out = tmp_path / "out"
+    cfg = load_config(env={})
+    stats = await Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source([data], exclude=[out]))
+    assert stats.graded == 1
+    (folder,) = list((out / "sessions").iterdir())
+    results = json.loads((folder / "results.json").read_text())
+    assert results["frames"] and len(list((folder / "frames").glob("*.jpg"))) == len(results["frames"])
+    assert all(f["width"] == 906 for f in results["frames"])  # native size: below the 1280 cap
