@@ -70,7 +70,8 @@ Curator's probe
 
 Stats and log
     Counters: ``requests`` (all paths), ``chat_requests``, ``status`` (count per status),
-    ``answered`` (clean 200 answers), ``rate_limited`` (+ ``_requests``/``_tokens``),
+    ``image_parts`` / ``requests_with_images`` (vision input received), ``answered`` (clean
+    200 answers), ``rate_limited`` (+ ``_requests``/``_tokens``),
     ``faults`` per kind, ``fail_first``, ``probes``, ``bad_requests``, ``not_found``,
     ``duplicates`` (chat bodies whose sha256 was seen before), ``prompt_tokens``,
     ``completion_tokens``, ``total_tokens`` (usage of every 200 chat completion sent),
@@ -380,7 +381,7 @@ class MockProvider:
         self.counts: dict[str, int] = dict.fromkeys(
             ("answered", "rate_limited", "rate_limited_requests", "rate_limited_tokens", "fail_first",
              "probes", "bad_requests", "not_found", "duplicates", "prompt_tokens", "completion_tokens",
-             "total_tokens", "charged_tokens"), 0)
+             "total_tokens", "charged_tokens", "image_parts", "requests_with_images"), 0)
         self.faults: dict[str, int] = dict.fromkeys(FAULTS, 0)
         self._seen: set[bytes] = set()
         self._started = time.monotonic()
@@ -541,6 +542,10 @@ class MockProvider:
             self.counts["duplicates"] += 1
         else:
             self._seen.add(digest)
+        if b'"image_url"' in raw:  # vision input: count the image parts the client sent
+            images = raw.count(b'"type":"image_url"') + raw.count(b'"type": "image_url"')
+            self.counts["image_parts"] += images
+            self.counts["requests_with_images"] += 1
 
         if number <= o.fail_first:
             status = o.fail_status

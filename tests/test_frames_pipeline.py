@@ -111,3 +111,27 @@ async def test_owa_captures_get_frames_from_their_hevc_video(tmp_path: Path):
     results = json.loads((folder / "results.json").read_text())
     assert results["frames"] and len(list((folder / "frames").glob("*.jpg"))) == len(results["frames"])
     assert all(f["width"] == 906 for f in results["frames"])  # native size: below the 1280 cap
+
+
+def test_mock_provider_log_shows_frames_arriving(tmp_path: Path):
+    """The same session through the CLI against the mock: its request log counts the images."""
+    import os
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from mock_provider import serve_in_thread
+
+    data = tmp_path / "data" / "rec1"
+    shutil.copytree(SESSION, data)
+    make_recording(data / "recording.mp4")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    with serve_in_thread() as url:
+        env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000")
+        res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(tmp_path / "data"), "-o",
+                              str(tmp_path / "out"), "--no-progress"], capture_output=True, text=True, env=env)
+        stats = url.stats()
+    assert res.returncode == 0, res.stderr
+    frames = json.loads((tmp_path / "out" / "sessions" / "rec1" / "results.json").read_text())["frames"]
+    assert frames and stats["requests_with_images"] >= 1
+    assert stats["image_parts"] == min(len(frames), 3)  # one chunk: its budget of frames
