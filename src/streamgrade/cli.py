@@ -50,11 +50,14 @@ def common_options(fn):
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="streamgrade")
 def main() -> None:
-    """Grade recorded agent demonstrations into training-ready data.
+    """Grade recorded demonstrations and agent trajectories into training-ready data.
 
-    Reads Clones desktop and web recordings, extracts actions, grades each session with an
-    LLM judge (any OpenAI-compatible server) or the offline heuristic judge, and writes
-    per-session results and run-level JSONL under the output folder.
+    Reads Clones desktop and web recordings (with their Guacamole and video recordings),
+    open-world-agents captures, OpenAI-chat trajectory dumps (tau-bench), Harbor jobs and
+    ATIF files, trace rows and BALROG episodes; extracts actions and screen frames; grades
+    each session with an LLM judge (any OpenAI-compatible server) or the offline heuristic
+    judge; writes per-session results and HTML reports, and run-level JSONL (scores, ChatML
+    SFT, ShareGPT, DPO) under the output folder.
     """
 
 
