@@ -6,7 +6,8 @@ data/tests/extraction/); schema in ../shared/corpus/clones/PROVENANCE.md. The ev
 ``{session_id, challenge, category, events: [{type, message, timestamp (epoch ms),
 metadata?}]}``; the race record (a Mongo export list) gives ``prompt`` (the task) and
 ``created_at`` (the time base). When ``<id>.guac`` (the Guacamole recording of input and
-screen) lies beside it, its mouse and key instructions give the session's actions.
+screen) lies beside it, its mouse and key instructions give the session's actions, and its
+video ``<id>.guac.m4v`` (guacenc's output, time 0 at the first ``sync``) gives the frames.
 
 What the judge sees: the task, the quests and the hints given during the session. It does not
 see ``reasoning`` and ``reward`` events: they are the live Clones judge's own assessment.
@@ -94,6 +95,8 @@ class ClonesWeb:
             objectives=quests,
             app=doc.get("challenge") if isinstance(doc.get("challenge"), str) else None,
             actions=self._guac_actions(path, config),
+            # the screen video of the Guacamole recording: time 0 at its first sync
+            video=path[: -len(SUFFIX)] + ".guac.m4v" if Path(path[: -len(SUFFIX)] + ".guac.m4v").exists() else None,
             events=context,
             duration_s=round((parsed[-1][0] - t0) / 1000, 3),
             reward=round(sum(scores) / len(scores), 4) if scores else None,
