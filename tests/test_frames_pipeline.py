@@ -18,7 +18,6 @@ av = pytest.importorskip("av")
 np = pytest.importorskip("numpy")
 
 from streamgrade.config import load_config  # noqa: E402
-from streamgrade.judges.heuristic import HeuristicJudge  # noqa: E402
 from streamgrade.judges.openai import OpenAIJudge  # noqa: E402
 from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
 
@@ -96,21 +95,35 @@ async def test_frames_reach_the_judge_in_chunked_mode(tmp_path: Path):
 
 
 @pytest.mark.skipif(not (CORPUS / "owa").is_dir(), reason=f"shared corpus not found at {CORPUS}")
-@pytest.mark.asyncio
-async def test_owa_captures_get_frames_from_their_hevc_video(tmp_path: Path):
+def test_owa_captures_get_frames_from_their_hevc_video_that_reach_the_judge(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from mock_provider import serve_in_thread
+
     data = tmp_path / "owa"
     src = CORPUS / "owa" / "projects" / "owa-cli" / "tests" / "data"
     data.mkdir()
-    for f in ("0.4.2.mcap", "0.4.2.mkv"):
-        shutil.copy(src / f, data / f)
+    for v in ("0.3.2", "0.4.2", "0.5.1"):
+        for ext in ("mcap", "mkv"):
+            shutil.copy(src / f"{v}.{ext}", data / f"{v}.{ext}")
     out = tmp_path / "out"
-    cfg = load_config(env={})
-    stats = await Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source([data], exclude=[out]))
-    assert stats.graded == 1
-    (folder,) = list((out / "sessions").iterdir())
-    results = json.loads((folder / "results.json").read_text())
-    assert results["frames"] and len(list((folder / "frames").glob("*.jpg"))) == len(results["frames"])
-    assert all(f["width"] == 906 for f in results["frames"])  # native size: below the 1280 cap
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    with serve_in_thread() as url:
+        env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000")
+        res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--no-progress"],
+                             capture_output=True, text=True, env=env)
+        stats = url.stats()
+    assert res.returncode == 0, res.stderr
+    total = 0
+    for folder in (out / "sessions").iterdir():
+        results = json.loads((folder / "results.json").read_text())
+        assert results["frames"] and len(list((folder / "frames").glob("*.jpg"))) == len(results["frames"])
+        assert max(f["width"] for f in results["frames"]) <= 1280
+        total += len(results["frames"])
+    assert stats["requests_with_images"] == 3 and stats["image_parts"] == total
 
 
 def test_mock_provider_log_shows_frames_arriving(tmp_path: Path):
@@ -135,3 +148,35 @@ def test_mock_provider_log_shows_frames_arriving(tmp_path: Path):
     frames = json.loads((tmp_path / "out" / "sessions" / "rec1" / "results.json").read_text())["frames"]
     assert frames and stats["requests_with_images"] >= 1
     assert stats["image_parts"] == min(len(frames), 3)  # one chunk: its budget of frames
+
+
+def test_heuristic_uses_blank_and_unchanged_screens(tmp_path: Path):
+    """A recording of one flat, unchanging screen lowers process and efficiency."""
+    import anyio
+
+    from streamgrade.judges.heuristic import HeuristicJudge
+    from streamgrade.pipeline import Pipeline, scan_source
+
+    def grade(video_levels):
+        data = tmp_path / f"d{len(video_levels)}" / "rec"
+        shutil.copytree(SESSION, data)
+        with av.open(str(data / "recording.mp4"), "w") as c:
+            s = c.add_stream("libx264", rate=5)
+            s.width, s.height, s.pix_fmt = 160, 100, "yuv420p"
+            s.options = {"preset": "ultrafast", "bf": "0"}
+            for n in range(55):
+                arr = (np.random.default_rng(n).integers(0, 255, (100, 160, 3)) if video_levels == "busy"
+                       else np.zeros((100, 160, 3))).astype(np.uint8)
+                f = av.VideoFrame.from_ndarray(arr, format="rgb24")
+                f.pts = n
+                c.mux(s.encode(f))
+            c.mux(s.encode())
+        out = data.parent / "out"
+        cfg = load_config(env={})
+        anyio.run(lambda: Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source([data.parent], exclude=[out])))
+        return json.loads((out / "sessions" / "rec" / "scores.json").read_text())
+
+    busy, blank = grade("busy"), grade("blank!")
+    assert blank["components"]["process"] < busy["components"]["process"]
+    assert blank["components"]["efficiency"] < busy["components"]["efficiency"]
+    assert "frames blank" in blank["reasons"]["process"]["reason"]

@@ -9,11 +9,13 @@ It scores from signals any recorded trajectory has, never from the reward:
 - completion marker: the recorder marked the session completed (Clones meta ``status``);
 - flailing: clicks repeated on the same spot (3+ within 2 s and 5 px) and scroll direction
   reversals;
-- idle time: gaps over 10 s between actions, as a share of the session duration.
+- idle time: gaps over 10 s between actions, as a share of the session duration;
+- screen (when frames were taken): the share of blank frames and of consecutive frames that
+  did not change (16x16 grayscale thumbnails).
 
 outcome = 20 + 35*coverage + 25*activity + 20*completed (0 when there is no action);
-process = 40 + 35*mix + 25*(1 - flail share) - 15*reversal share;
-efficiency = 100 - 70*idle share - 30*redundant share. All clamped to 0-100.
+process = 40 + 35*mix + 25*(1 - flail share) - 15*reversal share - 20*blank share;
+efficiency = 100 - 70*idle share - 30*redundant share - 20*unchanged share. All clamped to 0-100.
 Confidence is fixed low (0.35): these signals only correlate with quality.
 """
 
@@ -95,6 +97,22 @@ def idle_share(session: Session) -> float:
     return min(1.0, idle / dur_ms)
 
 
+def screen_signals(chunks: list[Chunk]) -> tuple[float, float, int]:
+    """(share of blank frames, share of consecutive frames unchanged, frames seen) of the
+    frames attached to the chunks: cheap image signals (16x16 grayscale thumbnails, see
+    extract/frames.py ``blank_or_unchanged``); (0, 0, 0) without frames or on a read error."""
+    paths = [p for c in chunks for p in c.frames]
+    if not paths:
+        return 0.0, 0.0, 0
+    try:
+        from ..extract.frames import blank_or_unchanged
+
+        sig = blank_or_unchanged(paths)
+    except (OSError, ValueError, ImportError):
+        return 0.0, 0.0, 0
+    return float(sig["blank_fraction"]), float(sig["unchanged_fraction"]), len(paths)
+
+
 def summarise(actions: list[Action]) -> str:
     """A deterministic one-line summary of some actions: counts by kind, text typed, apps."""
     if not actions:
@@ -147,15 +165,18 @@ class HeuristicJudge:
                 f"objective coverage {cov:.0%} from typed text and apps; {n} actions; "
                 + ("recorder marked it completed" if completed else "no completion marker"),
             )
+        blank, unchanged, seen = screen_signals(chunks)
         process = Component(
-            _clamp(40 + 35 * mix + 25 * (1 - flail_share) - 15 * reversal_share) if n else 0.0,
+            _clamp(40 + 35 * mix + 25 * (1 - flail_share) - 15 * reversal_share - 20 * blank) if n else 0.0,
             CONFIDENCE,
-            f"{len(kinds)} action kinds; {repeats} repeated same-spot clicks; {reversals} scroll reversals",
+            f"{len(kinds)} action kinds; {repeats} repeated same-spot clicks; {reversals} scroll reversals"
+            + (f"; {blank:.0%} of {seen} frames blank" if seen else ""),
         )
         efficiency = Component(
-            _clamp(100 - 70 * idle - 30 * flail_share) if n else 0.0,
+            _clamp(100 - 70 * idle - 30 * flail_share - 20 * unchanged) if n else 0.0,
             CONFIDENCE,
-            f"{idle:.0%} of {session.duration_s or 0:.0f} s idle in gaps over {IDLE_GAP_MS // 1000} s",
+            f"{idle:.0%} of {session.duration_s or 0:.0f} s idle in gaps over {IDLE_GAP_MS // 1000} s"
+            + (f"; {unchanged:.0%} of consecutive frames unchanged" if seen else ""),
         )
         summaries = []
         for c in chunks:
