@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
@@ -47,6 +46,7 @@ import msgspec
 from ..config import FramesConfig  # noqa: F401 - re-exported
 from ..errors import InputError
 from ..models import Action, Chunk
+from ..sinks.atomic import atomic_writer
 
 # ---------------------------------------------------------------------------------------
 # configuration and records
@@ -281,17 +281,8 @@ def _write_jpeg(img: Any, dest: Path, longest_side: int, quality: int) -> tuple[
     size = target_size(img.width, img.height, longest_side)
     if size != (img.width, img.height):
         img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="JPEG", quality=quality)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_writer(dest, fsync=False) as f:  # a cache: regenerable, so no fsync
+        img.save(f, format="JPEG", quality=quality)
     return size[0], size[1], dest.stat().st_size
 
 

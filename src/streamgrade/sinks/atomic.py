@@ -20,18 +20,20 @@ def fsync_dir(folder: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
+def atomic_writer(path: str | Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
     """Stream a file into place atomically: yields a binary file open on a temporary file
-    in the same folder; on a clean exit it is fsynced and renamed over ``path``, on an
-    error it is removed and ``path`` is untouched."""
+    in the same folder; on a clean exit it is renamed over ``path`` (after an fsync of the
+    file and, after the rename, of the folder, unless ``fsync=False`` for regenerable data
+    such as cached frames); on an error it is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -39,7 +41,8 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         except OSError:
             pass
         raise
-    fsync_dir(path.parent)
+    if fsync:
+        fsync_dir(path.parent)
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
