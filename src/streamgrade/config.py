@@ -206,6 +206,15 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
     detail: Literal["low", "high", "auto"] = "low"
 
 
+class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[reports]``: the HTML reports. ``html`` writes results.html and sft.html per session
+    (about 2 ms of CPU each) and index.html; turn it off for the fastest bulk runs.
+    ``index_interval_s``: index.html is rewritten at most this often while a run goes on."""
+
+    html: bool = True
+    index_interval_s: float = 30.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """All settings. Build it with :func:`load_config`."""
 
@@ -219,6 +228,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
     frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
+    reports: ReportsConfig = msgspec.field(default_factory=ReportsConfig)
 
 
 #: Short environment variables and the field each sets.

@@ -214,8 +214,11 @@ class Pipeline:
     async def _update_reports(self, session_ids: list[str], final: bool = False) -> None:
         """HTML reports (sinks/html.py): the sessions' pages now, index.html at most every
         30 s and at the end of a run. Derived data: a failure is logged, never stops grading."""
+        if not self.config.reports.html:
+            return
         try:
-            await anyio.to_thread.run_sync(functools.partial(update_reports, self.out, session_ids, final=final))
+            await anyio.to_thread.run_sync(functools.partial(
+                update_reports, self.out, session_ids, final=final, min_interval_s=self.config.reports.index_interval_s))
         except Exception as exc:
             log.warning("HTML reports not written: %s", exc, extra={"file": str(self.out)})
 
