@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -45,3 +46,40 @@ def assemble(config: Config) -> Callable[..., Session]:
         return assemble_path(path, cfg if cfg is not None else config)
 
     return _assemble
+
+
+def grade_cli_against_mock(data: Path, out: Path, **mock_options) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``streamgrade grade DATA -o OUT`` as a user would, with the openai judge against
+    the mock provider (scripts/mock_provider.py, in a thread on 127.0.0.1, a generous known
+    RPM); returns the finished process and the mock's request-log stats."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from mock_provider import serve_in_thread
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    with serve_in_thread(**mock_options) as url:
+        env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000")
+        res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--no-progress"],
+                             capture_output=True, text=True, env=env)
+        stats = url.stats()
+    return res, stats
+
+
+def schema_answerer(bodies: list, verdict: dict, chunk: dict):
+    """A respx side effect answering the judge: records each request body in ``bodies`` and
+    returns ``chunk`` for chunk requests and ``verdict`` for verdict requests."""
+    import json
+
+    import httpx
+
+    def answer(request):
+        body = json.loads(request.content)
+        bodies.append(body)
+        name = body["response_format"]["json_schema"]["name"]
+        content = chunk if name == "streamgrade_chunk" else verdict
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": json.dumps(content)}}],
+                                         "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+
+    return answer

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 import respx
 
 from streamgrade.chunking import chunk_session
+from conftest import schema_answerer
 from streamgrade.config import load_config
 from streamgrade.formats import FORMATS
 from streamgrade.judges.heuristic import HeuristicJudge
@@ -40,13 +40,7 @@ async def test_prompt_has_agent_rubric_and_no_reward_or_reference_actions():
     chunks = chunk_session(session, cfg.chunking)
     bodies = []
 
-    def answer(request):
-        body = json.loads(request.content)
-        bodies.append(body)
-        name = body["response_format"]["json_schema"]["name"]
-        content = CHUNK if name == "streamgrade_chunk" else VERDICT
-        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": json.dumps(content)}}],
-                                         "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+    answer = schema_answerer(bodies, VERDICT, CHUNK)
 
     with respx.mock:
         respx.post("http://judge.test/v1/chat/completions").mock(side_effect=answer)

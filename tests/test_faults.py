@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import anyio
 import pytest
 
 from streamgrade.config import load_config

@@ -228,8 +228,6 @@ def test_clones_desktop_folder_not_claimed(tmp_path):
 async def test_new_benchmark_needs_only_a_mapping(tmp_path):
     """A dump whose messages live under a key the defaults do not know is found and graded
     once the config maps it; ids come from the mapped fields."""
-    import anyio  # noqa: F401
-
     from streamgrade.formats import configure_formats
     from streamgrade.judges.heuristic import HeuristicJudge
     from streamgrade.pipeline import Pipeline, scan_source

@@ -10,13 +10,13 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 import respx
 
 av = pytest.importorskip("av")
 np = pytest.importorskip("numpy")
 
+from conftest import grade_cli_against_mock, schema_answerer
 from streamgrade.config import load_config  # noqa: E402
 from streamgrade.judges.openai import OpenAIJudge  # noqa: E402
 from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
@@ -55,13 +55,7 @@ async def test_frames_reach_the_judge_in_chunked_mode(tmp_path: Path):
         "frames": {"per_chunk": 2, "longest_side": 160}})
     bodies = []
 
-    def answer(request):
-        body = json.loads(request.content)
-        bodies.append(body)
-        name = body["response_format"]["json_schema"]["name"]
-        content = CHUNK if name == "streamgrade_chunk" else VERDICT
-        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": json.dumps(content)}}],
-                                         "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+    answer = schema_answerer(bodies, VERDICT, CHUNK)
 
     with respx.mock:
         respx.post(URL).mock(side_effect=answer)
@@ -96,13 +90,6 @@ async def test_frames_reach_the_judge_in_chunked_mode(tmp_path: Path):
 
 @pytest.mark.skipif(not (CORPUS / "owa").is_dir(), reason=f"shared corpus not found at {CORPUS}")
 def test_owa_captures_get_frames_from_their_hevc_video_that_reach_the_judge(tmp_path: Path):
-    import os
-    import subprocess
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from mock_provider import serve_in_thread
-
     data = tmp_path / "owa"
     src = CORPUS / "owa" / "projects" / "owa-cli" / "tests" / "data"
     data.mkdir()
@@ -110,12 +97,7 @@ def test_owa_captures_get_frames_from_their_hevc_video_that_reach_the_judge(tmp_
         for ext in ("mcap", "mkv"):
             shutil.copy(src / f"{v}.{ext}", data / f"{v}.{ext}")
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
-    with serve_in_thread() as url:
-        env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000")
-        res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--no-progress"],
-                             capture_output=True, text=True, env=env)
-        stats = url.stats()
+    res, stats = grade_cli_against_mock(data, out)
     assert res.returncode == 0, res.stderr
     total = 0
     for folder in (out / "sessions").iterdir():
@@ -128,22 +110,10 @@ def test_owa_captures_get_frames_from_their_hevc_video_that_reach_the_judge(tmp_
 
 def test_mock_provider_log_shows_frames_arriving(tmp_path: Path):
     """The same session through the CLI against the mock: its request log counts the images."""
-    import os
-    import subprocess
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from mock_provider import serve_in_thread
-
     data = tmp_path / "data" / "rec1"
     shutil.copytree(SESSION, data)
     make_recording(data / "recording.mp4")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
-    with serve_in_thread() as url:
-        env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000")
-        res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(tmp_path / "data"), "-o",
-                              str(tmp_path / "out"), "--no-progress"], capture_output=True, text=True, env=env)
-        stats = url.stats()
+    res, stats = grade_cli_against_mock(tmp_path / "data", tmp_path / "out")
     assert res.returncode == 0, res.stderr
     frames = json.loads((tmp_path / "out" / "sessions" / "rec1" / "results.json").read_text())["frames"]
     assert frames and stats["requests_with_images"] >= 1

@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import anyio
 import httpx
 import pytest
 import respx

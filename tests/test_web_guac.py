@@ -53,12 +53,7 @@ def test_malformed_guac_fails_naming_file_and_byte(web: Path):
 
 def test_guac_fixture_graded_with_frames_that_reach_the_judge(tmp_path: Path):
     """The Guacamole fixture and its video through the CLI against the mock provider."""
-    import os
-    import subprocess
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from mock_provider import serve_in_thread
+    from conftest import grade_cli_against_mock
 
     data = tmp_path / "web"
     data.mkdir()
@@ -66,13 +61,8 @@ def test_guac_fixture_graded_with_frames_that_reach_the_judge(tmp_path: Path):
         shutil.copy(f, data / f.name)
     for name in (f"{WEB_ID}.guac", f"{WEB_ID}.guac.m4v"):
         shutil.copy(ROOT / "examples" / "guac" / name, data / name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
     out = tmp_path / "out"
-    with serve_in_thread() as url:
-        env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000")
-        res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--no-progress"],
-                             capture_output=True, text=True, env=env)
-        stats = url.stats()
+    res, stats = grade_cli_against_mock(data, out)
     assert res.returncode == 0, res.stderr
     results = json.loads((out / "sessions" / WEB_ID / "results.json").read_text())
     chunks = results["chunks"]

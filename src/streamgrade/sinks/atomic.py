@@ -10,6 +10,14 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 
+def _discard(tmp: str | Path) -> None:
+    """Remove a temporary file left by a failed write (it may already be gone)."""
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
 def fsync_dir(folder: str | Path) -> None:
     """fsync a directory so that a rename or a new file in it survives a crash."""
     fd = os.open(folder, os.O_RDONLY)
@@ -36,10 +44,7 @@ def atomic_writer(path: str | Path, *, fsync: bool = True) -> Iterator[BinaryIO]
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         raise
     if fsync:
         fsync_dir(path.parent)
@@ -78,10 +83,7 @@ def write_files_atomic(folder: str | Path, files: dict[str, bytes], *, fsync: bo
                 os.close(fd)
             os.replace(tmp, final)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _discard(tmp)
             raise
     if fsync:
         fsync_dir(folder)

@@ -102,7 +102,6 @@ async def watch_source(
         wake = anyio.Event()
 
         async def pump() -> None:
-            nonlocal wake
             async for changes in watcher(paths, stop):
                 now = clock()
                 for _, changed in changes:
