@@ -172,9 +172,10 @@ async def test_bad_input_gives_failed_record_and_run_goes_on(data: Path, tmp_pat
     n_lines = raw[: len(raw) - 30].count(b"\n") + 1
     assert f"input_log.jsonl:{n_lines}:" in trunc["error"]
     assert by_id[WEB]["status"] == "graded"
-    # a failed input is not retried until its files change
+    # a failed input is not retried until its files change, but it is still counted
     stats = await _grade(data, out)
-    assert stats.skipped == 3 and len(_lines(out)) == 3
+    assert (stats.skipped, stats.failed_earlier) == (1, 2) and len(_lines(out)) == 3
+    assert {sid for sid, _ in stats.earlier_failures} == {"20250817_232256", "20251007_131852"}
 
 
 @pytest.mark.asyncio

@@ -1,10 +1,10 @@
-"""The command line: ``streamgrade grade`` and ``streamgrade watch`` (thin: it parses
-options, builds the config, and runs the pipeline).
+"""The command line: ``streamgrade grade``, ``watch``, ``export``, ``stats`` and ``repair``
+(thin: it parses options, builds the config, and runs the pipeline).
 
-Exit codes: 0 every session graded (or nothing to do), 1 some sessions failed (a summary on
-stderr says which and why), 2 usage or configuration error, 3 nothing to export (``export``),
-4 the run budget (``openai.max_cost_usd``) was spent and sessions are left pending, 130
-interrupted before the drain finished.
+Exit codes (see :mod:`streamgrade.summary`): 0 every session found is graded, 1 some
+sessions failed (now, or earlier and unchanged since), 2 usage or configuration error or an
+output folder in use or in need of repair, 3 nothing to export (``export``), 4 the run budget
+was spent, 5 no session found, 6 files not recognised with ``--strict``, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ import click
 from . import __version__
 from .config import Config, api_key, load_config
 from .errors import ConfigError
-from .judges import make_judge, resolve_kind
+from .judges import make_judge
 from .pipeline import Pipeline, RunStats, scan_source
+from .sinks.jsonl import ExportMismatch
+from .sinks.lock import OutputLocked
+from .sources.scan import ScanReport
+from .summary import EXIT_NOTHING, EXIT_OK, EXIT_USAGE, Progress, dpo_line, exit_code, finish, judge_line, \
+    print_summary
 
 log = logging.getLogger("streamgrade.cli")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_BUDGET = 0, 1, 2, 3, 4
 
 _common = [
     click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path),
@@ -37,7 +40,8 @@ _common = [
     click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                  help="TOML config file (see configs/streamgrade.toml)."),
     click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr.  [default: text]"),
-    click.option("-v", "--verbose", is_flag=True, help="Log every session (grade logs only problems by default)."),
+    click.option("-v", "--verbose", is_flag=True,
+                 help="Log every session, and every file no format recognised (grade logs only problems by default)."),
 ]
 
 
@@ -58,6 +62,11 @@ def main() -> None:
     each session with an LLM judge (any OpenAI-compatible server) or the offline heuristic
     judge; writes per-session results and HTML reports, and run-level JSONL (scores, ChatML
     SFT, ShareGPT, DPO) under the output folder.
+
+    \b
+    Exit codes: 0 all graded; 1 sessions failed (now or earlier); 2 usage or configuration
+    error, output folder in use or in need of `streamgrade repair`; 3 nothing to export;
+    4 run budget spent; 5 no session found; 6 unrecognised files (--strict); 130 interrupted.
     """
 
 
@@ -83,27 +92,29 @@ def _setup(cfg: Config, verbose: bool, quiet_default: bool) -> None:
     setup_logging(cfg.run.log_format, level, secrets=[api_key() or ""])
 
 
-def _judge_line(cfg: Config) -> str:
-    kind = resolve_kind(cfg)
-    if kind == "openai":
-        return f"judge: openai, model {cfg.openai.model} at {cfg.openai.base_url or 'https://api.openai.com/v1'}"
-    return "judge: heuristic (offline baseline; set STREAMGRADE_BASE_URL or an API key for the LLM judge)"
-
-
-async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -> tuple[RunStats, bool]:
+async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
+               verbose: bool = False) -> tuple[RunStats, str | None, bool]:
+    """Run the pipeline; returns (stats, the name of the signal that stopped it or None,
+    whether a second signal aborted the drain)."""
     try:
         judge = make_judge(cfg)
     except ConfigError as exc:
         click.echo(f"streamgrade: configuration error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     out = Path(cfg.run.output)
-    display = _Progress(judge.info.kind) if progress else None
+    display = Progress(judge.info.kind) if progress else None
     pipe = Pipeline(cfg, out, judge, on_record=display.update if display else None, rebuild_when_idle=watch)
     try:
-        pipe.open()
+        pipe.open("watch" if watch else "grade")
+    except (OutputLocked, ExportMismatch) as exc:
+        await judge.aclose()
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     except OSError as exc:
+        await judge.aclose()
         click.echo(f"streamgrade: cannot use output folder {out}: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_USAGE)
+    report = pipe.stats.scan = ScanReport(verbose=verbose)
     exclude = [out]
     notifier = None
     if watch:
@@ -113,18 +124,20 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -
         notifier = Notifier.from_env()  # systemd Type=notify; a no-op outside systemd
 
         async def source(send):
-            await watch_source(paths, send, cfg.watch, exclude=exclude, on_ready=notifier.ready)
+            await watch_source(paths, send, cfg.watch, exclude=exclude, on_ready=notifier.ready, report=report)
     else:
-        source = scan_source(paths, exclude=exclude)
+        source = scan_source(paths, exclude=exclude, report=report)
 
     interrupted = False
+    signalled: str | None = None
 
     async def signals(scope: anyio.CancelScope) -> None:
-        nonlocal interrupted
+        nonlocal interrupted, signalled
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
             async for sig in received:
                 if not pipe._stopping:
-                    log.warning("%s: stopping; finishing sessions in flight (again to abort)", signal.Signals(sig).name)
+                    signalled = signal.Signals(sig).name
+                    log.warning("%s: stopping; finishing sessions in flight (again to abort)", signalled)
                     if notifier:
                         notifier.stopping()
                     pipe.stop()
@@ -154,59 +167,7 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool) -
         await judge.aclose()
         if notifier:
             notifier.close()
-    return pipe.stats, interrupted
-
-
-class _Progress:
-    """The rich progress bar of ``grade``: sessions done/failed, requests/s, tokens, cost."""
-
-    def __init__(self, judge_kind: str):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), console=self.console, redirect_stderr=True, transient=False,
-            disable=not self.console.is_terminal,
-        )
-        self.task = self.progress.add_task("grade", total=None, info="")
-        self.stats: RunStats | None = None
-
-    def start(self, stats: RunStats) -> None:
-        self.stats = stats
-        self.progress.start()
-
-    def update(self, _record=None) -> None:
-        st = self.stats
-        if st is None:
-            return
-        info = (f"ok {st.graded} failed {st.failed} skipped {st.skipped} | {st.requests_per_s():.1f} req/s "
-                f"| {st.prompt_tokens + st.completion_tokens:,} tok | ${st.cost_usd:.4f}")
-        self.progress.update(self.task, completed=st.done, total=max(st.found - st.skipped, st.done) or None, info=info)
-
-    def stop(self) -> None:
-        self.update()
-        self.progress.stop()
-
-
-def _summary(stats: RunStats, cfg: Config, elapsed: float) -> None:
-    click.echo(
-        f"streamgrade: {stats.graded} graded, {stats.failed} failed, {stats.skipped} unchanged (skipped) "
-        f"of {stats.found} found in {elapsed:.1f} s; {_judge_line(cfg)}; "
-        f"{stats.requests} requests, {stats.prompt_tokens + stats.completion_tokens} tokens, ${stats.cost_usd:.4f}; "
-        f"output: {cfg.run.output}",
-        err=True,
-    )
-    if stats.budget_pending:
-        click.echo(f"streamgrade: run budget spent: {stats.budget_pending} sessions left pending "
-                   f"(raise openai.max_cost_usd and run again)", err=True)
-    if stats.failed:
-        click.echo("failed sessions:", err=True)
-        for sid, err in stats.failures[:50]:
-            click.echo(f"  {sid}: {err}", err=True)
-        if stats.failed > 50:
-            click.echo(f"  ... and {stats.failed - 50} more (see scores.jsonl, status \"failed\")", err=True)
+    return pipe.stats, signalled, interrupted
 
 
 def _check_paths(paths: tuple[Path, ...]) -> list[Path]:
@@ -221,26 +182,30 @@ def _check_paths(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @common_options
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
-def grade(paths, output, judge, config_file, log_format, verbose, no_progress) -> None:
+@click.option("--strict", is_flag=True, help="Exit 6 when some files were not recognised by any format.")
+def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict) -> None:
     """Grade every session found under PATHS, then exit.
 
     Sessions already graded with unchanged files are skipped, so a re-run only grades what
-    is new or changed. Exit code 0 when all sessions are graded, 1 when some failed, 2 on a
-    usage or configuration error.
+    is new or changed. The summary counts every session found, those that failed (in this
+    run, or earlier with unchanged input), and the files no format recognised, with the
+    reason. One process at a time may write an output folder.
+
+    \b
+    Exit codes: 0 all graded; 1 some failed (now or earlier); 2 usage or configuration
+    error, output folder in use or in need of `streamgrade repair`; 4 run budget spent;
+    5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
+    SIGTERM: what was in flight is finished, the rest is pending for the next run).
     """
     cfg = _build_config(config_file, output, judge, log_format)
     _setup(cfg, verbose, quiet_default=True)
     paths = _check_paths(paths)
-    click.echo(f"streamgrade: {_judge_line(cfg)}", err=True)
+    click.echo(f"streamgrade: {judge_line(cfg)}", err=True)
     t0 = time.monotonic()
-    stats, interrupted = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress))
-    _summary(stats, cfg, time.monotonic() - t0)
-    if stats.dpo_pairs:
-        click.echo(f"streamgrade: {stats.dpo_pairs} DPO pairs in {Path(cfg.run.output) / 'exports' / 'dpo.jsonl'}", err=True)
-    elif stats.dpo_pairs == 0:
-        click.echo(f"streamgrade: no DPO pairs (no task has two graded sessions {cfg.exports.dpo_min_gap:g} "
-                   "points apart)", err=True)
-    sys.exit(130 if interrupted else EXIT_FAILED if stats.failed else EXIT_BUDGET if stats.budget_pending else EXIT_OK)
+    stats, signalled, _ = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress, verbose=verbose))
+    print_summary(stats, cfg, time.monotonic() - t0, signal_name=signalled, verbose=verbose)
+    dpo_line(stats, cfg)
+    finish(exit_code(stats, signalled=signalled is not None, strict=strict))
 
 
 @main.command()
@@ -252,17 +217,19 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s) -> N
     """Grade what is under PATHS, then watch for new or changed sessions until SIGINT/SIGTERM.
 
     Each session is graded once its files have not changed for the settle time, and logged
-    in one line. On SIGINT/SIGTERM it stops taking sessions, finishes those in flight and
-    exits 0 (a second signal aborts; the rest stays pending for the next run).
+    in one line; every row of a multi-session file (JSONL) is a session of its own, and a
+    file that grows by appends has only its new rows graded. On SIGINT/SIGTERM it stops
+    taking sessions, finishes those in flight and exits 0 (a second signal, or in-flight
+    work outlasting the drain timeout, exits 130; the rest stays pending for the next run).
     """
     cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}})
     _setup(cfg, verbose, quiet_default=False)
     paths = _check_paths(paths)
-    log.info("%s", _judge_line(cfg))
+    log.info("%s", judge_line(cfg))
     t0 = time.monotonic()
-    stats, interrupted = anyio.run(lambda: _run(cfg, paths, watch=True, progress=False))
-    _summary(stats, cfg, time.monotonic() - t0)
-    sys.exit(130 if interrupted else EXIT_OK)
+    stats, _, interrupted = anyio.run(lambda: _run(cfg, paths, watch=True, progress=False, verbose=verbose))
+    print_summary(stats, cfg, time.monotonic() - t0, verbose=verbose)
+    finish(130 if interrupted or stats.drain_timed_out else EXIT_OK)
 
 
 _FORMATS = ["sft", "sharegpt", "dpo", "openai-dpo"]
@@ -352,3 +319,32 @@ def stats_cmd(out, as_json, config_file) -> None:
             table.add_row(group, *["-" if f[k] is None else f"{f[k]:.3g}" if isinstance(f[k], float) else str(f[k]) for k in keys])
         console.print(table)
     console.print(f"{len(res['by_task'])} tasks; per-task figures with --json")
+
+
+@main.command("repair")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file; its [exports] section filters the rebuilt training rows.")
+def repair_cmd(out, config_file) -> None:
+    """Make OUT's JSONL exports and its ledger agree again.
+
+    Needed when a run refuses to start because an export disagrees with the ledger (an
+    output folder written by two processes at once, an edited export, a deleted ledger).
+    scores.jsonl keeps every complete line once and regains the lines of finished sessions
+    from their scores.json; sft.chatml.jsonl and sharegpt.jsonl are rebuilt from the session
+    folders; sessions that cannot be restored are set back to pending, so the next run
+    grades them. The old files are kept in OUT/exports/backup-<time>/. Exit code 0 when
+    repaired, 2 when OUT is in use or not an output folder.
+    """
+    from .sinks.repair import repair
+
+    cfg = _build_config(config_file, None, None, None)
+    try:
+        rep = repair(out, cfg)
+    except (OutputLocked, FileNotFoundError) as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"streamgrade: repaired {out}: scores.jsonl kept {rep.kept} lines, dropped {rep.duplicates} duplicate "
+               f"and {rep.broken} broken lines, restored {rep.restored} from scores.json; "
+               f"{rep.rows.get('sft.chatml.jsonl', 0)} ChatML and {rep.rows.get('sharegpt.jsonl', 0)} ShareGPT rows "
+               f"rebuilt; {len(rep.reset)} sessions set back to pending; old files in {rep.backup}", err=True)

@@ -215,6 +215,16 @@ class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
     index_interval_s: float = 30.0
 
 
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[limits]``: input sizes (bytes) beyond which a session fails with the reason
+    instead of exhausting memory. ``max_session_bytes``: one session's data (a file holding
+    one session, one JSONL line, one row of a JSON list); ``max_file_bytes``: a file holding
+    many sessions (JSON list, JSONL), which is held in memory while its rows are graded."""
+
+    max_session_bytes: int = 64 * 1024 * 1024
+    max_file_bytes: int = 512 * 1024 * 1024
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """All settings. Build it with :func:`load_config`."""
 
@@ -229,6 +239,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
     frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
     reports: ReportsConfig = msgspec.field(default_factory=ReportsConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
 
 
 #: Short environment variables and the field each sets.
@@ -322,6 +333,8 @@ def _check(cfg: Config) -> None:
         "chunking.max_tokens": cfg.chunking.max_tokens,
         "openai.max_concurrency": cfg.openai.max_concurrency,
         "openai.timeout_s": cfg.openai.timeout_s,
+        "limits.max_session_bytes": cfg.limits.max_session_bytes,
+        "limits.max_file_bytes": cfg.limits.max_file_bytes,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -15,6 +15,13 @@ Every stream has capacity ``pipeline.stream_capacity``: a slow judge holds back 
 which holds back the source, so memory stays flat however many sessions pass. Stopping
 (SIGINT/SIGTERM) cancels only the source; what is in flight drains through, within
 ``pipeline.drain_timeout_s``, and anything left stays pending in the ledger for the next run.
+A reader thread stuck in I/O (a hung network mount) is abandoned at the drain timeout.
+
+One process owns the output folder: :meth:`Pipeline.open` takes its lock
+(:mod:`streamgrade.sinks.lock`) before it touches anything, and checks that the JSONL
+exports agree with the ledger. What a session leaves behind (its record, files and export
+lines) is built by :mod:`streamgrade.sinks.records`; the output layout is
+:mod:`streamgrade.sinks.layout`.
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -36,41 +42,24 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from .chunking import chunk_session
 from .config import Config
 from .errors import BudgetExceeded, InputError, JudgeError
-from .exports.chatml import agent_chatml, infer_tools, to_chatml
-from .exports.sharegpt import ShareGPTError, to_sharegpt
 from .formats import FORMATS, configure_formats
+from .job import Job
 from .judges.base import Judge
 from .judges.openai import IMAGE_TOKENS
-from .judges.rubric import final_confidence, final_score
-from .models import Chunk, JudgeInfo, Message, ScoreRecord, Session, SessionRef, Usage, Verdict
+from .models import Chunk, Message, ScoreRecord, Session, SessionRef, Usage
 from .sft import to_messages, to_openai_messages
-from .sinks.atomic import sync_filesystem, write_files_atomic
+from .sinks.atomic import sync_filesystem
 from .sinks.html import update_reports
 from .sinks.jsonl import JsonlExport
+from .sinks.layout import APPENDED_EXPORTS, Layout
 from .sinks.ledger import Ledger
+from .sinks.lock import OutputLock
+from .sinks.records import build_record, rfc3339_now, write_session
+from .sources.scan import ScanReport
 
 log = logging.getLogger("streamgrade.pipeline")
 
-SCORES_JSONL = "scores.jsonl"
-SFT_JSONL = "sft.chatml.jsonl"
-SHAREGPT_JSONL = "sharegpt.jsonl"
-
 Source = Callable[[ObjectSendStream[SessionRef]], Awaitable[None]]
-
-
-@dataclass
-class Job:
-    """One session on its way through the pipeline."""
-
-    ref: SessionRef
-    session: Session | None = None
-    messages: list[Message] | list[dict] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)
-    verdict: Verdict | None = None
-    error: str | None = None
-    error_kind: str | None = None  # input | judge | internal
-    usage: Usage | None = None  # what a failed judge call spent
-    frames: list[dict] = field(default_factory=list)  # {t_ms, path (relative), width, height}
 
 
 @dataclass
@@ -87,12 +76,22 @@ class Written:
 @dataclass
 class RunStats:
     """Counts of a run, updated by the actors; read it for progress. ``failures`` holds
-    (session_id, error) of failed sessions (the first 1,000)."""
+    (session_id, error) of failed sessions (the first 1,000); ``failed_earlier`` counts
+    sessions skipped because an earlier run failed them on their (unchanged) input, with
+    the first 1,000 in ``earlier_failures``; ``stopped_early`` says the source was stopped
+    before it ended (a signal or the budget); ``pending`` is the ledger's count of sessions
+    left pending when the run ended; ``scan`` what the scan did not recognise."""
 
     found: int = 0
     skipped: int = 0
     graded: int = 0
     failed: int = 0
+    failed_earlier: int = 0
+    earlier_failures: list[tuple[str, str]] = field(default_factory=list)
+    stopped_early: bool = False
+    drain_timed_out: bool = False
+    pending: int = 0
+    scan: ScanReport = field(default_factory=ScanReport)
     in_flight: int = 0
     requests: int = 0
     prompt_tokens: int = 0
@@ -111,11 +110,6 @@ class RunStats:
         return self.requests / max(1e-9, time.monotonic() - self.started)
 
 
-def rfc3339_now() -> str:
-    """Current UTC time as RFC 3339 with milliseconds, e.g. 2026-11-25T07:23:33.123Z."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Pipeline:
     """Wire the actors for one run writing under ``out_dir`` with ``judge``.
 
@@ -129,6 +123,7 @@ class Pipeline:
                  on_record: Callable[[ScoreRecord], None] | None = None, rebuild_when_idle: bool = False):
         self.config = config
         self.out = Path(out_dir)
+        self.layout = Layout(self.out)
         self.judge = judge
         self.on_record = on_record
         self.rebuild_when_idle = rebuild_when_idle
@@ -138,6 +133,7 @@ class Pipeline:
         self._source_scope: anyio.CancelScope | None = None
         self._stopping = False
         self._ledger: Ledger | None = None
+        self._lock: OutputLock | None = None
         self._exports: dict[str, JsonlExport] = {}
         self._tg: TaskGroup | None = None
         self._drained = anyio.Event()
@@ -151,28 +147,44 @@ class Pipeline:
         if self._source_scope is not None:
             self._source_scope.cancel()
 
-    def open(self) -> None:
-        """Open the ledger and recover the JSONL exports (cut uncommitted bytes).
-        Raises OSError naming the output folder or ledger when they cannot be created, opened
-        or written (read-only filesystem, disk full)."""
+    def open(self, command: str = "grade") -> None:
+        """Take the output folder's lock, open the ledger and recover the JSONL exports (cut
+        the uncommitted bytes a crash left). Raises
+        :class:`~streamgrade.sinks.lock.OutputLocked` when another process writes the folder,
+        :class:`~streamgrade.sinks.jsonl.ExportMismatch` when an export disagrees with the
+        ledger (nothing is changed; ``streamgrade repair OUT`` fixes it), OSError naming the
+        output folder or ledger when they cannot be created, opened or written (read-only
+        filesystem, disk full)."""
         configure_formats(self.config)
-        (self.out / "exports").mkdir(parents=True, exist_ok=True)
+        self.layout.exports.mkdir(parents=True, exist_ok=True)
         probe = self.out / f".write-test.{os.getpid()}"
         probe.write_bytes(b"")  # fails early and plainly (EROFS, ENOSPC, EACCES)
         probe.unlink()
+        lock = OutputLock(self.out, command)
+        lock.acquire()
+        self._lock = lock
         try:
-            self._ledger = Ledger(self.out / "state.sqlite")
-            for name in (SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL):
-                exp = JsonlExport(self.out / "exports" / name, self._ledger)
+            self._ledger = Ledger(self.layout.ledger)
+            for name in APPENDED_EXPORTS:
+                exp = JsonlExport(self.layout.export(name), self._ledger)
                 exp.recover()
                 self._exports[name] = exp
         except sqlite3.Error as exc:
-            raise OSError(f"cannot use the ledger {self.out / 'state.sqlite'}: {exc}") from None
+            self.close()
+            raise OSError(f"cannot use the ledger {self.layout.ledger}: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
+        """Close the ledger and give up the output folder's lock."""
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+        self._exports.clear()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     @property
     def ledger(self) -> Ledger:
@@ -207,6 +219,8 @@ class Pipeline:
                 await self._rebuild_dpo()
             if not self._interrupted():
                 await self._update_reports([], final=True)
+            self.stats.stopped_early = self._stopping
+            self.stats.pending = self.ledger.counts().get("pending", 0)
         finally:
             self.close()
         return self.stats
@@ -252,6 +266,7 @@ class Pipeline:
                 await self._drained.wait()
                 return
             log.warning("drain timeout: %d sessions left pending for the next run", self.stats.in_flight)
+            self.stats.drain_timed_out = True
             assert self._tg is not None
             self._tg.cancel_scope.cancel()
 
@@ -272,6 +287,8 @@ class Pipeline:
                 admitted = []
                 owners: dict[str, str] = {}  # ids taken within this batch (not yet in the ledger)
                 for ref in refs:
+                    if self._current.get(ref.session_id) == ref.fingerprint:
+                        continue  # this very version is in flight already (watch sees it again)
                     self.stats.found += 1
                     # One id, one place: a second session with the same id elsewhere (two
                     # folders named alike) gets "-<8 hex of its path>"; the ledger remembers.
@@ -281,12 +298,18 @@ class Pipeline:
                         ref = _disambiguate(ref)
                         row = self.ledger.get(ref.session_id)
                     owners[ref.session_id] = _where(ref)
-                    if row is not None and row.fingerprint == ref.fingerprint and (
-                            row.status == "graded" or (row.status == "failed" and row.error_kind == "input")):
-                        self.stats.skipped += 1
-                        log.debug("skip %s: unchanged since graded", ref.session_id,
-                                  extra={"session": ref.session_id, "file": ref.path})
-                        continue
+                    if row is not None and row.fingerprint == ref.fingerprint:
+                        ctx = {"session": ref.session_id, "file": ref.path}
+                        if row.status == "graded":
+                            self.stats.skipped += 1
+                            log.debug("skip %s: unchanged since graded", ref.session_id, extra=ctx)
+                            continue
+                        if row.status == "failed" and row.error_kind == "input":
+                            self.stats.failed_earlier += 1
+                            if len(self.stats.earlier_failures) < 1000:
+                                self.stats.earlier_failures.append((ref.session_id, row.error or ""))
+                            log.debug("skip %s: failed earlier on its unchanged input", ref.session_id, extra=ctx)
+                            continue
                     admitted.append(ref)
                 try:
                     self.ledger.mark_pending_many([(r.session_id, r.format, _where(r), r.fingerprint) for r in admitted])
@@ -308,7 +331,8 @@ class Pipeline:
             async for job in recv:
                 fmt = FORMATS[job.ref.format]
                 try:
-                    await anyio.to_thread.run_sync(self._prepare, job, fmt)
+                    # abandon_on_cancel: a read stuck in I/O must not hold up a stop
+                    await anyio.to_thread.run_sync(self._prepare, job, fmt, abandon_on_cancel=True)
                 except InputError as exc:
                     job.error, job.error_kind = str(exc), "input"
                     await done.send(job)
@@ -346,7 +370,7 @@ class Pipeline:
         times = plan_frames(session.actions, chunks=chunks, per_chunk=fc.per_chunk, per_session=fc.per_session,
                             merge_ms=fc.merge_ms, before_ms=fc.before_ms, after_ms=fc.after_ms,
                             duration_ms=int((session.duration_s or 0) * 1000), owners=owners)
-        folder = self.out / "sessions" / safe_name(session.ref.session_id) / "frames"
+        folder = self.layout.frames_dir(session.ref.session_id)
         offset = session.video_offset_ms
         try:
             frames = extract_frames(session.video, [max(0, round(t + offset)) for t in times], folder,
@@ -396,9 +420,9 @@ class Pipeline:
                     log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
                              extra={"session": job.ref.session_id, "file": job.ref.path})
                     continue
-                record = self.build_record(job)
+                record = build_record(job, self.judge.info, self.config.rubric.weights())
                 try:
-                    lines = await anyio.to_thread.run_sync(self._write, job, record)
+                    lines = await anyio.to_thread.run_sync(write_session, self.layout, job, record, self.config)
                 except OSError as exc:
                     lines, error = [], exc
                 else:
@@ -517,125 +541,10 @@ class Pipeline:
         if self.on_record:
             self.on_record(record)
 
-    # -- records and files ------------------------------------------------------------
-    def build_record(self, job: Job) -> ScoreRecord:
-        """The ScoreRecord of a finished job (graded or failed)."""
-        s, v = job.session, job.verdict
-        weights = self.config.rubric.weights()
-        usage = v.usage if v else job.usage
-        graded = v is not None and job.error is None
-        return ScoreRecord(
-            session_id=job.ref.session_id,
-            source_format=job.ref.format,
-            source_path=job.ref.path,
-            status="graded" if graded else "failed",
-            score=final_score(v.components, weights) if graded else None,
-            components={k: c.score for k, c in v.components.items()} if graded else {},
-            confidence=final_confidence(v.components, weights) if graded else None,
-            judge=JudgeInfo(self.judge.info.kind, self.judge.info.model),
-            reward=s.reward if s else None,
-            n_actions=len(s.actions) if s else 0,
-            task_id=s.task_id if s else None,
-            trial=s.trial if s else None,
-            agent=s.agent if s else None,
-            model=s.model if s else None,
-            turns=s.turns if s else 0,
-            tool_calls=s.n_tool_calls if s else 0,
-            termination=s.termination if s else None,
-            metrics=dict(s.metrics) if s else {},
-            duration_s=s.duration_s if s else None,
-            usage={
-                "prompt_tokens": usage.prompt_tokens if usage else 0,
-                "completion_tokens": usage.completion_tokens if usage else 0,
-                "cost_usd": round(usage.cost_usd, 6) if usage else 0.0,
-                "requests": usage.requests if usage else 0,
-            },
-            error=job.error,
-            graded_at=rfc3339_now(),
-            fingerprint=job.ref.fingerprint,
-        )
-
-    def _training_rows(self, job: Job, record: ScoreRecord, enc: msgspec.json.Encoder) -> list[tuple[str, bytes]]:
-        """The ChatML and ShareGPT lines of a graded session that passes the ``[exports]``
-        quality filter (none when it does not, or when it has no assistant turn)."""
-        s = job.session
-        assert s is not None
-        reason = self.config.exports.filter().reject_reason(msgspec.to_builtins(record))
-        if reason:
-            log.info("not exported %s: %s", s.ref.session_id, reason, extra={"session": s.ref.session_id, "file": s.ref.path})
-            return []
-        if s.has_transcript:
-            messages, tools = job.messages, s.tools
-        else:
-            row = to_chatml(job.messages)
-            messages, tools = (row["messages"] if row else []), []
-        tools = tools or infer_tools(messages)
-        chatml = agent_chatml(messages, tools)
-        if chatml is None:
-            log.info("not exported %s: no assistant turn", s.ref.session_id, extra={"session": s.ref.session_id, "file": s.ref.path})
-            return []
-        out: list[tuple[str, bytes]] = [(SFT_JSONL, enc.encode(chatml))]
-        try:
-            out.append((SHAREGPT_JSONL, enc.encode(to_sharegpt(messages, tools))))
-        except ShareGPTError as exc:
-            log.warning("no ShareGPT row for %s: %s", s.ref.session_id, exc, extra={"session": s.ref.session_id, "file": s.ref.path})
-        return out
-
-    def _write(self, job: Job, record: ScoreRecord) -> list[tuple[str, bytes]]:
-        """Blocking: a session's files (atomically); returns the (export, line) pairs it adds."""
-        folder = self.out / "sessions" / safe_name(job.ref.session_id)
-        enc = msgspec.json.Encoder()
-        scores = msgspec.to_builtins(record)
-        if job.verdict:
-            scores["summary"] = job.verdict.summary
-            scores["reasons"] = {k: {"score": c.score, "confidence": c.confidence, "reason": c.reason}
-                                 for k, c in job.verdict.components.items()}
-            scores["weights"] = self.config.rubric.weights()
-        files = {"scores.json": msgspec.json.format(enc.encode(scores), indent=2)}
-        if job.session is not None:
-            results = {
-                "session": {
-                    "session_id": job.ref.session_id, "format": job.ref.format, "path": job.ref.path,
-                    "kind": job.session.kind, "task_id": job.session.task_id, "trial": job.session.trial,
-                    "agent": job.session.agent, "model": job.session.model, "termination": job.session.termination,
-                    "metrics": job.session.metrics,
-                    "task": job.session.task, "objectives": job.session.objectives, "app": job.session.app,
-                    "duration_s": job.session.duration_s, "reward": job.session.reward, "meta": job.session.meta,
-                },
-                "actions": job.session.actions,
-                "frames": job.frames,
-                "chunks": [
-                    {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms, "tokens": c.tokens,
-                     "summary": (job.verdict.chunk_summaries[c.index]
-                                 if job.verdict and c.index < len(job.verdict.chunk_summaries) else None)}
-                    for c in job.chunks
-                ],
-                "verdict": job.verdict,
-                "score": record.score,
-                "status": record.status,
-                "error": record.error,
-            }
-            files["results.json"] = msgspec.json.format(enc.encode(results), indent=2)
-            sft: dict = {"messages": job.messages}
-            if job.session.has_transcript:
-                sft["tools"] = job.session.tools
-            files["sft.json"] = msgspec.json.format(enc.encode(sft), indent=2)
-        write_files_atomic(folder, files, fsync=False)  # made durable by the committer's sync
-        lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
-        if record.status == "graded" and job.session is not None:
-            lines += self._training_rows(job, record, enc)
-        return lines
-
 
 def _where(ref: SessionRef) -> str:
     """The ledger's path of a session: its file, plus ``#locator`` inside multi-session files."""
     return f"{ref.path}#{ref.locator}" if ref.locator else ref.path
-
-
-def safe_name(session_id: str) -> str:
-    """A session id as a folder name: anything but letters, digits, - _ . becomes _."""
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id).strip(".")
-    return name or "_"
 
 
 def _disambiguate(ref: SessionRef) -> SessionRef:
@@ -645,15 +554,16 @@ def _disambiguate(ref: SessionRef) -> SessionRef:
     return msgspec.structs.replace(ref, session_id=sid)
 
 
-def scan_source(paths: list[Path], *, exclude: list[str | Path] = ()) -> Source:
+def scan_source(paths: list[Path], *, exclude: list[str | Path] = (), report: ScanReport | None = None) -> Source:
     """A source that scans ``paths`` once (in a worker thread, one ref at a time, so that
-    backpressure reaches the directory walk) and ends."""
+    backpressure reaches the directory walk) and ends; files no format took go into
+    ``report``."""
     from .sources.scan import scan
 
     async def source(send: ObjectSendStream[SessionRef]) -> None:
         async with send:
             def walk() -> None:
-                for ref in scan(paths, exclude=exclude):
+                for ref in scan(paths, exclude=exclude, report=report):
                     anyio.from_thread.run(send.send, ref)
 
             await anyio.to_thread.run_sync(walk, abandon_on_cancel=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..sinks.atomic import atomic_writer
+from ..sinks.layout import Layout
 from .chatml import agent_chatml, infer_tools
 from .dpo import PairError, PairPicker, openai_pair, trl_pair
 from .filters import ExportFilter
@@ -116,7 +117,7 @@ def build_export(out: str | Path, fmt: str, flt: ExportFilter, *, min_gap: float
     place. Raises NothingToExport (no file is written), or ValueError for an unknown format."""
     if fmt not in FILE_NAMES:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FILE_NAMES)}")
-    dest = Path(dest) if dest else Path(out, "exports", "rebuilt", FILE_NAMES[fmt])
+    dest = Path(dest) if dest else Layout(out).export(f"rebuilt/{FILE_NAMES[fmt]}")
     rejected = _Rejections()
     considered = [0]
     rows = 0
@@ -143,7 +144,7 @@ def write_dpo(out: str | Path, flt: ExportFilter, min_gap: float) -> int:
     pair needs its whole task group, so the file is rebuilt rather than appended. Returns
     the number of pairs (0 when none: the old file, if any, is removed rather than left
     stale)."""
-    dest = Path(out, "exports", "dpo.jsonl")
+    dest = Layout(out).export(FILE_NAMES["dpo"])
     try:
         return build_export(out, "dpo", flt, min_gap=min_gap, dest=dest).rows
     except NothingToExport as exc:

@@ -189,7 +189,11 @@ def parse_instructions(chunks: Iterable[str | bytes]) -> Iterator[Instruction]:
 
 
 def _read_chunks(path: str | os.PathLike[str], size: int = _READ_SIZE) -> Iterator[bytes]:
-    with open(path, "rb") as f:
+    """The file in blocks of ``size`` bytes (a regular file only: InputError for a FIFO or
+    device, see :func:`streamgrade.inputs.open_regular`)."""
+    from ..inputs import open_regular
+
+    with open_regular(path) as f:
         while block := f.read(size):
             yield block
 

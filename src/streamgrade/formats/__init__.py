@@ -27,7 +27,11 @@ def get_format(name: str) -> Format:
 
 def configure_formats(config) -> None:
     """Give formats that detect sessions by configurable fields (openai-chat's mapping) the
-    run's config; the pipeline calls it before the first scan."""
+    run's config, and the readers its ``[limits]``; the pipeline calls it before the first
+    scan."""
+    from ..inputs import configure_limits
+
+    configure_limits(max_session_bytes=config.limits.max_session_bytes, max_file_bytes=config.limits.max_file_bytes)
     for fmt in FORMATS.values():
         configure = getattr(fmt, "configure", None)
         if configure is not None:

@@ -1,12 +1,25 @@
 """Shared helpers of the row-dump formats (openai-chat, trace-rows): a cheap peek at a file's
-first bytes, whole-file parsing of JSON lists and JSONL files into rows, a small LRU of parsed
-files keyed by (path, size, mtime_ns) so ``find`` and the per-row ``assemble`` calls parse a
-file once, dotted-path lookup, and OpenAI-message normalisation with errors naming the field.
+first bytes, parsing JSON lists and JSONL files into rows, a small LRU of parsed files keyed
+by (path, size, mtime_ns) so ``find`` and the per-row ``assemble`` calls parse a file once,
+dotted-path lookup, and OpenAI-message normalisation with errors naming the field.
+
+Rows are kept as their raw JSON bytes (msgspec ``Raw``: no copy of a JSON list's text; one
+``bytes`` per JSONL line) and decoded when a reader asks for one, so a parsed file costs its
+size in memory, not the several times more of decoded Python objects; the LRU holds at most
+:data:`CACHE_BYTES` of them. A row's raw bytes give its content fingerprint
+(:meth:`Rows.fingerprint`): a row that is unchanged keeps it whatever else the file gains,
+so a JSONL file that grows by appends has only its new rows graded.
+
+Limits (``[limits]``, see :mod:`streamgrade.inputs`): a JSON file over ``max_file_bytes``
+does not parse (its one session fails with the reason); a row or JSONL line over
+``max_session_bytes`` is kept as an error, and only its session fails. A JSONL file is read
+in blocks, and an overlong line is skipped without being held in memory.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import os
 import re
@@ -14,29 +27,67 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import msgspec
 
 from ..errors import InputError
+from ..inputs import max_file_bytes, max_session_bytes, open_regular, too_large
 from ..models import ChatMessage, ToolCall, ToolFunction
-from .base import iter_jsonl, load_json
+from .base import _decode, check_utf8, read_bytes
 
-MAX_BYTES = 512 * 1024 * 1024
-"""Files larger than this are never parsed by the row formats."""
+CACHE_BYTES = 256 * 1024 * 1024
+"""Raw bytes of parsed files kept in the LRU (the newest file is kept whatever its size)."""
 
-CACHE_SIZE = 4
-"""Parsed files kept in the LRU."""
+_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
 class Rows:
-    """A parsed file: its ``rows`` (a JSON list's items, a single JSON object as one row, or
-    a JSONL file's lines), the 1-based JSONL ``lines`` of each row (None for JSON), or the
-    ``error`` that parsing raised."""
+    """A parsed file: its rows' raw JSON (``raws``: a JSON list's items, a single JSON object
+    as one row, or a JSONL file's lines; an InputError for a row over the size limit), the
+    1-based JSONL ``lines`` of each row (None for JSON), or the ``error`` that parsing
+    raised (then there are no rows)."""
 
     path: str
-    rows: list[Any]
+    raws: list[Any]
     lines: list[int] | None = None
     error: InputError | None = None
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(r) for r in self.raws if not isinstance(r, InputError))
+
+    def row(self, index: int) -> Any:
+        """Row ``index`` decoded; InputError (naming the line or row) when it is over the
+        size limit or nested too deeply for the decoder."""
+        raw = self.raws[index]
+        if isinstance(raw, InputError):
+            raise raw
+        line = self.lines[index] if self.lines is not None else None
+        value = _decode(msgspec.json.decode, self.path, bytes(raw) if isinstance(raw, msgspec.Raw) else raw, line)
+        return value
+
+    def try_row(self, index: int) -> Any:
+        """Row ``index`` decoded, or None when it cannot be (see :meth:`row`)."""
+        try:
+            return self.row(index)
+        except InputError:
+            return None
+
+    def fingerprint(self, *indices: int) -> str:
+        """sha256 hex (16 chars) of the raw bytes of the given rows: the content fingerprint
+        of the session they make up."""
+        h = hashlib.sha256()
+        for i in indices:
+            raw = self.raws[i]
+            data = str(raw).encode() if isinstance(raw, InputError) else bytes(raw)
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+        return h.hexdigest()[:16]
 
     def where(self, index: int, field: str = "") -> tuple[int | None, str]:
         """(line, field) naming row ``index`` and ``field`` inside it: JSON files give the
@@ -58,17 +109,16 @@ _lock = threading.Lock()
 
 
 def looks_like_json(path: str | Path) -> bool:
-    """True when the file exists, is at most :data:`MAX_BYTES` and looks like JSON: its
-    first non-blank byte is ``[`` or ``{``, or (a dump whose first bytes are corrupted) its
-    first 256 bytes hold invalid UTF-8 and, with the invalid bytes dropped, the first
-    non-blank character is ``[``, ``{`` or ``"`` (e.g. ``\\xff"task_id": 0, ...}``, a JSONL
-    line whose ``{`` was overwritten). Plain text (``hello``) and other binary data do not."""
+    """True when the file is a regular file that looks like JSON: its first non-blank byte
+    is ``[`` or ``{``, or (a dump whose first bytes are corrupted) its first 256 bytes hold
+    invalid UTF-8 and, with the invalid bytes dropped, the first non-blank character is
+    ``[``, ``{`` or ``"`` (e.g. ``\\xff"task_id": 0, ...}``, a JSONL line whose ``{`` was
+    overwritten). Plain text (``hello``), other binary data, FIFOs and devices do not
+    (opened without blocking; see :func:`streamgrade.inputs.open_regular`)."""
     try:
-        if os.path.getsize(path) > MAX_BYTES:
-            return False
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(256)
-    except OSError:
+    except (OSError, InputError):
         return False
     head = head.lstrip()
     if head[:1] in (b"[", b"{"):
@@ -98,8 +148,9 @@ def load_rows(path: str | Path) -> Rows:
             return hit
         rows = _parse(p)
         _cache[key] = rows
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        total = sum(r.nbytes for r in _cache.values())
+        while len(_cache) > 1 and total > CACHE_BYTES:
+            total -= _cache.popitem(last=False)[1].nbytes
         return rows
 
 
@@ -111,15 +162,84 @@ def clear_cache() -> None:
 
 def _parse(path: str) -> Rows:
     try:
-        if path.endswith(".jsonl"):
-            pairs = list(iter_jsonl(path))
-            return Rows(path, [obj for _, obj in pairs], lines=[n for n, _ in pairs])
-        doc = load_json(path)
+        return _parse_jsonl(path) if path.endswith(".jsonl") else _parse_json(path)
     except InputError as exc:
         return Rows(path, [], error=exc)
-    if isinstance(doc, list):
-        return Rows(path, doc)
-    return Rows(path, [doc])
+
+
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _parse_json(path: str) -> Rows:
+    """A JSON file's rows as raw items: the items of a top-level list, or the document as
+    one row; each over ``max_session_bytes`` replaced by its InputError. Raises InputError
+    (see :func:`~streamgrade.formats.base.load_json`) for bad JSON or a file over
+    ``max_file_bytes``."""
+    data = read_bytes(path, max_file_bytes())
+    check_utf8(path, data)
+    decoder = _RAW_LIST if data.lstrip()[:1] == b"[" else _RAW
+    doc = _decode(decoder.decode, path, data, None)
+    items = doc if isinstance(doc, list) else [doc]
+    limit = max_session_bytes()
+    return Rows(path, [too_large(path, len(r), limit, f"row [{i}]") if len(r) > limit else r
+                       for i, r in enumerate(items)])
+
+
+def _lines(f, limit: int) -> Iterator[tuple[int, int, bytes | int, bool]]:
+    """(line number, byte offset, the line or, when it is over ``limit``, its length,
+    whether it is the unterminated last line) for each line of the binary file ``f``, read
+    in blocks; an overlong line is never held in memory."""
+    n = pos = 0
+    buf = bytearray()
+    over: int | None = None
+    while block := f.read(_BLOCK):
+        start = 0
+        while True:
+            i = block.find(b"\n", start)
+            piece = block[start:] if i < 0 else block[start:i]
+            if over is not None:
+                over += len(piece)
+            else:
+                buf += piece
+                if len(buf) > limit:
+                    over, buf = len(buf), bytearray()
+            if i < 0:
+                break
+            n += 1
+            yield n, pos, (over if over is not None else bytes(buf)), False
+            pos += (over if over is not None else len(buf)) + 1
+            buf, over, start = bytearray(), None, i + 1
+    if over is not None or buf:
+        yield n + 1, pos, (over if over is not None else bytes(buf)), True
+
+
+def _parse_jsonl(path: str) -> Rows:
+    """A JSONL file's non-blank lines, each validated as JSON and kept raw; a line over
+    ``max_session_bytes`` is kept as its InputError. Raises InputError naming the line for
+    invalid JSON (a truncated last line included), JSON nested too deeply or non-UTF-8
+    bytes, and for a file that is empty or over ``max_file_bytes``."""
+    limit = max_session_bytes()
+    raws: list[Any] = []
+    lines: list[int] = []
+    with open_regular(path, max_file_bytes()) as f:
+        for n, offset, line, last in _lines(f, limit):
+            if isinstance(line, int):
+                raws.append(too_large(path, line, limit, "line", line=n))
+            elif not line.strip():
+                continue
+            else:
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(path, f"invalid UTF-8 byte 0x{line[exc.start]:02x} at byte offset "
+                                           f"{offset + exc.start}", line=n) from None
+                _decode(_RAW.decode, path, line, n, truncated_is_last=last)
+                raws.append(line)
+            lines.append(n)
+    if not raws:
+        raise InputError(path, "file is empty")
+    return Rows(path, raws, lines=lines)
 
 
 def file_stem(name: str) -> str:

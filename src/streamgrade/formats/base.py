@@ -13,6 +13,7 @@ import msgspec
 
 from ..config import Config
 from ..errors import InputError
+from ..inputs import read_regular
 from ..models import Session, SessionRef
 
 
@@ -50,14 +51,11 @@ def fingerprint(files: list[str] | tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes; InputError when it is missing, unreadable or empty."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(str(path), "file is missing") from None
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror}") from None
+def read_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
+    """The file's bytes; InputError when it is missing, unreadable, not a regular file,
+    larger than ``max_bytes`` (default ``[limits] max_session_bytes``: a file holding one
+    session) or empty (see :mod:`streamgrade.inputs`)."""
+    data = read_regular(path, max_bytes)
     if not data.strip():
         raise InputError(str(path), "file is empty")
     return data
@@ -72,11 +70,12 @@ def check_utf8(path: str | Path, data: bytes) -> None:
         raise InputError(str(path), f"invalid UTF-8 byte 0x{data[exc.start]:02x} at byte offset {exc.start}", line=line) from None
 
 
-def load_json(path: str | Path) -> Any:
-    """Parse a whole JSON file; InputError naming the line of a syntax error (for an error
-    msgspec gives no byte offset for: the line where truncated input ends, the line of a
-    number out of range, the line where nesting too deep for the decoder is deepest)."""
-    data = read_bytes(path)
+def load_json(path: str | Path, max_bytes: int | None = None) -> Any:
+    """Parse a whole JSON file of at most ``max_bytes`` (see :func:`read_bytes`);
+    InputError naming the line of a syntax error (for an error msgspec gives no byte offset
+    for: the line where truncated input ends, the line of a number out of range, the line
+    where nesting too deep for the decoder is deepest)."""
+    data = read_bytes(path, max_bytes)
     check_utf8(path, data)
     return _decode(msgspec.json.decode, path, data, None)
 

@@ -23,6 +23,7 @@ from typing import Any
 from ..config import Config
 from ..errors import InputError
 from ..models import Message, Session, SessionRef
+from ..inputs import max_file_bytes
 from .base import load_json, require
 
 NAME = "clones-web"
@@ -130,7 +131,7 @@ class ClonesWeb:
         for f in ref.files:
             if "race_sessions" not in Path(f).name or not Path(f).exists():
                 continue
-            records = load_json(f)
+            records = load_json(f, max_file_bytes())  # one export for many sessions
             if isinstance(records, dict):
                 records = [records]
             if not isinstance(records, list):

@@ -11,7 +11,7 @@ dotted paths for task_id, trial, reward, model and agent.
 Finding: ``.json``/``.jsonl`` files not owned by another format (see :data:`SKIP_NAMES`,
 :data:`SKIP_SUFFIXES`; nothing in a Clones desktop folder, one with meta.json and
 input_log.jsonl; no ATIF file, broken ATIF file or file an ATIF file in the folder
-references, see :func:`~streamgrade.formats.harbor.atif_files`), at most 512 MB, that look
+references, see :func:`~streamgrade.formats.harbor.atif_files`), regular files that look
 like JSON (:func:`~streamgrade.formats._rows.looks_like_json`: first byte ``[`` or ``{``, or
 a corrupted first byte: invalid UTF-8 followed by ``[``, ``{`` or ``"``), are parsed (once:
 a small LRU keyed by path, size and mtime serves the later ``assemble`` calls). A file is
@@ -19,8 +19,8 @@ claimed when at least one row holds one of the default mapping's messages fields
 row of it gets a session except trace rows (rows with both ``trial_name`` and ``episode``,
 which belong to the trace-rows format), so a malformed row is reported rather than
 silently skipped. A ``.json``/``.jsonl`` file that looks like JSON but does not parse (not
-UTF-8, not JSON, nested too deeply) is claimed as one session (``<stem>``) whose assemble
-reports the error and its line, so a damaged dump never disappears silently. Valid JSON
+UTF-8, not JSON, nested too deeply, over ``[limits] max_file_bytes``) is claimed as one
+session (``<stem>``) whose assemble reports the error and its line, so a damaged dump never disappears silently. Valid JSON
 without message rows (configs, summaries) and text that does not look like JSON are not
 claimed.
 ``find`` uses the mapping set by :meth:`OpenAIChat.configure` (the pipeline calls it with the
@@ -28,7 +28,9 @@ run's config; the default mapping otherwise); ``assemble`` uses the config it is
 
 Session ids: ``<stem>.task<task_id>.trial<trial>`` when both are known (``.row<index>``
 appended if that id repeats within the file), else ``<stem>.row<index>``; the ref's
-``locator`` is the row index.
+``locator`` is the row index, and its fingerprint the hash of the row's own JSON text
+(:meth:`~streamgrade.formats._rows.Rows.fingerprint`): rows appended to a file leave the
+others unchanged, so only the new rows are graded.
 
 What the judge sees: the transcript (system messages kept; tool calls in OpenAI shape with
 ``arguments`` as a JSON string) and the task = the first user message's content. Nothing
@@ -125,10 +127,11 @@ class OpenAIChat:
             if rows.error is not None:
                 out.append(SessionRef(session_id=stem, format=NAME, path=path, files=(path,), locator=""))
                 continue
-            if not any(_messages_field(r, mapping) and not is_trace_row(r) for r in rows.rows):
+            decoded = [rows.try_row(i) for i in range(len(rows))]
+            if not any(_messages_field(r, mapping) and not is_trace_row(r) for r in decoded):
                 continue
             seen: set[str] = set()
-            for i, row in enumerate(rows.rows):
+            for i, row in enumerate(decoded):
                 if is_trace_row(row):
                     continue
                 sid = f"{stem}.row{i}"
@@ -139,7 +142,8 @@ class OpenAIChat:
                         if sid in seen:
                             sid = f"{sid}.row{i}"
                 seen.add(sid)
-                out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=str(i)))
+                out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=str(i),
+                                      fingerprint=rows.fingerprint(i)))
         return out
 
     def assemble(self, ref: SessionRef, config: Config) -> Session:
@@ -154,9 +158,9 @@ class OpenAIChat:
             index = int(ref.locator)
         except ValueError:
             raise InputError(ref.path, f"bad row locator {ref.locator!r}") from None
-        if not 0 <= index < len(rows.rows):
-            raise InputError(ref.path, f"row {index} not found: the file has {len(rows.rows)} rows")
-        row = rows.rows[index]
+        if not 0 <= index < len(rows):
+            raise InputError(ref.path, f"row {index} not found: the file has {len(rows)} rows")
+        row = rows.row(index)
         if not isinstance(row, dict):
             raise rows.fail(index, "", f"expected a row object, got {type(row).__name__}")
         field = _messages_field(row, mapping)

@@ -9,10 +9,12 @@ placeholder trial names), from its LONGEST row (most conversation messages; a ti
 highest episode number of ``episode-N``). ``metrics["episodes"]`` counts the rows collapsed.
 
 Finding: ``*.traces.json`` files always, and other ``.json``/``.jsonl`` files (not owned by
-another format, at most 512 MB, first byte ``[`` or ``{``) that hold rows with ``trial_name``,
+another format, regular files, first byte ``[`` or ``{``) that hold rows with ``trial_name``,
 ``episode`` and ``conversations``. A ``*.traces.json`` file that does not parse, or holds no
 such rows, is claimed as one session (``<stem>``) whose assemble reports the problem.
-Session id ``<stem>.<trial_name>`` (sanitised), locator = trial_name.
+Session id ``<stem>.<trial_name>`` (sanitised), locator = trial_name; the fingerprint is the
+hash of the trial's rows' JSON text, so rows of other trials appended to the file leave it
+unchanged.
 
 Fields: transcript from the chosen row's ``conversations`` (content strings or OpenAI
 content parts; any role string kept); tools from ``tool_definitions`` when present; task =
@@ -90,23 +92,25 @@ class TraceRows:
                 continue
             rows = load_rows(path)
             stem = sanitise(file_stem(n))
-            trials: dict[str, None] = {}
+            trials: dict[str, list[int]] = {}
             if rows.error is None:
-                for row in rows.rows:
+                for i in range(len(rows)):
+                    row = rows.try_row(i)
                     if is_trace_row(row):
-                        trials.setdefault(_trial_key(row))
+                        trials.setdefault(_trial_key(row), []).append(i)
             if not trials:
                 if traces:
                     out.append(SessionRef(session_id=stem, format=NAME, path=path, files=(path,), locator=""))
                 continue
             seen: set[str] = set()
-            for trial in trials:
+            for trial, indices in trials.items():
                 sid = f"{stem}.{sanitise(trial)}"
                 k = 2
                 while sid in seen:
                     sid, k = f"{stem}.{sanitise(trial)}-{k}", k + 1
                 seen.add(sid)
-                out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=trial))
+                out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=trial,
+                                      fingerprint=rows.fingerprint(*indices)))
         return out
 
     def assemble(self, ref: SessionRef, config: Config) -> Session:
@@ -117,7 +121,8 @@ class TraceRows:
             raise rows.error
         if not ref.locator:
             raise InputError(ref.path, "no trace rows: expected a list of rows with trial_name, episode and conversations")
-        mine = [(i, r) for i, r in enumerate(rows.rows) if is_trace_row(r) and _trial_key(r) == ref.locator]
+        decoded = ((i, rows.try_row(i)) for i in range(len(rows)))
+        mine = [(i, r) for i, r in decoded if is_trace_row(r) and _trial_key(r) == ref.locator]
         if not mine:
             raise InputError(ref.path, f"no rows of trial {ref.locator!r}")
         index, row = _longest(mine)

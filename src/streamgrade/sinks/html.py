@@ -43,6 +43,7 @@ import jinja2
 import msgspec
 
 from .atomic import write_files_atomic
+from .layout import INDEX_HTML, Layout
 
 MAX_INDEX_ROWS = 5000  # sessions in the index table (the most recently graded)
 MAX_ACTIONS = 5000  # actions in a results.html timeline
@@ -295,7 +296,7 @@ def render_session(folder: Path) -> None:
 def _iter_scores(out: Path) -> Iterator[tuple[str, dict]]:
     """(folder name, scores.json dict) for each session folder, one at a time (os.scandir)."""
     try:
-        it = os.scandir(out / "sessions")
+        it = os.scandir(Layout(out).sessions)
     except FileNotFoundError:
         return
     with it:
@@ -374,7 +375,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
         capped=total > len(rows), max_rows=max_rows, bars=bars, hist={"w": w, "h": h, "pad": pad},
         generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     out.mkdir(parents=True, exist_ok=True)
-    write_files_atomic(out, {"index.html": data}, fsync=False)
+    write_files_atomic(out, {INDEX_HTML: data}, fsync=False)
 
 
 # -- incremental regeneration --------------------------------------------------------------------
@@ -395,10 +396,9 @@ class ReportUpdater:
         self.index_renders = 0
 
     def update(self, session_ids: Iterable[str], *, final: bool = False) -> None:
-        from ..pipeline import safe_name  # folder names as the pipeline writes them
-
+        layout = Layout(self.out)
         for sid in session_ids:
-            folder = self.out / "sessions" / safe_name(sid)
+            folder = layout.session_dir(sid)
             if folder.is_dir():
                 render_session(folder)
         with self._state:

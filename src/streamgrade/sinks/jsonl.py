@@ -27,24 +27,42 @@ class JsonlExport:
         self.size = 0
 
     def recover(self) -> None:
+        """Make the file agree with the ledger before the first append.
+
+        The normal case after a crash (kill -9 between an append and its ledger commit):
+        the file is longer than its committed length, which ends a line; the bytes beyond it
+        belong to sessions still pending, and are cut. For scores.jsonl, whose lines name
+        their session, a line beyond the committed length that the ledger records as
+        appended is never cut.
+
+        Anything else means the file and the ledger disagree (a second process wrote the
+        folder, a file was edited or replaced, the ledger was deleted): appending would glue
+        a line onto half a line, or lose or duplicate lines. Raises :class:`ExportMismatch`
+        naming the file, both lengths and the repair command; nothing is changed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(exist_ok=True)
+        size = self.path.stat().st_size
         committed = self.ledger.committed_bytes(self.name)
-        size = self.path.stat().st_size if self.path.exists() else 0
         if committed is None:
-            committed = _last_newline(self.path, size)
-            if committed != size:
-                log.warning("%s: cutting %d bytes of a partial last line", self.path, size - committed, extra={"file": str(self.path)})
+            if size:
+                raise ExportMismatch(self.path, f"holds {size} bytes but the ledger {self.ledger.path} records no "
+                                                "append to it (was the ledger deleted or replaced?)")
+            committed = 0
+        elif committed > size:
+            raise ExportMismatch(self.path, f"is {size} bytes, shorter than the {committed} bytes the ledger "
+                                            "records as committed (was it edited or truncated?)")
+        elif committed and _byte_at(self.path, committed - 1) != b"\n":
+            raise ExportMismatch(self.path, f"the ledger's committed length ({committed} bytes) ends in the middle "
+                                            "of a line")
         if size > committed:
-            log.warning(
-                "%s: cutting %d bytes appended after the last committed line (interrupted run)",
-                self.path, size - committed, extra={"file": str(self.path)},
-            )
+            lost = _committed_lines_beyond(self.path, committed, self.ledger) if self.name == "scores.jsonl" else 0
+            if lost:
+                raise ExportMismatch(self.path, f"{lost} lines beyond the committed length ({committed} of {size} "
+                                                "bytes) belong to sessions the ledger records as appended")
+            log.warning("%s: cutting %d bytes appended after the last committed line (interrupted run)",
+                        self.path, size - committed, extra={"file": str(self.path)})
             os.truncate(self.path, committed)
             size = committed
-        elif size < committed:
-            log.warning("%s: file is shorter than the ledger says (%d < %d bytes); was it edited?", self.path, size, committed,
-                        extra={"file": str(self.path)})
         self.size = size
         self.ledger.set_committed_bytes(self.name, size)
 
@@ -81,18 +99,40 @@ class JsonlExport:
         self.size = size
 
 
-def _last_newline(path: Path, size: int) -> int:
-    """Length of the file up to and including its last newline (0 if none)."""
-    if size == 0:
-        return 0
+class ExportMismatch(Exception):
+    """A JSONL export and the ledger disagree (see :meth:`JsonlExport.recover`); the message
+    names the file and says how to repair the folder (``streamgrade repair OUT``)."""
+
+    def __init__(self, path: Path, what: str):
+        self.path = path
+        out = path.parent.parent
+        super().__init__(f"{path} {what}. Nothing was changed. Run `streamgrade repair {out}` to rebuild the "
+                         "exports from the session folders and the ledger (the old files are kept in "
+                         f"{out / 'exports' / 'backup-<time>'}/)")
+
+
+def _byte_at(path: Path, offset: int) -> bytes:
     with open(path, "rb") as f:
-        pos = size
-        while pos > 0:
-            step = min(65536, pos)
-            f.seek(pos - step)
-            block = f.read(step)
-            i = block.rfind(b"\n")
-            if i >= 0:
-                return pos - step + i + 1
-            pos -= step
-    return 0
+        f.seek(offset)
+        return f.read(1)
+
+
+def _committed_lines_beyond(path: Path, offset: int, ledger: Ledger) -> int:
+    """How many scores.jsonl lines after ``offset`` the ledger records as appended (lines
+    that a cut would lose)."""
+    import msgspec
+
+    keys = []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            try:
+                rec = msgspec.json.decode(line)
+            except msgspec.DecodeError:
+                continue  # a half line: never committed
+            if isinstance(rec, dict):
+                keys.append((str(rec.get("session_id")), str(rec.get("fingerprint")), str(rec.get("status"))))
+    if not keys:
+        return 0
+    done = ledger.appended_many([(sid, fp) for sid, fp, _ in keys])
+    return sum((sid, fp, "scores.jsonl", status) in done for sid, fp, status in keys)

@@ -1,19 +1,59 @@
-"""Scan folders (or single files) for sessions of every known format."""
+"""Scan folders (or single files) for sessions of every known format, and account for every
+file: each one is part of a session, or is counted as not recognised, with the reason.
+
+Only regular files (and symlinks to them) are given to the formats: a FIFO, socket, device
+or broken symlink is reported, never opened, so it cannot hang the scan. Folders are walked
+in name order without recursion (no nesting depth exhausts the stack); hidden folders
+(``.git``) and excluded ones (the output folder) are not entered, and a hidden folder is
+reported once. A file inside a session's folder (a Harbor trial's logs, a Clones
+recording's video) belongs to that session.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import msgspec
-from typing import Iterable, Iterator
 
 from ..formats import FORMATS, Format, fingerprint
+from ..formats.explain import explain, owned
+from ..inputs import file_kind
 from ..models import SessionRef
+
+log = logging.getLogger("streamgrade.scan")
+
+
+@dataclass
+class ScanReport:
+    """What a scan did not take: ``unrecognised`` files (and folders not entered), with
+    (path, reason) for the first ``keep`` of them in ``examples``. With ``verbose`` every
+    one is logged with its reason as it is found (``-v``)."""
+
+    keep: int = 5
+    verbose: bool = False
+    unrecognised: int = 0
+    examples: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, path: str, reason: Callable[[], str]) -> None:
+        self.unrecognised += 1
+        if self.verbose or len(self.examples) < self.keep:
+            why = reason()
+            if len(self.examples) < self.keep:
+                self.examples.append((path, why))
+            if self.verbose:
+                log.info("not recognised: %s", why, extra={"file": path})
 
 
 def with_fingerprint(ref: SessionRef) -> SessionRef:
-    """``ref`` with the fingerprint of its files as they are now."""
+    """``ref`` with its fingerprint: the content fingerprint its format gave (rows of a
+    multi-session file), else the fingerprint of its files as they are now."""
+    if ref.fingerprint:
+        return ref
     return msgspec.structs.replace(ref, fingerprint=fingerprint(ref.files))
 
 
@@ -25,19 +65,126 @@ def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | N
     return out
 
 
-def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> Iterator[SessionRef]:
-    """Every session under ``paths`` (folders walked recursively in name order, hidden
-    folders and ``exclude`` skipped; a file path yields the sessions it names), with
-    fingerprints. Ids are not made unique here (that needs memory per session): the pipeline's
-    admit stage does it against the ledger."""
+def claimed_in_folder(folder: Path, names: list[str], refs: list[SessionRef]) -> set[str]:
+    """Paths of the files in ``folder`` that belong to ``refs`` or that a format owns
+    without making them a session (an ATIF continuation, a Harbor job's summary)."""
+    claimed = {f for r in refs for f in r.files}
+    claimed.update(r.path for r in refs)
+    claimed.update(str(folder / n) for n in owned(folder, names))
+    return claimed
+
+
+def list_folder(folder: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """(sub-folders, regular files, other entries with what they are) of ``folder``, each
+    by name in name order. Symlinks to regular files count as files; symlinks to folders are
+    not followed. Raises OSError when the folder cannot be listed."""
+    dirs, files, other = [], [], []
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                dirs.append(e.name)
+            elif e.is_file():
+                files.append(e.name)
+            elif e.is_symlink():
+                try:
+                    target = os.stat(e.path).st_mode
+                    other.append((e.name, f"a symlink to {file_kind(target)} (not followed)"))
+                except OSError:
+                    other.append((e.name, "a broken symlink"))
+            else:
+                other.append((e.name, f"not a regular file: {file_kind(e.stat(follow_symlinks=False).st_mode)}"))
+        except OSError as exc:
+            other.append((e.name, f"cannot be read: {exc.strerror}"))
+    return dirs, files, other
+
+
+def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),
+         report: ScanReport | None = None) -> Iterator[SessionRef]:
+    """Every session under ``paths`` (folders walked in name order; a file path yields the
+    sessions it names), with fingerprints; files no format took are added to ``report``.
+    Ids are not made unique here (that needs memory per session): the pipeline's admit
+    stage does it against the ledger."""
+    report = report if report is not None else ScanReport()
     skip = {os.path.realpath(p) for p in exclude}
     for root in paths:
         root = Path(os.path.abspath(root))
-        if root.is_file():
-            refs = [r for r in find_in_folder(root.parent, sorted(os.listdir(root.parent))) if r.path in (str(root), str(root.parent))]
-            yield from (with_fingerprint(r) for r in refs)
+        try:
+            mode = os.stat(root).st_mode
+        except OSError as exc:
+            report.add(str(root), lambda exc=exc: f"cannot be read: {exc.strerror}")
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in skip)
-            for ref in find_in_folder(Path(dirpath), sorted(filenames)):
-                yield with_fingerprint(ref)
+        if stat.S_ISDIR(mode):
+            yield from _walk(root, skip, report)
+        elif stat.S_ISREG(mode):
+            yield from _one_file(root, report)
+        else:
+            report.add(str(root), lambda mode=mode: f"not a regular file: {file_kind(mode)}")
+
+
+def _one_file(path: Path, report: ScanReport) -> Iterator[SessionRef]:
+    try:
+        _, names, _ = list_folder(path.parent)
+    except OSError:
+        names = [path.name]
+    refs = [r for r in find_in_folder(path.parent, names)
+            if r.path in (str(path), str(path.parent)) or str(path) in r.files]
+    if not refs and str(path) not in claimed_in_folder(path.parent, names, []):
+        report.add(str(path), lambda: explain(path.parent, path.name, names))
+    for r in refs:
+        yield with_fingerprint(r)
+
+
+def _walk(root: Path, skip: set[str], report: ScanReport) -> Iterator[SessionRef]:
+    covered: set[str] = set()  # session folders: every file under them belongs to the session
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            dirs, names, other = list_folder(folder)
+        except OSError as exc:
+            report.add(str(folder), lambda exc=exc: f"folder cannot be listed: {exc.strerror}")
+            continue
+        refs = find_in_folder(folder, names)
+        for r in refs:
+            if os.path.isdir(r.path):
+                covered.add(r.path)
+        inside = _under(str(folder), covered)
+        if not inside:
+            claimed = claimed_in_folder(folder, names, refs)
+            for n in names:
+                if str(folder / n) not in claimed:
+                    report.add(str(folder / n), lambda n=n: explain(folder, n, names))
+            for n, what in other:
+                report.add(str(folder / n), lambda what=what: what)
+        for r in refs:
+            yield with_fingerprint(r)
+        subs = []
+        for d in dirs:
+            path = folder / d
+            if os.path.realpath(path) in skip:
+                continue
+            if d.startswith("."):
+                if not inside:
+                    report.add(str(path), lambda: "a hidden folder (not scanned)")
+                continue
+            subs.append(path)
+        stack.extend(reversed(subs))
+
+
+def _under(path: str, roots: set[str]) -> bool:
+    """Whether ``path`` is one of ``roots`` or inside one."""
+    if not roots:
+        return False
+    p = path
+    while True:
+        if p in roots:
+            return True
+        parent = os.path.dirname(p)
+        if parent == p:
+            return False
+        p = parent
+
+
+__all__ = ["scan", "ScanReport", "with_fingerprint", "find_in_folder", "list_folder", "claimed_in_folder"]

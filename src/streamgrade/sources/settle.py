@@ -13,15 +13,17 @@ class Settler:
 
     ``touch(ref, now)`` (re)starts the session's quiet period at ``now`` (seconds, any
     monotonic clock); ``due(now)`` pops and returns the sessions quiet for ``settle_s``;
-    ``next_due()`` is the earliest deadline, or None. Keyed by the session's path, so two
-    refs of one session (before and after a file was added) are one entry, the newest kept.
+    ``next_due()`` is the earliest deadline, or None. Keyed by the session's path and its
+    locator inside a multi-session file (a row), so two refs of one session (before and
+    after a file was added) are one entry, the newest kept, and every row of a file is an
+    entry of its own.
     """
 
     settle_s: float
-    _pending: dict[str, tuple[float, SessionRef]] = field(default_factory=dict)
+    _pending: dict[tuple[str, str], tuple[float, SessionRef]] = field(default_factory=dict)
 
     def touch(self, ref: SessionRef, now: float) -> None:
-        self._pending[ref.path] = (now + self.settle_s, ref)
+        self._pending[(ref.path, ref.locator)] = (now + self.settle_s, ref)
 
     def due(self, now: float) -> list[SessionRef]:
         ready = [path for path, (deadline, _) in self._pending.items() if deadline <= now]

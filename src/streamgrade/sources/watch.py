@@ -21,7 +21,7 @@ from anyio.abc import ObjectSendStream
 
 from ..config import WatchConfig
 from ..models import SessionRef
-from .scan import find_in_folder, scan, with_fingerprint
+from .scan import ScanReport, find_in_folder, list_folder, scan, with_fingerprint
 from .settle import Settler
 
 log = logging.getLogger("streamgrade.watch")
@@ -52,7 +52,7 @@ def refs_for_change(path: str | Path, *, exclude: Iterable[str] = ()) -> list[Se
         return [r for r in scan([p], exclude=exclude)]
     folder = p.parent
     try:
-        names = sorted(os.listdir(folder))
+        _, names, _ = list_folder(folder)  # regular files only: a FIFO is never opened
     except OSError:
         return []
     return [r for r in find_in_folder(folder, names) if str(p) in r.files or r.path == str(p)]
@@ -78,10 +78,12 @@ async def watch_source(
     watcher: Watcher | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_ready: Callable[[], None] | None = None,
+    report: ScanReport | None = None,
 ) -> None:
     """The watch source actor: sends each settled session's ref (with its fingerprint) to
     ``send`` until cancelled. ``watcher`` and ``clock`` are injectable for tests;
-    ``on_ready`` is called once the initial scan has started."""
+    ``on_ready`` is called once the initial scan has started; files the initial scan did not
+    recognise go into ``report``."""
     excl = [os.path.realpath(e) for e in exclude]
     settler = Settler(cfg.settle_s)
     watcher = watcher or default_watcher(cfg)
@@ -89,7 +91,8 @@ async def watch_source(
     async with send:
         if on_ready:
             on_ready()
-        refs = await anyio.to_thread.run_sync(lambda: list(scan(paths, exclude=excl)))
+        refs = await anyio.to_thread.run_sync(lambda: list(scan(paths, exclude=excl, report=report)),
+                                              abandon_on_cancel=True)
         for ref in refs:
             newest = await _newest_mtime(ref)
             age = time.time() - newest if newest is not None else cfg.settle_s
@@ -105,7 +108,8 @@ async def watch_source(
             async for changes in watcher(paths, stop):
                 now = clock()
                 for _, changed in changes:
-                    for ref in await anyio.to_thread.run_sync(lambda c=changed: refs_for_change(c, exclude=excl)):
+                    for ref in await anyio.to_thread.run_sync(lambda c=changed: refs_for_change(c, exclude=excl),
+                                                              abandon_on_cancel=True):
                         settler.touch(ref, now)
                 wake.set()
 

@@ -1,0 +1,29 @@
+"""A session on its way through the pipeline, from admission to the sink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .models import Chunk, Message, Session, SessionRef, Usage, Verdict
+
+
+@dataclass
+class Job:
+    """One session in flight: its ``ref``; once assembled its ``session``, SFT ``messages``
+    (Clones shape, or OpenAI chat dicts for agents), ``chunks`` and ``frames``
+    (``{t_ms, path (relative to the session folder), width, height}``, px); once graded its
+    ``verdict``; or, when it failed, ``error`` (naming the file and line or field),
+    ``error_kind`` (input | judge | internal) and the ``usage`` its judge calls spent."""
+
+    ref: SessionRef
+    session: Session | None = None
+    messages: list[Message] | list[dict] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    verdict: Verdict | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    usage: Usage | None = None
+    frames: list[dict] = field(default_factory=list)
+
+
+__all__ = ["Job"]

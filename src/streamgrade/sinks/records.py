@@ -1,0 +1,166 @@
+"""What a finished session leaves behind: its :class:`ScoreRecord`, its per-session files
+(``scores.json``, ``results.json``, ``sft.json`` under ``OUT/sessions/<folder>/``, see
+:mod:`.layout`) and the lines it adds to the run-level JSONL exports.
+
+:func:`write_session` is blocking (the pipeline's file writers call it in worker threads);
+the files are written atomically but not fsynced: the committer's one ``syncfs`` per batch
+makes them durable before the ledger names the session done.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from ..config import Config
+from ..exports.chatml import agent_chatml, infer_tools, to_chatml
+from ..exports.filters import ExportFilter
+from ..exports.sharegpt import ShareGPTError, to_sharegpt
+from ..job import Job
+from ..judges.rubric import final_confidence, final_score
+from ..models import JudgeInfo, ScoreRecord
+from .atomic import write_files_atomic
+from .layout import SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL, Layout
+
+log = logging.getLogger("streamgrade.sinks")
+
+
+def rfc3339_now() -> str:
+    """Current UTC time as RFC 3339 with milliseconds, e.g. 2026-11-25T07:23:33.123Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float]) -> ScoreRecord:
+    """The ScoreRecord of a finished job (graded, or failed with ``job.error``); ``weights``
+    are the rubric weights the final score is computed with."""
+    s, v = job.session, job.verdict
+    usage = v.usage if v else job.usage
+    graded = v is not None and job.error is None
+    return ScoreRecord(
+        session_id=job.ref.session_id,
+        source_format=job.ref.format,
+        source_path=job.ref.path,
+        status="graded" if graded else "failed",
+        score=final_score(v.components, weights) if graded else None,
+        components={k: c.score for k, c in v.components.items()} if graded else {},
+        confidence=final_confidence(v.components, weights) if graded else None,
+        judge=JudgeInfo(judge.kind, judge.model),
+        reward=s.reward if s else None,
+        n_actions=len(s.actions) if s else 0,
+        task_id=s.task_id if s else None,
+        trial=s.trial if s else None,
+        agent=s.agent if s else None,
+        model=s.model if s else None,
+        turns=s.turns if s else 0,
+        tool_calls=s.n_tool_calls if s else 0,
+        termination=s.termination if s else None,
+        metrics=dict(s.metrics) if s else {},
+        duration_s=s.duration_s if s else None,
+        usage={
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "cost_usd": round(usage.cost_usd, 6) if usage else 0.0,
+            "requests": usage.requests if usage else 0,
+        },
+        error=job.error,
+        graded_at=rfc3339_now(),
+        fingerprint=job.ref.fingerprint,
+    )
+
+
+def training_rows(job: Job, record: ScoreRecord, config: Config,
+                  enc: msgspec.json.Encoder) -> list[tuple[str, bytes]]:
+    """The ChatML and ShareGPT lines of a graded session (see :func:`training_lines`)."""
+    s = job.session
+    assert s is not None
+    if s.has_transcript:
+        messages, tools = job.messages, s.tools
+    else:
+        row = to_chatml(job.messages)
+        messages, tools = (row["messages"] if row else []), []
+    return training_lines(msgspec.to_builtins(record), messages, tools, config.exports.filter(), enc)
+
+
+def training_lines(record: dict[str, Any], messages: list, tools: list[dict], flt: ExportFilter,
+                   enc: msgspec.json.Encoder) -> list[tuple[str, bytes]]:
+    """The (export name, line) pairs of a graded session whose ``record`` (scores.jsonl
+    fields) passes ``flt``: one ChatML row (sft.chatml.jsonl) and one ShareGPT row
+    (sharegpt.jsonl, when LLaMA-Factory's turn order allows it) built from its OpenAI-shaped
+    ``messages`` and ``tools`` (inferred from the calls when empty). None when it is
+    filtered out or has no assistant turn (logged with the reason)."""
+    sid = str(record.get("session_id"))
+    ctx = {"session": sid, "file": record.get("source_path")}
+    reason = flt.reject_reason(record)
+    if reason:
+        log.info("not exported %s: %s", sid, reason, extra=ctx)
+        return []
+    tools = tools or infer_tools(messages)
+    chatml = agent_chatml(messages, tools)
+    if chatml is None:
+        log.info("not exported %s: no assistant turn", sid, extra=ctx)
+        return []
+    out: list[tuple[str, bytes]] = [(SFT_JSONL, enc.encode(chatml))]
+    try:
+        out.append((SHAREGPT_JSONL, enc.encode(to_sharegpt(messages, tools))))
+    except ShareGPTError as exc:
+        log.warning("no ShareGPT row for %s: %s", sid, exc, extra=ctx)
+    return out
+
+
+def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.json.Encoder) -> dict[str, bytes]:
+    """The session folder's JSON files: scores.json always; results.json and sft.json when
+    the session was read (a session that failed on its input has only scores.json)."""
+    scores = msgspec.to_builtins(record)
+    if job.verdict:
+        scores["summary"] = job.verdict.summary
+        scores["reasons"] = {k: {"score": c.score, "confidence": c.confidence, "reason": c.reason}
+                             for k, c in job.verdict.components.items()}
+        scores["weights"] = config.rubric.weights()
+    files = {"scores.json": msgspec.json.format(enc.encode(scores), indent=2)}
+    s = job.session
+    if s is None:
+        return files
+    results = {
+        "session": {
+            "session_id": job.ref.session_id, "format": job.ref.format, "path": job.ref.path,
+            "kind": s.kind, "task_id": s.task_id, "trial": s.trial, "agent": s.agent, "model": s.model,
+            "termination": s.termination, "metrics": s.metrics, "task": s.task, "objectives": s.objectives,
+            "app": s.app, "duration_s": s.duration_s, "reward": s.reward, "meta": s.meta,
+        },
+        "actions": s.actions,
+        "frames": job.frames,
+        "chunks": [
+            {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms, "tokens": c.tokens,
+             "summary": (job.verdict.chunk_summaries[c.index]
+                         if job.verdict and c.index < len(job.verdict.chunk_summaries) else None)}
+            for c in job.chunks
+        ],
+        "verdict": job.verdict,
+        "score": record.score,
+        "status": record.status,
+        "error": record.error,
+    }
+    files["results.json"] = msgspec.json.format(enc.encode(results), indent=2)
+    sft: dict = {"messages": job.messages}
+    if s.has_transcript:
+        sft["tools"] = s.tools
+    files["sft.json"] = msgspec.json.format(enc.encode(sft), indent=2)
+    return files
+
+
+def write_session(layout: Layout, job: Job, record: ScoreRecord, config: Config) -> list[tuple[str, bytes]]:
+    """Blocking: write a session's files atomically (no fsync, see the module docstring)
+    and return the (export name, line) pairs it adds. Raises OSError (disk full, read-only
+    output) with nothing half-written left behind."""
+    enc = msgspec.json.Encoder()
+    write_files_atomic(layout.session_dir(job.ref.session_id), session_files(job, record, config, enc), fsync=False)
+    lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
+    if record.status == "graded" and job.session is not None:
+        lines += training_rows(job, record, config, enc)
+    return lines
+
+
+__all__ = ["build_record", "write_session", "session_files", "training_rows", "training_lines", "rfc3339_now"]

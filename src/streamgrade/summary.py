@@ -1,0 +1,181 @@
+"""What ``grade`` and ``watch`` tell the user: the progress bar, the end-of-run summary and
+the exit code. The summary never hides anything: sessions that failed now or earlier, what
+was left pending by a stop, files no format recognised (with the reason), and a run that
+found nothing lists the supported formats.
+
+Exit codes (also in ``streamgrade --help``):
+
+====  ==================================================================================
+0     every session found is graded
+1     some sessions failed, in this run or earlier (unchanged since)
+2     usage or configuration error, the output folder is in use or needs repair
+3     ``export``: nothing passed the filters
+4     the run budget (``openai.max_cost_usd``) was spent; the rest is pending
+5     no session was found under the paths
+6     ``--strict``: some files were not recognised by any format
+130   interrupted (SIGINT/SIGTERM) before the work was done; the rest is pending
+====  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Config
+from .pipeline import RunStats
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_BUDGET = 0, 1, 2, 3, 4
+EXIT_NO_SESSIONS, EXIT_UNRECOGNISED, EXIT_INTERRUPTED = 5, 6, 130
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean(text: object) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``), so that a session id or
+    an error quoting untrusted input prints on one line and cannot forge another."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+def exit_code(stats: RunStats, *, signalled: bool, strict: bool) -> int:
+    """The exit code of a ``grade`` run (see the module docstring); the first that applies
+    of: interrupted, failed, budget, no session, unrecognised with ``strict``."""
+    if signalled:
+        return EXIT_INTERRUPTED
+    if stats.failed or stats.failed_earlier:
+        return EXIT_FAILED
+    if stats.budget_pending:
+        return EXIT_BUDGET
+    if stats.found == 0:
+        return EXIT_NO_SESSIONS
+    if strict and stats.scan.unrecognised:
+        return EXIT_UNRECOGNISED
+    return EXIT_OK
+
+
+def judge_line(cfg: Config) -> str:
+    """Which judge grades, in one line."""
+    from .judges import resolve_kind
+
+    if resolve_kind(cfg) == "openai":
+        return f"judge: openai, model {cfg.openai.model} at {cfg.openai.base_url or 'https://api.openai.com/v1'}"
+    return "judge: heuristic (offline baseline; set STREAMGRADE_BASE_URL or an API key for the LLM judge)"
+
+
+def _echo(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: str | None = None,
+                  verbose: bool = False) -> None:
+    """The end-of-run summary on stderr (see the module docstring)."""
+    parts = [f"{stats.graded} graded", f"{stats.failed} failed"]
+    if stats.failed_earlier:
+        parts.append(f"{stats.failed_earlier} failed earlier (unchanged input)")
+    parts.append(f"{stats.skipped} unchanged (skipped)")
+    _echo(f"streamgrade: {', '.join(parts)} of {stats.found} found in {elapsed:.1f} s; {judge_line(cfg)}; "
+          f"{stats.requests} requests, {stats.prompt_tokens + stats.completion_tokens} tokens, "
+          f"${stats.cost_usd:.4f}; output: {clean(cfg.run.output)}")
+    if signal_name:
+        _echo(f"streamgrade: interrupted by {signal_name}: the scan stopped before the end, so sessions not found "
+              f"yet are not counted above; {stats.pending} sessions are pending in the ledger. "
+              "Run the same command again to finish.")
+    elif stats.pending and not stats.budget_pending:
+        _echo(f"streamgrade: {stats.pending} sessions are pending in the ledger (left by a stop or a failed write, "
+              "or their input is gone); the next run over their input grades them")
+    if stats.budget_pending:
+        _echo(f"streamgrade: run budget spent: {stats.budget_pending} sessions left pending "
+              f"(raise openai.max_cost_usd and run again)")
+    _failures("failed sessions", stats.failures, stats.failed)
+    _failures("failed earlier, unchanged since (fix the input, or see scores.jsonl)", stats.earlier_failures,
+              stats.failed_earlier)
+    rep = stats.scan
+    if rep.unrecognised:
+        _echo(f"streamgrade: {rep.unrecognised} files not recognised by any format"
+              + ("" if verbose else " (all of them with -v)") + ":")
+        for path, why in rep.examples:
+            _echo(f"  {clean(path)}: {clean(why)}")
+        if rep.unrecognised > len(rep.examples):
+            _echo(f"  ... and {rep.unrecognised - len(rep.examples)} more")
+    if stats.found == 0 and not signal_name:
+        from .formats.explain import formats_help
+
+        _echo("streamgrade: no session found. Supported formats (see README.md, Input formats):\n" + formats_help())
+
+
+def _failures(title: str, items: list[tuple[str, str]], total: int) -> None:
+    if not total:
+        return
+    _echo(f"{title}:")
+    for sid, err in items[:50]:
+        _echo(f"  {clean(sid)}: {clean(err)}")
+    if total > 50:
+        _echo(f"  ... and {total - 50} more (see scores.jsonl, status \"failed\")")
+
+
+class Progress:
+    """The rich progress bar of ``grade``: sessions done/failed, requests/s, tokens, cost
+    (shown only on a terminal)."""
+
+    def __init__(self, judge_kind: str):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as _Bar, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = _Bar(
+            TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), console=self.console, redirect_stderr=True, transient=False,
+            disable=not self.console.is_terminal,
+        )
+        self.task = self.progress.add_task("grade", total=None, info="")
+        self.stats: RunStats | None = None
+
+    def start(self, stats: RunStats) -> None:
+        self.stats = stats
+        self.progress.start()
+
+    def update(self, _record=None) -> None:
+        st = self.stats
+        if st is None:
+            return
+        info = (f"ok {st.graded} failed {st.failed} skipped {st.skipped} | {st.requests_per_s():.1f} req/s "
+                f"| {st.prompt_tokens + st.completion_tokens:,} tok | ${st.cost_usd:.4f}")
+        self.progress.update(self.task, completed=st.done, total=max(st.found - st.skipped, st.done) or None, info=info)
+
+    def stop(self) -> None:
+        self.update()
+        self.progress.stop()
+
+
+def finish(code: int) -> None:
+    """Exit with ``code``. When a worker thread is still stuck in I/O (abandoned at the drain
+    timeout: a hung mount), the interpreter would wait for it forever at exit; then the
+    process ends at once, after flushing its output."""
+    import logging
+    import os
+    import threading
+
+    import time
+
+    deadline = time.monotonic() + 1.0  # idle worker threads end on their own at once
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if stuck:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
+def dpo_line(stats: RunStats, cfg: Config) -> None:
+    """Where the run's DPO pairs are, or why there are none."""
+    if stats.dpo_pairs:
+        _echo(f"streamgrade: {stats.dpo_pairs} DPO pairs in {Path(cfg.run.output) / 'exports' / 'dpo.jsonl'}")
+    elif stats.dpo_pairs == 0:
+        _echo(f"streamgrade: no DPO pairs (no task has two graded sessions {cfg.exports.dpo_min_gap:g} points apart)")
