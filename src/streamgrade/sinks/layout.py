@@ -2,6 +2,7 @@
 
     OUT/
       .streamgrade.lock            held (flock) by the one process writing OUT (sinks/lock.py)
+      .streamgrade.holder          who holds it: {pid, host, command, since}
       state.sqlite                 the ledger (sinks/ledger.py)
       index.html                   the run's HTML index (sinks/html.py)
       sessions/<folder>/           one per session: scores.json, results.json, sft.json,
@@ -32,6 +33,7 @@ SESSIONS = "sessions"
 EXPORTS = "exports"
 LEDGER = "state.sqlite"
 LOCK = ".streamgrade.lock"
+LOCK_HOLDER = ".streamgrade.holder"
 INDEX_HTML = "index.html"
 FRAMES = "frames"
 
@@ -81,6 +83,10 @@ class Layout:
     @property
     def lock(self) -> Path:
         return self.out / LOCK
+
+    @property
+    def lock_holder(self) -> Path:
+        return self.out / LOCK_HOLDER
 
     @property
     def index_html(self) -> Path:

@@ -1,11 +1,12 @@
 """One process owns an output folder: an OS lock on ``OUT/.streamgrade.lock``.
 
 The lock is ``flock(2)`` (an exclusive, non-blocking lock on the file's open description)
-through the filelock library (tox-dev/filelock, ``FileLock`` with ``preserve_lock_file``).
-The kernel drops an flock when its holder exits, however it exits (kill -9 included), so no
-stale lock survives a crash and nothing has to be cleaned up. While it holds the lock, the
-process keeps ``{"pid", "host", "command", "since"}`` in the file, so that a second process
-can say who holds it.
+through the filelock library (tox-dev/filelock, ``FileLock``; its API is the same from 3.12
+to 4.x). The kernel drops an flock when its holder exits, however it exits (kill -9
+included), so no stale lock survives a crash and nothing has to be cleaned up. Once it holds
+the lock, the process writes ``{"pid", "host", "command", "since"}`` to
+``OUT/.streamgrade.holder``, so that a second process can say who holds it (a record left
+by a crashed holder is never believed: its pid must be alive).
 
 Two ``grade`` or ``watch`` runs on one output folder would otherwise both append to its
 JSONL exports and both commit to its ledger: duplicated lines, committed lengths that stop
@@ -51,39 +52,53 @@ class OutputLock:
     exit does too). Usable as a context manager."""
 
     def __init__(self, out: str | Path, command: str = "grade"):
-        self.path = Layout(out).lock
+        layout = Layout(out)
+        self.path, self.holder_path = layout.lock, layout.lock_holder
         self.out = Path(out)
         self.command = command
         self._lock: FileLock | None = None
 
-    def _write_holder(self, fd: int) -> None:
-        data = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
-                           "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode() + b"\n"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
-
     def holder(self) -> dict:
-        """What the lock file says of its holder ({} when unreadable or empty)."""
+        """Who holds the lock, from the holder record, when that process is alive on this
+        host ({} when unknown)."""
         try:
-            with open(self.path, "rb") as f:
-                value = json.loads(f.read(4096) or b"{}")
+            value = json.loads(self.holder_path.read_bytes()[:4096] or b"{}")
         except (OSError, ValueError):
             return {}
-        return value if isinstance(value, dict) else {}
+        if not isinstance(value, dict):
+            return {}
+        pid = value.get("pid")
+        if value.get("host") == socket.gethostname() and isinstance(pid, int):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return {}  # a record left by a holder that died
+            except OSError:
+                pass  # alive, another user's
+        return value
 
     def acquire(self) -> None:
+        from .atomic import write_atomic
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path), timeout=0, preserve_lock_file=True, on_acquired=self._write_holder)
+        lock = FileLock(str(self.path), timeout=0)
         try:
             lock.acquire()
         except Timeout:
             raise OutputLocked(self.out, self.holder()) from None
         self._lock = lock
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
+                  "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            write_atomic(self.holder_path, json.dumps(record).encode() + b"\n")
+        except OSError:
+            self.release()
+            raise
 
     def release(self) -> None:
         if self._lock is not None:
             try:
-                os.truncate(self.path, 0)  # no stale holder record for the next reader
+                self.holder_path.unlink()
             except OSError:
                 pass
             self._lock.release()
