@@ -191,7 +191,12 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
     ``seek_gap_ms`` the decoder seeks forward instead of decoding through when the next
     wanted time is more than this (and more than one observed keyframe interval) ahead;
     ``enabled`` takes frames when a session has a recording; ``detail`` the OpenAI image
-    detail sent to the judge (low: 85 tokens an image).
+    detail sent to the judge (low: 85 tokens an image); ``max_pixels`` the largest decoded
+    frame (width * height, px) a recording may have: default 4096 * 4096 = 16,777,216,
+    which admits 4K (3840x2160), 5K (5120x2880) and 7680x2160 screens and costs at most
+    about 24 MiB a frame in the decoder (YUV 4:2:0) and 48 MiB in RGB; a recording over it
+    is not decoded and its session becomes a failed record naming the file, its size and
+    this setting (an 8192x8192 H.264 file of 200 KB took 1.6 GB RSS to decode without it).
     """
 
     longest_side: int = 1280
@@ -204,6 +209,7 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
     seek_gap_ms: int = 1000
     enabled: bool = True
     detail: Literal["low", "high", "auto"] = "low"
+    max_pixels: int = 4096 * 4096
 
 
 class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -322,6 +328,7 @@ def _check(cfg: Config) -> None:
         "chunking.max_tokens": cfg.chunking.max_tokens,
         "openai.max_concurrency": cfg.openai.max_concurrency,
         "openai.timeout_s": cfg.openai.timeout_s,
+        "frames.max_pixels": cfg.frames.max_pixels,
     }
     for name, value in positive.items():
         if value <= 0:
