@@ -68,10 +68,15 @@ class ExtractConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 class ChunkingConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[chunking]``: budget per chunk in estimated tokens (chars / 4) and hard cap in
-    characters; a session whose rendering fits one chunk is graded in one request."""
+    characters; a session whose rendering fits one chunk is graded in one request.
+    ``max_chunks`` caps the chunks of a session, so the LLM judge sends at most
+    ``max_chunks + 1`` requests for it (default 24: 25 requests, about 50K prompt tokens
+    at the default budget); a longer session is condensed (lines shortened, then the middle
+    elided with a marker line, see chunking.py) and a warning names it."""
 
     max_tokens: int = 2000
     max_chars: int = 12000
+    max_chunks: int = 24
 
 
 class RubricConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -326,6 +331,7 @@ def _check(cfg: Config) -> None:
         "pipeline.assemble_workers": cfg.pipeline.assemble_workers,
         "pipeline.grade_workers": cfg.pipeline.grade_workers,
         "chunking.max_tokens": cfg.chunking.max_tokens,
+        "chunking.max_chunks": cfg.chunking.max_chunks,
         "openai.max_concurrency": cfg.openai.max_concurrency,
         "openai.timeout_s": cfg.openai.timeout_s,
         "frames.max_pixels": cfg.frames.max_pixels,
