@@ -68,10 +68,15 @@ class ExtractConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 class ChunkingConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[chunking]``: budget per chunk in estimated tokens (chars / 4) and hard cap in
-    characters; a session whose rendering fits one chunk is graded in one request."""
+    characters; a session whose rendering fits one chunk is graded in one request.
+    ``max_chunks`` caps the chunks of a session, so the LLM judge sends at most
+    ``max_chunks + 1`` requests for it (default 24: 25 requests, about 50K prompt tokens
+    at the default budget); a longer session is condensed (lines shortened, then the middle
+    elided with a marker line, see chunking.py) and a warning names it."""
 
     max_tokens: int = 2000
     max_chars: int = 12000
+    max_chunks: int = 24
 
 
 class RubricConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -191,7 +196,12 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
     ``seek_gap_ms`` the decoder seeks forward instead of decoding through when the next
     wanted time is more than this (and more than one observed keyframe interval) ahead;
     ``enabled`` takes frames when a session has a recording; ``detail`` the OpenAI image
-    detail sent to the judge (low: 85 tokens an image).
+    detail sent to the judge (low: 85 tokens an image); ``max_pixels`` the largest decoded
+    frame (width * height, px) a recording may have: default 4096 * 4096 = 16,777,216,
+    which admits 4K (3840x2160), 5K (5120x2880) and 7680x2160 screens and costs at most
+    about 24 MiB a frame in the decoder (YUV 4:2:0) and 48 MiB in RGB; a recording over it
+    is not decoded and its session becomes a failed record naming the file, its size and
+    this setting (an 8192x8192 H.264 file of 200 KB took 1.6 GB RSS to decode without it).
     """
 
     longest_side: int = 1280
@@ -204,6 +214,7 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
     seek_gap_ms: int = 1000
     enabled: bool = True
     detail: Literal["low", "high", "auto"] = "low"
+    max_pixels: int = 4096 * 4096
 
 
 class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -331,10 +342,12 @@ def _check(cfg: Config) -> None:
         "pipeline.assemble_workers": cfg.pipeline.assemble_workers,
         "pipeline.grade_workers": cfg.pipeline.grade_workers,
         "chunking.max_tokens": cfg.chunking.max_tokens,
+        "chunking.max_chunks": cfg.chunking.max_chunks,
         "openai.max_concurrency": cfg.openai.max_concurrency,
         "openai.timeout_s": cfg.openai.timeout_s,
         "limits.max_session_bytes": cfg.limits.max_session_bytes,
         "limits.max_file_bytes": cfg.limits.max_file_bytes,
+        "frames.max_pixels": cfg.frames.max_pixels,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -167,7 +167,10 @@ class Chunk(msgspec.Struct):
     ``index`` counts from 0 of ``total``; ``start_ms``/``end_ms`` bound the slice; ``lines``
     are the rendered actions ("[12.3s] click(640, 320)"); ``tokens`` the estimate used for
     the budget (chars / 4, plus the tokens of its frames); ``frames`` the JPEG paths of the
-    screen frames taken within it (sent to the judge as images)."""
+    screen frames taken within it (sent to the judge as images). When the session was
+    condensed to fit ``chunking.max_chunks`` (see :mod:`streamgrade.chunking`):
+    ``line_chars`` the length (chars) its lines were cut to, and ``omitted`` the lines left
+    out at the marker line this chunk holds; both 0 otherwise."""
 
     index: int
     total: int
@@ -176,6 +179,8 @@ class Chunk(msgspec.Struct):
     lines: list[str]
     tokens: int
     frames: list[str] = []
+    line_chars: int = 0
+    omitted: int = 0
 
 
 class Component(msgspec.Struct):

@@ -362,7 +362,9 @@ class Pipeline:
     def _frames(self, session: Session, chunks: list[Chunk]) -> list[dict]:
         """Take the frames that matter (extract/frames.py) into OUT/sessions/<id>/frames/
         and attach them to their chunks, each adding its image tokens to the chunk's budget.
-        A recording that cannot be decoded is logged and the session goes on without frames."""
+        A recording that cannot be decoded is logged and the session goes on without frames;
+        one over ``[frames] max_pixels`` raises FrameTooLarge (an InputError, not a
+        FrameError): the session becomes a failed record."""
         from .extract.frames import FrameError, plan_frames, extract_frames
 
         fc = self.config.frames
@@ -374,7 +376,8 @@ class Pipeline:
         offset = session.video_offset_ms
         try:
             frames = extract_frames(session.video, [max(0, round(t + offset)) for t in times], folder,
-                                    longest_side=fc.longest_side, quality=fc.quality, seek_gap_ms=fc.seek_gap_ms)
+                                    longest_side=fc.longest_side, quality=fc.quality, seek_gap_ms=fc.seek_gap_ms,
+                                    max_pixels=fc.max_pixels)
         except (FrameError, ValueError) as exc:
             log.warning("no frames for %s: %s", session.ref.session_id, exc,
                         extra={"session": session.ref.session_id, "file": session.video})

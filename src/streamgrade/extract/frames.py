@@ -21,14 +21,28 @@ Three steps:
    nearly identical consecutive frames from a 16x16 grayscale thumbnail).
 
 Defaults (:class:`FramesConfig`): longest side 1280 px, JPEG quality 80, 3 frames per chunk,
-60 per session, frames closer than 500 ms merged.
+60 per session, frames closer than 500 ms merged, at most 4096 x 4096 = 16,777,216 px a
+decoded frame (``max_pixels``).
+
+Size limit: a decoded frame costs ``width * height * 1.5`` bytes (YUV 4:2:0) in each of the
+decoder's buffers and 3 bytes a pixel once converted to RGB, whatever the file's size: an
+8192x8192 H.264 file of 200 KB took 1.6 GB RSS to grade (scripts/bench_frame_bomb.py).
+:func:`extract_frames` therefore checks the stream's declared size (the codec context after
+open, filled from the container / codec headers) before reading a packet, and every decoded
+frame's size too (a container may declare a small size and carry larger frames, or the size
+may change mid-stream); over ``max_pixels`` it raises :class:`FrameTooLarge` at once. The
+decoders, those that probe the file in ``av.open`` included, also get FFmpeg's own
+``max_pixels`` codec option (with some slack, see :func:`_decoder_limit`), so FFmpeg refuses
+to allocate a larger picture at all. With the default limit that run peaks at 84 MB.
 
 Sources: PyAV documentation, "Containers" (``av.open``, ``InputContainer.demux``,
 ``InputContainer.seek(offset, backward=True, any_frame=False, stream=...)``: offset in the
 stream's ``time_base`` units, lands on the keyframe at or before it), "Streams"
 (``time_base``, ``start_time``, ``thread_type = "AUTO"``), "Video" (``VideoFrame.pts``,
 ``VideoFrame.to_image``); Pillow documentation (``Image.resize``, ``reducing_gap``,
-``Image.draft`` for fast reduced JPEG decoding, JPEG ``quality``).
+``Image.draft`` for fast reduced JPEG decoding, JPEG ``quality``); FFmpeg's codec options
+(``max_pixels``: "Maximum number of pixels per image", checked when a frame buffer is
+allocated, ``av_image_check_size2``).
 """
 
 from __future__ import annotations
@@ -73,6 +87,37 @@ class Frame(msgspec.Struct, omit_defaults=True):
 class FrameError(InputError):
     """The video cannot be read: missing, not a media file, no video stream, a codec the
     bundled FFmpeg cannot decode, or corrupt data. ``str()`` starts with the file's path."""
+
+
+class FrameTooLarge(InputError):
+    """The video's frames are larger than ``[frames] max_pixels``: refused, not decoded.
+
+    Not a :class:`FrameError` (a video that cannot be read, graded without frames): the
+    session fails with this error until the limit is raised. ``width`` / ``height`` (px) of
+    the offending frame, ``max_pixels`` the limit (px a frame), ``declared`` the (width,
+    height) the container declared when it differs from the decoded frame, else None.
+    ``str()`` starts with the file's path and names the size and the setting."""
+
+    def __init__(self, path: str, width: int, height: int, max_pixels: int,
+                 declared: tuple[int, int] | None = None):
+        self.width, self.height, self.max_pixels, self.declared = width, height, max_pixels, declared
+        what = f"video frames are {width}x{height} px"
+        if declared is not None:
+            what = f"video decodes to {width}x{height} px frames (its container declares {declared[0]}x{declared[1]})"
+        super().__init__(path, f"{what} = {width * height:,} px a frame, over the limit of {max_pixels:,} "
+                               f"(frames.max_pixels); raise [frames] max_pixels to grade this session")
+
+
+DEFAULT_MAX_PIXELS = 4096 * 4096  # keep equal to FramesConfig.max_pixels
+
+
+def _check_size(video: Path, width: int, height: int, max_pixels: int,
+                declared: tuple[int, int] | None = None) -> None:
+    """Raise :class:`FrameTooLarge` when ``width * height`` (px) is over ``max_pixels``."""
+    if width * height > max_pixels:
+        if declared is not None and (declared == (width, height) or 0 in declared):
+            declared = None  # no size declared, or the same: nothing to add
+        raise FrameTooLarge(str(video), width, height, max_pixels, declared)
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,16 +272,27 @@ def target_size(width: int, height: int, longest_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _open(video: Path) -> Any:
-    """``av.open`` with errors naming the file."""
+def _decoder_limit(max_pixels: int) -> int:
+    """FFmpeg's own ``max_pixels`` codec option for a streamgrade limit (px): 25 % more,
+    because FFmpeg checks the buffer it allocates (width rounded up to the SIMD stride,
+    coded height such as 1088 for 1080) where streamgrade checks the picture's size."""
+    return max_pixels + max_pixels // 4
+
+
+def _open(video: Path, max_pixels: int | None = None) -> Any:
+    """``av.open`` with errors naming the file. With ``max_pixels`` the decoders opened to
+    probe the streams (``avformat_find_stream_info`` decodes a first frame of an H.264
+    stream) get FFmpeg's ``max_pixels`` option, so probing a huge frame fails cheaply
+    instead of allocating it (in formats that list their streams in the header: mp4, mkv)."""
     import av
 
     if not video.exists():
         raise FrameError(str(video), "no such video file")
     if not video.is_file():
         raise FrameError(str(video), "not a file")
+    options = {"max_pixels": str(_decoder_limit(max_pixels))} if max_pixels else None
     try:
-        return av.open(str(video), mode="r")
+        return av.open(str(video), mode="r", options=options)
     except av.error.FFmpegError as e:  # InvalidDataError, PermissionError-like, ...
         raise FrameError(str(video), f"cannot open as a video: {e}") from e
     except OSError as e:
@@ -306,6 +362,7 @@ def extract_frames(
     quality: int = 80,
     seek_gap_ms: int = 1000,
     workers: int = 4,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     stats: dict[str, int] | None = None,
 ) -> list[Frame]:
     """Extract the frames at ``times_ms`` (session ms) of ``video_path`` into ``out_dir``.
@@ -329,12 +386,18 @@ def extract_frames(
     downscaling, JPEG encoding and writing run on ``workers`` threads (Pillow releases the
     GIL while resizing and encoding).
 
+    ``max_pixels`` bounds the size of a frame (width * height, px): the stream's declared
+    size is checked after opening, before any packet is read, and each decoded frame's size
+    as it comes out of the decoder (so a container that declares a small size costs at most
+    the decoder's buffers of its first large frame).
+
     ``stats``, when given, is filled with counters: ``opened`` (0/1), ``packets`` demuxed,
     ``decoded`` frames, ``seeks``, ``backward_seeks``, ``written``, ``cached``.
 
     Raises :class:`FrameError` (an :class:`~streamgrade.errors.InputError` whose message
     starts with the path) for a missing or unreadable file, no video stream, a codec the
-    bundled FFmpeg cannot decode, or data that fails to decode; ``ValueError`` for a
+    bundled FFmpeg cannot decode, or data that fails to decode; :class:`FrameTooLarge` (an
+    InputError, not a FrameError) for frames over ``max_pixels``; ``ValueError`` for a
     negative time.
     """
     video = Path(video_path)
@@ -361,10 +424,16 @@ def extract_frames(
 
     import av
 
-    container = _open(video)
+    container = _open(video, max_pixels)
     st["opened"] += 1
     try:
         stream = _video_stream(container, video)
+        cc = stream.codec_context
+        declared = (int(cc.width or 0), int(cc.height or 0))
+        _check_size(video, *declared, max_pixels)  # 0x0 (not known until decoded) passes
+        # FFmpeg refuses to allocate a larger frame (a stream that grows mid-way): the
+        # decode error below is then reported as FrameTooLarge
+        cc.options = {**cc.options, "max_pixels": str(_decoder_limit(max_pixels))}
         tb = stream.time_base
         if tb is None:
             raise FrameError(str(video), "video stream has no time base")
@@ -402,6 +471,7 @@ def extract_frames(
             def on_frame(frame: Any) -> None:
                 nonlocal i, prev, prev_ms
                 st["decoded"] += 1
+                _check_size(video, frame.width, frame.height, max_pixels, declared)
                 if frame.pts is None:
                     return
                 fms = ms_of(frame.pts)
@@ -438,6 +508,7 @@ def extract_frames(
                         for frame in packet.decode():
                             on_frame(frame)
                     except av.error.FFmpegError as e:
+                        _check_size(video, int(cc.width or 0), int(cc.height or 0), max_pixels, declared)
                         raise FrameError(str(video), f"cannot decode video data: {e}") from e
                     if i >= len(todo):
                         eof = False
@@ -556,6 +627,7 @@ def blank_or_unchanged(
 __all__ = [
     "Frame",
     "FrameError",
+    "FrameTooLarge",
     "FramesConfig",
     "blank_or_unchanged",
     "extract_frames",

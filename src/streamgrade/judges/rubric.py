@@ -197,13 +197,33 @@ def task_block(session: Session) -> str:
     return "\n".join(lines)
 
 
+def condensed_note(session: Session, chunks: list[Chunk]) -> str:
+    """What the judge is told about a session condensed to fit ``chunking.max_chunks`` (see
+    :mod:`streamgrade.chunking`): lines cut to ``line_chars`` characters and how many lines
+    were omitted at the marker; "" for a session shown whole."""
+    if not chunks or not chunks[0].line_chars:
+        return ""
+    noun = "messages" if session.has_transcript else "actions"
+    omitted = sum(c.omitted for c in chunks)
+    note = (f"Note: this session was too long for the grading budget (chunking.max_chunks), so each "
+            f"line is cut to at most {chunks[0].line_chars} characters")
+    if omitted:
+        note += (f" and {omitted:,} {noun} in the middle are omitted, where the line "
+                 f"\"[... {omitted:,} {noun} omitted (chunking.max_chunks) ...]\" stands")
+    return note + ". You were not shown what was cut: do not count it as missing or wrong."
+
+
 def chunk_prompt(session: Session, chunk: Chunk, previous_summary: str) -> str:
     """User prompt for one chunk of a multi-chunk session: the task, the running summary so
-    far, and this chunk's actions; asks for an updated running summary."""
+    far, and this chunk's actions; asks for an updated running summary. A condensed
+    session's chunk also carries :func:`condensed_note` (of this chunk: the lines omitted
+    are named in the chunk that holds the marker line)."""
     body = task_block(session) + f"\n\nSummary of chunks 1-{chunk.index}:\n{previous_summary or '(none yet)'}"
     body += f"\n\nActions of chunk {chunk.index + 1} of {chunk.total}:\n" + ("\n".join(chunk.lines) or "(no actions)")
+    note = condensed_note(session, [chunk])  # names the omitted lines in the marker's chunk
     return (
         delimit(body)
+        + (f"\n\n{note}" if note else "")
         + "\n\nUpdate the running summary of what was done so far (include this chunk), "
         "list progress towards the objectives and any problems seen."
     )
@@ -211,7 +231,8 @@ def chunk_prompt(session: Session, chunk: Chunk, previous_summary: str) -> str:
 
 def final_prompt(session: Session, chunks: list[Chunk], chunk_summaries: list[str]) -> str:
     """User prompt for the verdict: the whole session when it fits one chunk, else the task
-    and every chunk's summary (none truncated)."""
+    and every chunk's summary (none truncated); with :func:`condensed_note` when the
+    session was condensed."""
     body = task_block(session)
     if len(chunks) <= 1:
         lines = chunks[0].lines if chunks else []
@@ -221,4 +242,5 @@ def final_prompt(session: Session, chunks: list[Chunk], chunk_summaries: list[st
             f"Chunk {i + 1} of {len(chunks)} ({chunks[i].start_ms / 1000:.1f}s-{chunks[i].end_ms / 1000:.1f}s): {s}"
             for i, s in enumerate(chunk_summaries)
         )
-    return delimit(body) + "\n\nGrade the session with the rubric."
+    note = condensed_note(session, chunks)
+    return delimit(body) + (f"\n\n{note}" if note else "") + "\n\nGrade the session with the rubric."
