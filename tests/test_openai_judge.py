@@ -514,6 +514,91 @@ async def test_api_key_never_leaks(judge_factory, sleeps, caplog):
     assert SECRET not in repr(vars(judge))
 
 
+
+# A realistic project key: long enough that a server echoing part of it matters.
+LONG_KEY = "sk-proj-Q7f3ZpL9xR2mW8vN4bK6tY1hJ5cD0sAeGuIoPl"
+
+
+def key_parts(text: str, key: str = LONG_KEY) -> list[str]:
+    """The 8-character substrings of ``key`` found in ``text`` (by the redaction rule, each
+    one counts as the key)."""
+    return [key[i : i + 8] for i in range(len(key) - 7) if key[i : i + 8] in text]
+
+
+async def judge_error(body: bytes | Exception, status: int = 400, **openai) -> JudgeError:
+    """The JudgeError of grading one session against a server that answers every request
+    with ``status`` and ``body`` (or raises ``body``), through httpx's MockTransport."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, Exception):
+            raise body
+        return httpx.Response(status, content=body)
+
+    sleeps = SleepRecorder()
+    judge = OpenAIJudge(make_config(**openai), api_key=LONG_KEY, transport=httpx.MockTransport(handler),
+                        sleep=sleeps, clock=sleeps.clock, rng=random.Random(1))
+    try:
+        with pytest.raises(JudgeError) as ei:
+            await judge.grade(make_session(), [make_chunk()])
+    finally:
+        await judge.aclose()
+    return ei.value
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [400, 500])
+@pytest.mark.parametrize("pad", ["x" * 1180, " " * 1180, '{"error": {"message": "' + "\n" * 1160],
+                         ids=["letters", "spaces", "json-newlines"])
+async def test_key_echoed_after_padding_never_shows(caplog, status, pad):
+    """A body that echoes the key after ~1,180 bytes of padding: no part of the key (8+
+    characters) in the error or the logged retries, whatever the padding collapses to."""
+    caplog.set_level(logging.DEBUG, logger="streamgrade.judge")
+    exc = await judge_error(f"{pad}{LONG_KEY} and more".encode(), status, max_retries=1)
+    assert f"HTTP {status}" in str(exc)
+    assert key_parts(str(exc)) == [] and key_parts(repr(exc)) == []
+    if status == 500:
+        assert "retrying" in caplog.text  # the retry was logged, with the snippet
+    assert key_parts(caplog.text) == []
+    if pad.strip() == "" or pad.endswith("\n"):  # the padding collapses: the key's place shows
+        assert "[redacted]" in str(exc)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bound", [1200, 64 * 1024])
+@pytest.mark.parametrize("cut", [1, 5, 7, 8, 9, 20, len(LONG_KEY) - 1])
+async def test_key_split_across_the_cut(bound, cut):
+    """The key straddles a place where the body could be cut (the old 1,200-byte read, the
+    64 KiB read bound), with ``cut`` of its characters before it: never 8 of them shown."""
+    body = b" " * (bound - cut) + LONG_KEY.encode() + b" rest"
+    exc = await judge_error(body)
+    assert key_parts(str(exc)) == [], str(exc)
+
+
+@pytest.mark.asyncio
+async def test_key_inside_multi_megabyte_bodies():
+    """Bodies of 3 MB: the key a few KB in (inside the bound, whitespace before it so the
+    snippet reaches it) and half-way (beyond the bound); both redacted, quickly."""
+    import time
+
+    near = b" " * 5000 + LONG_KEY.encode() + b" " + b"y" * 3_000_000
+    mid = b"z " * 750_000 + LONG_KEY.encode() + b" " + b"z " * 750_000
+    t0 = time.perf_counter()
+    for body in (near, mid):
+        exc = await judge_error(body)
+        assert key_parts(str(exc)) == [], str(exc)[-200:]
+    assert "[redacted]" in str(await judge_error(near))
+    assert time.perf_counter() - t0 < 5.0
+
+
+@pytest.mark.asyncio
+async def test_transport_error_with_part_of_the_key(caplog):
+    caplog.set_level(logging.DEBUG, logger="streamgrade.judge")
+    exc = await judge_error(httpx.ConnectError(f"refused by proxy for {LONG_KEY[3:30]}"), max_retries=1)
+    assert "ConnectError" in str(exc)
+    assert key_parts(str(exc)) == [] and key_parts(caplog.text) == []
+    exc = await judge_error(httpx.UnsupportedProtocol(f"bad scheme {LONG_KEY[:12]}"))
+    assert key_parts(str(exc)) == []
+
+
 # --- the judge as a Judge ---------------------------------------------------------------
 
 

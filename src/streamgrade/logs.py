@@ -3,7 +3,9 @@
 Every line names the session and file when it concerns one (``extra={"session": ...,
 "file": ...}``). JSON lines come from python-json-logger: one object a line with time,
 level, logger, message, session, file. Secrets registered with :func:`setup_logging` are
-replaced by ``[redacted]`` in every line, as a last line of defence.
+replaced by ``[redacted]`` in every line (message, traceback, session and file), as a last
+line of defence; any 8 or more characters of a secret count as the secret
+(:mod:`streamgrade.redact`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import logging
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
+
+from .redact import Redactor
 
 
 class _LazyStderr:
@@ -26,20 +30,36 @@ class _LazyStderr:
 
 
 class _Context(logging.Filter):
+    """Gives every record ``session`` and ``file`` (None when not given) and redacts the
+    secrets from its message, traceback, stack and context. The traceback is formatted
+    here (as :class:`logging.Formatter` would) so that it is redacted once for any
+    formatter."""
+
     def __init__(self, secrets: list[str]):
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name in ("session", "file"):
-            if not hasattr(record, name):
-                setattr(record, name, None)
-        if self.secrets:
-            msg = record.getMessage()
-            if any(s in msg for s in self.secrets):
-                for s in self.secrets:
-                    msg = msg.replace(s, "[redacted]")
-                record.msg, record.args = msg, None
+            value = getattr(record, name, None)
+            if isinstance(value, str) and self.redact:
+                value = self.redact(value)
+            setattr(record, name, value)
+        if self.redact:
+            try:
+                msg = record.getMessage()
+            except Exception:  # bad arguments: the handler reports it when formatting
+                return True
+            redacted = self.redact(msg)
+            if redacted != msg:
+                record.msg, record.args = redacted, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_info = None  # the formatters use exc_text, redacted here
+                record.exc_text = self.redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self.redact(record.stack_info)
         return True
 
 
