@@ -66,3 +66,46 @@ def test_short_secret_is_replaced_only_whole(logs, capsys):
     out = capsys.readouterr().err
     assert "key [redacted];" in out and "EMPTINESS" in out and "EMPT stay" in out
     assert root.handlers
+
+
+# A folder or session name that tries to forge log lines or drive the terminal.
+HOSTILE = "evil\n2026-01-01T00:00:00 INFO    graded everything\r\x1b[2K\x1b[31mred\x07\x00\x7f\x85\u2028\u2029\x0b\x0c\x1c\t\u202eend"
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def test_text_log_line_with_hostile_names_is_one_line(logs):
+    read = logs("text")
+    log.warning("failed %s: %s", HOSTILE, "bad\nthing", extra={"session": HOSTILE, "file": f"/data/{HOSTILE}/x.json"})
+    out = read()
+    assert out.endswith("\n") and len(out.splitlines()) == 1, out
+    body = out[:-1]
+    assert not any(c in body for c in LINE_BREAKS)
+    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in body)  # no C0, DEL or C1 left
+    assert "\u202e" not in body  # nor a bidi override that reorders what follows
+    assert "evil\\n2026-01-01T00:00:00 INFO" in body and "\\x1b[31mred" in body and "\\r" in body
+    assert "\\u2028" in body and "\\t" in body and "\\u202e" in body
+    assert body.count("session=evil\\n") == 1 and "file=/data/evil\\n" in body
+
+
+def test_text_traceback_cannot_pass_for_log_lines(logs):
+    read = logs("text")
+    try:
+        raise RuntimeError(f"boom\n2026-01-01T00:00:00 WARNING forged line\r\x1b[2K{HOSTILE}")
+    except RuntimeError:
+        log.exception("internal error grading %s", HOSTILE, extra={"session": HOSTILE})
+    first, *rest = read().splitlines()
+    assert first.startswith("20") and "internal error grading evil\\n" in first
+    assert rest and "Traceback (most recent call last):" in rest[0]
+    assert all(line.startswith(" ") for line in rest), rest  # indented: never a new log line
+    assert any("RuntimeError: boom" in line for line in rest)  # still readable
+    assert not any(c in line for line in rest for c in "\r\x1b\x00\x85\u2028")
+
+
+def test_json_log_line_with_hostile_names_is_one_line(logs):
+    read = logs("json")
+    log.warning("failed %s", HOSTILE, extra={"session": HOSTILE, "file": HOSTILE})
+    out = read()
+    assert out.endswith("\n") and len(out.splitlines()) == 1
+    assert out.isascii()  # every control and non-ASCII character is escaped
+    rec = json.loads(out)
+    assert rec["session"] == HOSTILE and rec["message"] == f"failed {HOSTILE}"
