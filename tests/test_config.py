@@ -51,3 +51,19 @@ def test_env_errors_and_key_source():
     assert api_key({}) is None
     # the key is not part of the config, so it can never be dumped with it
     assert "sk-" not in repr(load_config(env={"STREAMGRADE_API_KEY": "sk-zzz"}))
+
+
+@pytest.mark.parametrize("key,problem", [
+    ("sk-Zq8Wx3Vt9Lm2\r\n", "line break"), ("\tsk-Zq8Wx3Vt9Lm2", "whitespace"),
+    ("sk-Zq8W\x1bx3Vt9Lm2", "control character"), ("sk-Zq8Wx3Vt9Lm2\u00a0", "whitespace"),
+    ("sk-Zq8Wx3Vt9Lm2\u2019", "non-ASCII"),
+])
+def test_api_key_that_cannot_be_sent_is_a_config_error(key, problem):
+    from streamgrade.config import check_api_key
+
+    with pytest.raises(ConfigError, match=problem) as err:
+        check_api_key({"OPENAI_API_KEY": key})
+    assert "OPENAI_API_KEY" in str(err.value) and "Zq8W" not in str(err.value)
+    check_api_key({"STREAMGRADE_API_KEY": "sk-Zq8Wx3Vt9Lm2", "OPENAI_API_KEY": key})  # the one in use is fine
+    check_api_key({"OPENAI_API_KEY": "EMPTY"})
+    check_api_key({})

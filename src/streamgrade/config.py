@@ -246,11 +246,40 @@ API_KEY_ENV = ("STREAMGRADE_API_KEY", "OPENAI_API_KEY")
 
 def api_key(env: Mapping[str, str] | None = None) -> str | None:
     """The judge's API key from the environment, or None. Never store or log it."""
+    found = _api_key_var(env)
+    return found[1] if found else None
+
+
+def _api_key_var(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(variable, key) of the first of :data:`API_KEY_ENV` set and not empty, or None."""
     env = os.environ if env is None else env
     for name in API_KEY_ENV:
         if env.get(name):
-            return env[name]
+            return name, env[name]
     return None
+
+
+def check_api_key(env: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` when the API key in use cannot be sent in an HTTP header
+    as it is (RFC 9110 §5.5: a field value is visible ASCII, spaces and tabs inside; httpx
+    sends ASCII only): a line break at its end, leading or trailing whitespace, a control
+    character (a tab too: no key holds one) or a non-ASCII character. The message names
+    the variable and the problem, never the key or any part of it. No key is no error."""
+    found = _api_key_var(env)
+    if found is None:
+        return
+    name, key = found
+    if key.rstrip("\r\n") != key and key.rstrip("\r\n").strip() == key.rstrip("\r\n"):
+        problem = "ends with a line break (as `echo` or a file's last line adds); remove it"
+    elif key.strip() != key:
+        problem = "has leading or trailing whitespace; remove it"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        problem = "holds a control character"
+    elif not key.isascii():
+        problem = "holds a non-ASCII character (an HTTP header carries ASCII only)"
+    else:
+        return
+    raise ConfigError(f"environment variable {name}: the API key {problem} (the key is not shown)")
 
 
 def _env_layer(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
