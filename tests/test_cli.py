@@ -115,3 +115,27 @@ def test_watch_picks_up_session_and_stops_on_sigterm(tmp_path: Path):
     assert proc.returncode == 0, err
     assert "graded dropped" in err and "SIGTERM" in err
     assert [r["session_id"] for r in lines(out)] == ["dropped"]
+
+
+KEY_CORE = "sk-Zq8Wx3Vt9Lm2Np5R"
+
+
+@pytest.mark.parametrize("var", ["STREAMGRADE_API_KEY", "OPENAI_API_KEY"])
+@pytest.mark.parametrize("key,problem", [
+    (KEY_CORE + "\n", "ends with a line break"),
+    (f"  {KEY_CORE} ", "whitespace"),
+    (KEY_CORE[:9] + "\x07" + KEY_CORE[9:], "control character"),
+    (KEY_CORE[:9] + "é" + KEY_CORE[9:], "non-ASCII"),
+], ids=["newline", "spaces", "control", "non-ascii"])
+def test_bad_api_key_is_one_config_error(tmp_path: Path, var, key, problem):
+    """A key httpx cannot send: one configuration error at start (exit 2) naming the
+    variable and what is wrong, and no part of the key anywhere."""
+    res = run("grade", str(EXAMPLES), "-o", str(tmp_path / "out"), "--judge", "openai",
+              env={"STREAMGRADE_BASE_URL": "http://127.0.0.1:9/v1", var: key}, timeout=30)
+    assert res.returncode == 2, res.stderr
+    lines_ = res.stderr.strip().splitlines()
+    assert len(lines_) == 1, res.stderr
+    assert lines_[0].startswith("streamgrade: configuration error:") and var in lines_[0] and problem in lines_[0]
+    out = res.stdout + res.stderr
+    assert not [KEY_CORE[i : i + 4] for i in range(len(KEY_CORE) - 3) if KEY_CORE[i : i + 4] in out]
+    assert not (tmp_path / "out" / "exports" / "scores.jsonl").exists()  # nothing was graded

@@ -256,3 +256,118 @@ def test_trial_find_needs_trajectory(tmp_path):
     (tmp_path / "agent").mkdir()
     write(tmp_path / "result.json", {})
     assert HarborTrial().find(tmp_path, sorted(os.listdir(tmp_path))) == []
+
+
+# ------------------------------------------------------- refs stay inside the session's folder
+
+OUTSIDE_MSG = "points outside the session's folder"
+SECRET_TEXT = "SECRET-OUTSIDE-CONTENT-41c7"
+
+
+def outside_doc(tmp_path: Path) -> Path:
+    """An ATIF continuation outside the session's folder, whose content must never be read."""
+    doc = json.loads(LINEAR_CONT.read_text())
+    doc["steps"][-1]["message"] = SECRET_TEXT
+    (tmp_path / "outside").mkdir(exist_ok=True)
+    return write(tmp_path / "outside" / "secret.trajectory.json", doc)
+
+
+def lone_with_ref(folder: Path, ref: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return write(folder / "a.trajectory.json", dict(json.loads(LINEAR.read_text()), continued_trajectory_ref=ref))
+
+
+def find_and_assemble(fmt, folder: Path, config) -> tuple[SessionRef, Exception | Session]:
+    [ref] = [r for r in fmt.find(folder, sorted(os.listdir(folder))) if r.format == fmt.name]
+    try:
+        return ref, fmt.assemble(ref, config)
+    except InputError as exc:
+        return ref, exc
+
+
+def test_absolute_ref_fails_the_same_whether_the_target_exists(tmp_path, config):
+    secret = outside_doc(tmp_path)
+    folder = tmp_path / "data"
+    errors = []
+    for target in (secret, tmp_path / "outside" / "missing.trajectory.json"):
+        lone_with_ref(folder, str(target))  # the same file, rewritten
+        ref, got = find_and_assemble(AtifFile(), folder, config)
+        assert isinstance(got, InputError), got
+        assert ref.files == (str(folder / "a.trajectory.json"),)  # find did not follow it
+        errors.append(str(got))
+    assert errors[0] == errors[1]  # byte-identical: nothing tells whether the target exists
+    assert errors[0] == f"{folder / 'a.trajectory.json'}: continued_trajectory_ref: {OUTSIDE_MSG}"
+    assert SECRET_TEXT not in errors[0] and "secret" not in errors[0]
+
+
+@pytest.mark.parametrize("ref", ["../outside/secret.trajectory.json", "../../outside/secret.trajectory.json",
+                                 "sub/../../outside/secret.trajectory.json", "trajectory./../../outside/x.json"])
+def test_dotdot_ref_fails(tmp_path, config, ref):
+    outside_doc(tmp_path)
+    folder = tmp_path / "data"
+    lone_with_ref(folder, ref)
+    _, got = find_and_assemble(AtifFile(), folder, config)
+    assert isinstance(got, InputError) and got.field == "continued_trajectory_ref" and OUTSIDE_MSG in str(got)
+
+
+def test_symlink_escape_fails_and_is_never_read(tmp_path, config):
+    secret = outside_doc(tmp_path)
+    cases = {  # ref -> the link inside the folder it goes through
+        "link.json": ("link.json", secret),  # a file link: not a session of its own either
+        "sub/secret.trajectory.json": ("sub", secret.parent),  # a folder link
+        "sub/../outside/secret.trajectory.json": ("sub", secret.parent),  # .. after a link, as the kernel does it
+        "dangling.json": ("dangling.json", tmp_path / "outside" / "nothing.json"),  # leads out to nothing
+    }
+    errors = set()
+    for n, (ref, (link, target)) in enumerate(cases.items()):
+        folder = tmp_path / f"data{n}"
+        folder.mkdir()
+        (folder / link).symlink_to(target, target_is_directory=target.is_dir())
+        lone_with_ref(folder, ref)
+        ref_, got = find_and_assemble(AtifFile(), folder, config)
+        assert isinstance(got, InputError) and OUTSIDE_MSG in str(got), (ref, got)
+        assert ref_.files == (str(folder / "a.trajectory.json"),)
+        errors.add(str(got).replace(str(folder), "DATA"))
+    assert errors == {f"DATA/a.trajectory.json: continued_trajectory_ref: {OUTSIDE_MSG}"}
+
+
+def test_harbor_trial_ref_outside_the_trial_fails(tmp_path, config):
+    secret = outside_doc(tmp_path)
+    trial = copy_trial(tmp_path / "jobs")
+    traj = trial / "agent" / "trajectory.json"
+    doc = json.loads(traj.read_text())
+    for ref in (str(secret), "../../../outside/secret.trajectory.json"):
+        write(traj, dict(doc, continued_trajectory_ref=ref))
+        ref_, got = find_and_assemble(HarborTrial(), trial, config)
+        assert ref_.files == (str(trial / "result.json"), str(traj))
+        assert isinstance(got, InputError) and str(got) == f"{traj}: continued_trajectory_ref: {OUTSIDE_MSG}"
+    # inside the trial folder (not only agent/) is inside: a missing file there is just missing
+    write(traj, dict(doc, continued_trajectory_ref="../result-cont.json"))
+    _, got = find_and_assemble(HarborTrial(), trial, config)
+    assert isinstance(got, InputError) and "missing" in str(got) and OUTSIDE_MSG not in str(got)
+
+
+def test_subagent_ref_outside_fails(tmp_path, config):
+    secret = outside_doc(tmp_path)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    doc = json.loads(SUMMARIZATION.read_text())
+    step = next(i for i, s in enumerate(doc["steps"]) if "subagent_trajectory_ref" in json.dumps(s))
+    results = doc["steps"][step]["observation"]["results"]
+    k = next(k for k, r in enumerate(results) if r.get("subagent_trajectory_ref"))
+    results[k]["subagent_trajectory_ref"] = [{"trajectory_path": str(secret)}]
+    write(folder / "s.trajectory.json", doc)
+    _, got = find_and_assemble(AtifFile(), folder, config)
+    assert isinstance(got, InputError) and OUTSIDE_MSG in str(got)
+    assert got.field == f"steps[{step}].observation.results[{k}].subagent_trajectory_ref"
+
+
+def test_legit_continuation_still_followed_in_a_copy(tmp_path, config):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(LINEAR, folder / LINEAR.name)
+    shutil.copy(LINEAR_CONT, folder / LINEAR_CONT.name)  # prefixed: X.trajectory.cont-1.json
+    ref, s = find_and_assemble(AtifFile(), folder, config)
+    assert isinstance(s, Session), s
+    assert ref.files == (str(folder / LINEAR.name), str(folder / LINEAR_CONT.name))
+    assert s.metrics["steps"] == 12

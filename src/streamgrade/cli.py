@@ -22,7 +22,7 @@ import click
 from . import __version__
 from .config import Config, api_key, load_config
 from .errors import ConfigError
-from .judges import make_judge
+from .judges import check_judge, make_judge
 from .pipeline import Pipeline, RunStats, scan_source
 from .sinks.jsonl import ExportMismatch
 from .sinks.lock import OutputLocked
@@ -78,6 +78,16 @@ def _build_config(config_file: Path | None, output: Path | None, judge: str | No
         overrides.setdefault(section, {}).update(values)
     try:
         return load_config(config_file, overrides=overrides)
+    except ConfigError as exc:
+        click.echo(f"streamgrade: configuration error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _check_judge(cfg: Config) -> None:
+    """Exit 2 with one line when the judge cannot work (no key or base URL, a key that
+    cannot be sent), before anything is printed or started."""
+    try:
+        check_judge(cfg)
     except ConfigError as exc:
         click.echo(f"streamgrade: configuration error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -198,6 +208,7 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     SIGTERM: what was in flight is finished, the rest is pending for the next run).
     """
     cfg = _build_config(config_file, output, judge, log_format)
+    _check_judge(cfg)
     _setup(cfg, verbose, quiet_default=True)
     paths = _check_paths(paths)
     click.echo(f"streamgrade: {judge_line(cfg)}", err=True)
@@ -223,6 +234,7 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s) -> N
     work outlasting the drain timeout, exits 130; the rest stays pending for the next run).
     """
     cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}})
+    _check_judge(cfg)
     _setup(cfg, verbose, quiet_default=False)
     paths = _check_paths(paths)
     log.info("%s", judge_line(cfg))

@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping
 
 import msgspec
 
+from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
 from .errors import ConfigError
 from .exports.filters import ExportFilter
 
@@ -268,21 +269,54 @@ API_KEY_ENV = ("STREAMGRADE_API_KEY", "OPENAI_API_KEY")
 
 def api_key(env: Mapping[str, str] | None = None) -> str | None:
     """The judge's API key from the environment, or None. Never store or log it."""
+    found = _api_key_var(env)
+    return found[1] if found else None
+
+
+def _api_key_var(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(variable, key) of the first of :data:`API_KEY_ENV` set and not empty, or None."""
     env = os.environ if env is None else env
     for name in API_KEY_ENV:
         if env.get(name):
-            return env[name]
+            return name, env[name]
     return None
 
 
-def _env_layer(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def check_api_key(env: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` when the API key in use cannot be sent in an HTTP header
+    as it is (RFC 9110 §5.5: a field value is visible ASCII, spaces and tabs inside; httpx
+    sends ASCII only): a line break at its end, leading or trailing whitespace, a control
+    character (a tab too: no key holds one) or a non-ASCII character. The message names
+    the variable and the problem, never the key or any part of it. No key is no error."""
+    found = _api_key_var(env)
+    if found is None:
+        return
+    name, key = found
+    if key.rstrip("\r\n") != key and key.rstrip("\r\n").strip() == key.rstrip("\r\n"):
+        problem = "ends with a line break (as `echo` or a file's last line adds); remove it"
+    elif key.strip() != key:
+        problem = "has leading or trailing whitespace; remove it"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        problem = "holds a control character"
+    elif not key.isascii():
+        problem = "holds a non-ASCII character (an HTTP header carries ASCII only)"
+    else:
+        return
+    raise ConfigError(f"environment variable {name}: the API key {problem} (the key is not shown)")
+
+
+def _env_layer(env: Mapping[str, str], sources: Sources | None = None) -> dict[str, dict[str, Any]]:
+    """The fields the environment sets, {section: {key: text}}; ``sources`` gets the
+    variable that set each (section, key) (the one that wins)."""
     layer: dict[str, dict[str, Any]] = {}
+    sources = {} if sources is None else sources
     sections = set(Config.__struct_fields__)
     # Aliases first so that the explicit SECTION__KEY form wins; OPENAI_BASE_URL loses to
     # STREAMGRADE_BASE_URL because dicts keep insertion order and STREAMGRADE_ comes first.
     for name, (section, key) in reversed(list(ENV_ALIASES.items())):
         if env.get(name):
             layer.setdefault(section, {})[key] = env[name]
+            sources[(section, key)] = f"environment variable {name}"
     for name, value in env.items():
         if not name.startswith("STREAMGRADE_") or "__" not in name:
             continue
@@ -290,6 +324,7 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         if section not in sections:
             raise ConfigError(f"environment variable {name}: unknown section {section!r}")
         layer.setdefault(section, {})[key] = value
+        sources[(section, key)] = f"environment variable {name}"
     return layer
 
 
@@ -317,26 +352,36 @@ def load_config(
     """
     env = os.environ if env is None else env
     merged: dict[str, Any] = msgspec.to_builtins(Config())
+    sources: Sources = {}
     if path is not None:
         p = Path(path)
         try:
-            merged = _merge(merged, tomllib.loads(p.read_text(encoding="utf-8")))
+            doc = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{p}: config file not found") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    merged = _merge(merged, _env_layer(env))
+        note_sources(doc, str(p), sources)
+        merged = _merge(merged, doc)
+    merged = _merge(merged, _env_layer(env, sources))
     if overrides:
-        merged = _merge(merged, {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in overrides.items()})
+        cli = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in overrides.items()}
+        note_sources({k: v for k, v in cli.items() if v}, CLI, sources)
+        merged = _merge(merged, cli)
     try:
         cfg = msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path or 'configuration'}: {exc}") from None
-    _check(cfg)
+        raise validation_error(exc, sources) from None
+    try:
+        _check(cfg)
+    except Invalid as exc:
+        raise located(exc.field, exc.detail, sources) from None
     return cfg
 
 
 def _check(cfg: Config) -> None:
+    """The rules a type cannot say; raises :class:`~streamgrade.config_sources.Invalid`
+    naming the field."""
     positive = {
         "pipeline.stream_capacity": cfg.pipeline.stream_capacity,
         "pipeline.assemble_workers": cfg.pipeline.assemble_workers,
@@ -351,10 +396,14 @@ def _check(cfg: Config) -> None:
     }
     for name, value in positive.items():
         if value <= 0:
-            raise ConfigError(f"{name} must be > 0, got {value}")
-    if cfg.chunking.max_tokens < 64 or cfg.chunking.max_chars < 256:
-        raise ConfigError("chunking.max_tokens must be >= 64 and chunking.max_chars >= 256")
+            raise Invalid(name, f"must be > 0, got {value}")
+    if cfg.chunking.max_tokens < 64:
+        raise Invalid("chunking.max_tokens", f"must be >= 64, got {cfg.chunking.max_tokens}")
+    if cfg.chunking.max_chars < 256:
+        raise Invalid("chunking.max_chars", f"must be >= 256, got {cfg.chunking.max_chars}")
     if cfg.watch.settle_s < 0:
-        raise ConfigError(f"watch.settle_s must be >= 0, got {cfg.watch.settle_s}")
-    if sum(cfg.rubric.weights().values()) <= 0 or min(cfg.rubric.weights().values()) < 0:
-        raise ConfigError("rubric weights must be >= 0 with a positive sum")
+        raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
+    weights = cfg.rubric.weights()
+    if sum(weights.values()) <= 0 or min(weights.values()) < 0:
+        bad = next((f"rubric.{k}" for k, v in weights.items() if v < 0), "rubric")
+        raise Invalid(bad, "the rubric weights must be >= 0 with a positive sum")

@@ -51,6 +51,23 @@ def fingerprint(files: list[str] | tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
+def within(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` lies inside the folder ``root`` (or is it), both lexically (after
+    normalising ``.`` and ``..``) and after resolving symlinks (``os.path.realpath``, which
+    follows a link whether or not its target exists). Only names and links are looked at,
+    never a file's content; a path that cannot be resolved (NUL byte) is not inside. Use it
+    before checking that a file a document names exists, so that the answer for a path
+    outside does not depend on what is there."""
+    try:
+        lex_root, lex = os.path.abspath(root), os.path.abspath(path)
+        if os.path.commonpath([lex_root, lex]) != lex_root:
+            return False
+        real_root, real = os.path.realpath(root), os.path.realpath(path)
+        return os.path.commonpath([real_root, real]) == real_root
+    except ValueError:  # a NUL byte, or paths on different drives
+        return False
+
+
 def read_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
     """The file's bytes; InputError when it is missing, unreadable, not a regular file,
     larger than ``max_bytes`` (default ``[limits] max_session_bytes``: a file holding one

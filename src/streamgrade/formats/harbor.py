@@ -28,10 +28,14 @@ timestamp?, source user|agent|system, message, reasoning_content?, model_name?, 
 [{tool_call_id, function_name, arguments}]?, observation {results [{source_call_id?,
 content, subagent_trajectory_ref?}]}?, metrics?, is_copied_context?}``.
 
-Reference resolution: a ref is resolved relative to the referencing file's folder. Harbor's
-golden fixtures are stored renamed with a prefix (``X.trajectory.json`` references
-``trajectory.cont-1.json``, stored as ``X.trajectory.cont-1.json``), so when the plain path
-is absent the prefixed one is tried.
+Reference resolution (:mod:`.atif_refs`): a ref is resolved relative to the referencing
+file's folder, with a fallback for Harbor's prefixed fixture names. A ref must stay inside
+the session's input tree (the trial folder of a Harbor trial, the folder holding a lone
+ATIF file), lexically and after resolving symlinks, checked before whether the file exists:
+a document could otherwise pull any file into the transcript (hence into the judge's prompt
+and the SFT exports), and an error saying "missing" would tell whether a path exists. A ref
+that leaves it fails the session with the one message ``OUTSIDE``; ``find`` does not follow
+it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from typing import Any
 from ..config import Config
 from ..errors import InputError
 from ..models import ChatMessage, Session, SessionRef, ToolCall, ToolFunction
+from .atif_refs import OUTSIDE, RefOutside, ref_inside, ref_paths, resolve_ref
 from .base import load_json, require
 
 HARBOR = "harbor"
@@ -71,21 +76,6 @@ _REF_CACHE: dict[str, tuple[tuple[int, int], str, tuple[str, ...], tuple[str, ..
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def resolve_ref(base: str | Path, ref: str) -> Path | None:
-    """The existing file ``ref`` names, relative to ``base``'s folder (see module
-    docstring for the prefixed fallback), or None."""
-    base = Path(base)
-    plain = base.parent / ref
-    if os.path.isfile(plain):  # False (never an error) for a name too long or holding NUL
-        return plain
-    name = base.name
-    if name.endswith("trajectory.json") and ref.startswith("trajectory."):
-        prefixed = base.parent / (name[: -len("trajectory.json")] + ref)
-        if os.path.isfile(prefixed):
-            return prefixed
-    return None
 
 
 def _sub_ref_paths(value: Any) -> list[str]:
@@ -184,11 +174,18 @@ def atif_files(folder: str | Path, names: list[str]) -> tuple[list[str], set[str
     atif = [n for n in cands if states[n][0] in (IS_ATIF, BROKEN)]
     if not atif:
         return [], set()
-    referenced: set[str] = set()
+    referenced: set[str] = set()  # real paths of the files refs name, and names here of refs not followed
+    here = os.path.abspath(folder)
     for n in atif:
         _, conts, subs = states[n]
         for r in (*conts, *subs):
-            p = resolve_ref(folder / n, r)
+            try:
+                p = resolve_ref(folder / n, r, folder)
+            except RefOutside:  # not followed; a name here that it names (a link leading out)
+                # is still this file's part, not a session of its own
+                named = map(os.path.abspath, ref_paths(folder / n, r))
+                referenced.update(q for q in named if os.path.dirname(q) == here)
+                continue
             if p is not None:
                 referenced.add(os.path.realpath(p))
     owned = set(atif)
@@ -196,16 +193,19 @@ def atif_files(folder: str | Path, names: list[str]) -> tuple[list[str], set[str
     for n in cands:
         m = CONT_NAME_RE.match(n)
         root_name = f"{m.group(1)}trajectory.json" if m else None
-        if os.path.realpath(folder / n) in referenced or (root_name in states and states[root_name][0] == BROKEN):
+        if ({os.path.realpath(folder / n), os.path.join(here, n)} & referenced
+                or (root_name in states and states[root_name][0] == BROKEN)):
             owned.add(n)
         elif n in atif:
             roots.append(n)
     return roots, owned
 
 
-def continuation_chain(path: str | Path) -> list[str]:
-    """``path`` and the files its ``continued_trajectory_ref`` chain names that exist (for
-    find(); never raises, stops at a cycle or a missing file)."""
+def continuation_chain(path: str | Path, root: str | Path | None = None) -> list[str]:
+    """``path`` and the files its ``continued_trajectory_ref`` chain names that exist inside
+    ``root`` (default: ``path``'s folder), for find(); never raises, stops at a cycle, a
+    missing file or a ref outside ``root`` (never read)."""
+    root = Path(path).parent if root is None else root
     chain = [str(path)]
     seen = {os.path.realpath(path)}
     cur = str(path)
@@ -213,7 +213,10 @@ def continuation_chain(path: str | Path) -> list[str]:
         _, conts, _ = _scan_file(cur)
         if not conts:
             return chain
-        nxt = resolve_ref(cur, conts[0])
+        try:
+            nxt = resolve_ref(cur, conts[0], root)
+        except RefOutside:
+            return chain
         if nxt is None or os.path.realpath(nxt) in seen:
             return chain
         seen.add(os.path.realpath(nxt))
@@ -310,16 +313,32 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
 
 
-def atif_transcript(path: str | Path) -> tuple[list[ChatMessage], dict, list[str], list[dict], list[Any]]:
-    """Read an ATIF file and its ``continued_trajectory_ref`` chain.
+def _check_sub_refs(step: dict, i: int, path: str, root: str | Path) -> None:
+    """Raise InputError (:data:`OUTSIDE`) when a ``subagent_trajectory_ref`` of the step
+    names a path outside ``root``. Subagent files are not read; a ref to a missing one
+    inside is no error."""
+    obs = step.get("observation")
+    results = obs.get("results") if isinstance(obs, dict) else None
+    for k, r in enumerate(results if isinstance(results, list) else ()):
+        if isinstance(r, dict) and r.get(SUB_FIELD):
+            if not all(ref_inside(Path(path), sub, root) for sub in _sub_ref_paths(r[SUB_FIELD])):
+                raise InputError(path, OUTSIDE, field=f"steps[{i}].observation.results[{k}].{SUB_FIELD}")
+
+
+def atif_transcript(path: str | Path, tree: str | Path | None = None
+                    ) -> tuple[list[ChatMessage], dict, list[str], list[dict], list[Any]]:
+    """Read an ATIF file and its ``continued_trajectory_ref`` chain; every ref must stay
+    inside ``tree``, the session's folder (default: ``path``'s folder; see module docstring).
 
     Returns (transcript, root document of ``path``, files read in order, every step read,
     each file's ``final_metrics``).
     Copied-context steps of a continuation (``is_copied_context``) that repeat a step
     already in the transcript (same source and message) are skipped. Raises InputError
     naming the file and field: not an ATIF object, ``steps`` missing or not a non-empty list,
-    a bad step, a continuation file missing, or a continuation cycle."""
+    a bad step, a continuation or subagent ref outside ``tree`` (:data:`OUTSIDE`, checked
+    before whether the file exists), a continuation file missing, or a continuation cycle."""
     path = str(path)
+    tree = Path(path).parent if tree is None else tree
     transcript: list[ChatMessage] = []
     files: list[str] = []
     all_steps: list[dict] = []
@@ -347,6 +366,7 @@ def atif_transcript(path: str | Path) -> tuple[list[ChatMessage], dict, list[str
         for i, step in enumerate(steps):
             if not isinstance(step, dict):
                 raise InputError(cur, "expected an object", field=f"steps[{i}]")
+            _check_sub_refs(step, i, cur, tree)
             key = (str(step.get("source")), str(step.get("message")))
             if continuing and step.get("is_copied_context") and key in seen_keys:
                 continue
@@ -358,7 +378,10 @@ def atif_transcript(path: str | Path) -> tuple[list[ChatMessage], dict, list[str
             break
         if not isinstance(ref, str) or not ref:
             raise InputError(cur, "expected a file name", field=CONT_FIELD)
-        nxt = resolve_ref(cur, ref)
+        try:
+            nxt = resolve_ref(cur, ref, tree)
+        except RefOutside:
+            raise InputError(cur, OUTSIDE, field=CONT_FIELD) from None
         if nxt is None:
             raise InputError(cur, f"continuation file {ref!r} is missing", field=CONT_FIELD)
         if os.path.realpath(nxt) in seen_paths:
@@ -438,7 +461,7 @@ class HarborTrial:
         traj = folder / TRAJECTORY
         if not os.path.isfile(traj):
             return []
-        files = (str(folder / RESULT), *continuation_chain(traj))
+        files = (str(folder / RESULT), *continuation_chain(traj, folder))
         return [SessionRef(session_id=folder.name, format=HARBOR, path=str(folder), files=files)]
 
     def assemble(self, ref: SessionRef, config: Config) -> Session:
@@ -452,7 +475,7 @@ class HarborTrial:
         traj_path = folder / TRAJECTORY
         if not traj_path.is_file():
             raise InputError(str(traj_path), "file is missing (a Harbor trial needs agent/trajectory.json)")
-        transcript, root, files, steps, _ = atif_transcript(traj_path)
+        transcript, root, files, steps, _ = atif_transcript(traj_path, folder)
 
         reward = None
         vr = result.get("verifier_result")
@@ -567,7 +590,7 @@ class AtifFile:
         for n in roots:
             p = folder / n
             stem = n[: -len(".json")]
-            files = tuple(continuation_chain(p))
+            files = tuple(continuation_chain(p, folder))
             out.append(SessionRef(session_id=f"{folder.name}.{stem}", format=ATIF, path=str(p), files=files))
         return out
 

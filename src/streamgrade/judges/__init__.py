@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..config import Config, api_key
+from ..config import Config, api_key, check_api_key
 from ..errors import ConfigError
 from .base import Judge
 from .heuristic import HeuristicJudge
 
-__all__ = ["Judge", "HeuristicJudge", "make_judge", "resolve_kind"]
+__all__ = ["Judge", "HeuristicJudge", "check_judge", "make_judge", "resolve_kind"]
 
 
 def resolve_kind(config: Config) -> str:
@@ -19,14 +19,22 @@ def resolve_kind(config: Config) -> str:
     return kind
 
 
+def check_judge(config: Config) -> None:
+    """Raise ConfigError when the configured judge cannot work: ``openai`` without a key
+    and a base URL (OpenAI's own API needs a key), or with a key that cannot be sent
+    (:func:`~streamgrade.config.check_api_key`). Cheap: call it before anything starts."""
+    if resolve_kind(config) != "openai":
+        return
+    check_api_key()
+    if not (api_key() or config.openai.base_url):
+        raise ConfigError("judge 'openai' needs STREAMGRADE_API_KEY/OPENAI_API_KEY or openai.base_url")
+
+
 def make_judge(config: Config) -> Judge:
-    """Build the configured judge. Raises ConfigError when ``openai`` lacks a key and a
-    base URL (OpenAI's own API needs a key)."""
-    kind = resolve_kind(config)
-    if kind == "heuristic":
+    """Build the configured judge. Raises ConfigError as :func:`check_judge` does."""
+    check_judge(config)
+    if resolve_kind(config) == "heuristic":
         return HeuristicJudge(config)
     from .openai import OpenAIJudge
 
-    if not (api_key() or config.openai.base_url):
-        raise ConfigError("judge 'openai' needs STREAMGRADE_API_KEY/OPENAI_API_KEY or openai.base_url")
     return OpenAIJudge(config, api_key=api_key())

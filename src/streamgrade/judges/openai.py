@@ -15,7 +15,9 @@ verdict (:data:`rubric.VERDICT_SCHEMA`). Every request is retried on transient f
 (see :meth:`OpenAIJudge._call` and :mod:`streamgrade.judges.retry`).
 
 The API key is sent only in the ``Authorization`` header. It is never logged, never part of
-an exception message (server error bodies are redacted) and never part of ``repr()``.
+an exception message and never part of ``repr()``: every text from the server or the
+transport is passed through :class:`streamgrade.redact.Redactor` (any 8 or more characters
+of the key count as the key) before it is cut to a snippet.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import msgspec
 from ..config import Config
 from ..errors import BudgetExceeded, JudgeError
 from ..models import Chunk, JudgeInfo, Session, Usage, Verdict
+from ..redact import Redactor
 from ..sinks.atomic import write_atomic
 from . import rubric
 from .limits import AdaptiveConcurrency, RateLimiter, estimate_tokens
@@ -54,6 +57,9 @@ T = TypeVar("T")
 
 #: Characters of a server's error body kept in a JudgeError message.
 _SNIPPET_CHARS = 300
+#: Bytes of a server's body (or characters of a transport's error text) read for a snippet:
+#: all of it is redacted before the snippet is cut (:meth:`OpenAIJudge._snippet`).
+_READ_BYTES = 64 * 1024
 _USER_AGENT = "streamgrade/0.1"
 
 
@@ -163,6 +169,7 @@ class OpenAIJudge:
         self.base_url = (oc.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._url = self.base_url + "/chat/completions"
         self._key = _Secret(api_key) if api_key else None
+        self._redactor = Redactor([api_key])
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
         if self._key is not None:
             headers["Authorization"] = f"Bearer {self._key.reveal()}"
@@ -382,7 +389,8 @@ class OpenAIJudge:
             except (httpx.TimeoutException, TimeoutError) as exc:
                 raise _Failure(f"timeout after {oc.timeout_s:g} s ({type(exc).__name__})") from None
             except httpx.UnsupportedProtocol as exc:
-                raise JudgeError(f"judge request for session {sid} failed: {exc}", attempts=number) from None
+                raise JudgeError(f"judge request for session {sid} failed: {self._redact(str(exc))}",
+                                 attempts=number) from None
             except httpx.RequestError as exc:  # TransportError (connect, read, protocol), DecodingError
                 raise _Failure(f"{type(exc).__name__}: {self._redact(str(exc)) or 'transport error'}") from None
         finally:
@@ -467,14 +475,17 @@ class OpenAIJudge:
         return parse_retry_after(headers.get("retry-after"))
 
     def _snippet(self, resp: httpx.Response) -> str:
-        text = resp.content[: _SNIPPET_CHARS * 4].decode("utf-8", "replace")
-        text = " ".join(self._redact(text).split())
+        """The first :data:`_SNIPPET_CHARS` characters of the body, whitespace collapsed,
+        for an error message: the first :data:`_READ_BYTES` are redacted first, then cut (a
+        key cut by the read bound leaves at most 7 characters, which is not the key)."""
+        text = self._redact(resp.content[:_READ_BYTES].decode("utf-8", "replace"))
+        text = self._redact(" ".join(text.split()))  # again: a key may hold a space
         if len(text) > _SNIPPET_CHARS:
             text = text[: _SNIPPET_CHARS - 3] + "..."
         return text or "(empty body)"
 
     def _redact(self, text: str) -> str:
-        """Remove the API key from text that may echo it (a server's error body)."""
-        if self._key is not None:
-            text = text.replace(self._key.reveal(), "[redacted]")
-        return text
+        """``text`` (a server's body, a transport's error, a refusal) bounded to
+        :data:`_READ_BYTES` characters, with every 8 or more characters of the API key
+        replaced (see :mod:`streamgrade.redact`). Redact first, cut after."""
+        return self._redactor(text[:_READ_BYTES])

@@ -16,6 +16,9 @@ checked in code because strict mode does not enforce ``minimum``/``maximum`` eve
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import msgspec
 
 from ..models import Chunk, Component, Session
@@ -173,11 +176,90 @@ def system_prompt(session: Session) -> str:
 
 _OPEN, _CLOSE = "<session_data>", "</session_data>"
 
+# A data marker as a model may read it, matched in the folded view of the text (see
+# :func:`_folded`): an angle bracket (or a lookalike), an optional slash (or backslash, or
+# a lookalike), "session", any run of spaces, "_" and dashes, "data" not followed by a
+# letter or digit (so ``<session_database>`` is not one), then attributes and the closing
+# bracket when they are on the same line. Without its closing bracket it still counts.
+_MARKER_RE = re.compile(
+    r"[<\u2039\u27e8\u3008]\s*([/\\\u2044\u2215]?)\s*session[\s_]*data(?![a-z0-9])"
+    r"(?:[^<>\n\u2039\u203a\u27e8\u27e9\u3008\u3009]*?[>\u203a\u27e9\u3009])?"
+)
+# What a neutralised marker becomes: no angle bracket, so it is clearly not a marker.
+_NEUTRAL = {False: "[session data tag removed]", True: "[/session data tag removed]"}
+
+
+def _fold_char(ch: str) -> str:
+    """One character as :data:`_MARKER_RE` sees it: NFKC then casefold; dashes and
+    connector punctuation become "_"; invisible characters (format characters such as
+    zero-width spaces and soft hyphens, combining marks) vanish."""
+    cat = unicodedata.category(ch)
+    if cat in ("Cf", "Mn", "Me"):
+        return ""
+    if cat in ("Pd", "Pc"):
+        return "_"
+    out = unicodedata.normalize("NFKC", ch).casefold()
+    return "".join("_" if unicodedata.category(c) in ("Pd", "Pc") else c for c in out)
+
+
+_FOLD_CACHE: dict[str, str] = {}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _folded(text: str) -> tuple[str, list[int] | None]:
+    """(folded text, origin): the text folded character by character (:func:`_fold_char`;
+    ASCII only lowercased, "-" made "_") and, when folding changed lengths, the index in
+    ``text`` of each folded character (None: the same index)."""
+    if text.isascii():
+        return text.lower().replace("-", "_"), None
+    parts: list[str] = []
+    origin: list[int] = []
+    at = 0
+    for m in _NON_ASCII.finditer(text):
+        run = text[at : m.start()]
+        parts.append(run.lower().replace("-", "_"))
+        origin.extend(range(at, m.start()))
+        for i in range(m.start(), m.end()):
+            ch = text[i]
+            folded = _FOLD_CACHE.get(ch)
+            if folded is None:
+                folded = _fold_char(ch)
+                if len(_FOLD_CACHE) < 65536:  # bounded: at most every BMP character
+                    _FOLD_CACHE[ch] = folded
+            parts.append(folded)
+            origin.extend([i] * len(folded))
+        at = m.end()
+    parts.append(text[at:].lower().replace("-", "_"))
+    origin.extend(range(at, len(text)))
+    return "".join(parts), origin
+
+
+def neutralise_markers(text: str) -> str:
+    """``text`` with every data marker in it replaced by a bracketed note that is not a
+    marker. Markers are found case-, width- and space-insensitively: NFKC + casefold,
+    whitespace, "_", dashes and invisible characters ignored inside the tag, attributes
+    allowed (``</Session Data>``, ``＜/session_data＞``, ``</session-data foo>`` ...)."""
+    folded, origin = _folded(text)
+    if "session" not in folded:
+        return text
+    out: list[str] = []
+    at = 0
+    for m in _MARKER_RE.finditer(folded):
+        start = m.start() if origin is None else origin[m.start()]
+        end = m.end() if origin is None else origin[m.end() - 1] + 1
+        out.append(text[at:start])
+        out.append(_NEUTRAL[bool(m.group(1))])
+        at = end
+    if not out:
+        return text
+    out.append(text[at:])
+    return "".join(out)
+
 
 def delimit(text: str) -> str:
-    """Wrap untrusted session text in the data markers, neutralising any marker inside it."""
-    safe = text.replace(_OPEN, "<session-data>").replace(_CLOSE, "</session-data>")
-    return f"{_OPEN}\n{safe}\n{_CLOSE}"
+    """Wrap untrusted session text in the data markers, neutralising any marker inside it
+    (:func:`neutralise_markers`), so the two markers added here are the only ones."""
+    return f"{_OPEN}\n{neutralise_markers(text)}\n{_CLOSE}"
 
 
 def task_block(session: Session) -> str:

@@ -134,6 +134,7 @@ def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.js
         "frames": job.frames,
         "chunks": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms, "tokens": c.tokens,
+             "line_chars": c.line_chars, "omitted": c.omitted,
              "summary": (job.verdict.chunk_summaries[c.index]
                          if job.verdict and c.index < len(job.verdict.chunk_summaries) else None)}
             for c in job.chunks
