@@ -50,6 +50,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import InputError
+from ..inputs import max_session_bytes, open_regular
 from ..models import ChatMessage, Session, SessionRef, ToolCall, ToolFunction
 from .atif_refs import OUTSIDE, RefOutside, ref_inside, ref_paths, resolve_ref
 from .base import load_json, require
@@ -119,9 +120,9 @@ def _doc_refs(doc: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _peek_atif(path: str) -> bool:
     """Cheap check: the first 4 KB mention ATIF and schema_version."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # never blocks on a FIFO
             head = fh.read(PEEK_BYTES)
-    except OSError:
+    except (OSError, InputError):
         return False
     return b"ATIF" in head and b"schema_version" in head
 
@@ -144,10 +145,12 @@ def _scan_file(path: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     state, conts, subs = OTHER, (), ()
     if path.endswith(".json") and (ATIF_NAME_RE.search(os.path.basename(path)) or _peek_atif(path)):
         try:
-            with open(path, "rb") as fh:
+            with open_regular(path, max_session_bytes()) as fh:
                 data = fh.read()
         except OSError:
             data = None
+        except InputError:  # too large, or not a regular file: a session that reports it
+            data, state = None, BROKEN
         if data is not None:
             try:
                 doc = json.loads(data)
