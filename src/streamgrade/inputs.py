@@ -59,8 +59,7 @@ def file_kind(mode: int) -> str:
 
 def too_large(path: str | Path, size: int, limit: int, what: str = "file", *, line: int | None = None) -> InputError:
     """The error of a file (or ``what``: "line", "row") over its size limit ``limit``."""
-    setting = "max_file_bytes" if limit == max_file_bytes() and what == "file" and limit != max_session_bytes() \
-        else "max_session_bytes"
+    setting = "max_session_bytes" if limit == max_session_bytes() else "max_file_bytes"
     return InputError(str(path), f"{what} is {size:,} bytes, over the limit of {limit:,} ([limits] {setting})",
                       line=line)
 

@@ -19,25 +19,23 @@ Exit codes (also in ``streamgrade --help``):
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import click
 
 from .config import Config
+from .logs import escape_controls
 from .pipeline import RunStats
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING, EXIT_BUDGET = 0, 1, 2, 3, 4
 EXIT_NO_SESSIONS, EXIT_UNRECOGNISED, EXIT_INTERRUPTED = 5, 6, 130
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def clean(text: object) -> str:
-    """``text`` with control characters escaped (``\\n``, ``\\x1b``), so that a session id or
-    an error quoting untrusted input prints on one line and cannot forge another."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``; see
+    :func:`streamgrade.logs.escape_controls`), so that a session id or an error quoting
+    untrusted input prints on one line and cannot forge another."""
+    return escape_controls(str(text))
 
 
 def exit_code(stats: RunStats, *, signalled: bool, strict: bool) -> int:
