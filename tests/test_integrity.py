@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -40,7 +39,7 @@ from streamgrade.pipeline import Pipeline, scan_source
 from streamgrade.sinks.jsonl import ExportMismatch
 from streamgrade.sinks.layout import MAX_NAME_BYTES, session_folder
 from streamgrade.sinks.lock import OutputLock, OutputLocked
-from streamgrade.sources.scan import ScanReport, scan
+from streamgrade.sources.scan import ScanReport
 from streamgrade.sources.settle import Settler
 from streamgrade.sources.watch import watch_source
 

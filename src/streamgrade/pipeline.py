@@ -39,19 +39,16 @@ import anyio
 import msgspec
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
-from .chunking import chunk_session
+from .assemble import prepare
 from .config import Config
 from .errors import BudgetExceeded, InputError, JudgeError
 from .formats import FORMATS, configure_formats
 from .job import Job
 from .judges.base import Judge
-from .judges.openai import IMAGE_TOKENS
-from .models import Chunk, Message, ScoreRecord, Session, SessionRef, Usage
-from .sft import to_messages, to_openai_messages
-from .sinks.atomic import sync_filesystem
+from .models import ScoreRecord, SessionRef, Usage
 from .sinks.html import update_reports
-from .sinks.jsonl import JsonlExport
-from .sinks.layout import APPENDED_EXPORTS, Layout
+from .sinks.jsonl import ExportSet
+from .sinks.layout import Layout
 from .sinks.ledger import Ledger
 from .sinks.lock import OutputLock
 from .sinks.records import build_record, rfc3339_now, write_session
@@ -134,7 +131,7 @@ class Pipeline:
         self._stopping = False
         self._ledger: Ledger | None = None
         self._lock: OutputLock | None = None
-        self._exports: dict[str, JsonlExport] = {}
+        self._exports: ExportSet | None = None
         self._tg: TaskGroup | None = None
         self._drained = anyio.Event()
         # session id -> fingerprint of the version in flight (newest admitted wins)
@@ -165,10 +162,8 @@ class Pipeline:
         self._lock = lock
         try:
             self._ledger = Ledger(self.layout.ledger)
-            for name in APPENDED_EXPORTS:
-                exp = JsonlExport(self.layout.export(name), self._ledger)
-                exp.recover()
-                self._exports[name] = exp
+            self._exports = ExportSet(self.layout, self._ledger)
+            self._exports.recover()
         except sqlite3.Error as exc:
             self.close()
             raise OSError(f"cannot use the ledger {self.layout.ledger}: {exc}") from None
@@ -181,7 +176,7 @@ class Pipeline:
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
-        self._exports.clear()
+        self._exports = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -332,7 +327,7 @@ class Pipeline:
                 fmt = FORMATS[job.ref.format]
                 try:
                     # abandon_on_cancel: a read stuck in I/O must not hold up a stop
-                    await anyio.to_thread.run_sync(self._prepare, job, fmt, abandon_on_cancel=True)
+                    await anyio.to_thread.run_sync(prepare, job, fmt, self.config, self.layout, abandon_on_cancel=True)
                 except InputError as exc:
                     job.error, job.error_kind = str(exc), "input"
                     await done.send(job)
@@ -344,51 +339,6 @@ class Pipeline:
                     await done.send(job)
                     continue
                 await grade.send(job)
-
-    def _prepare(self, job: Job, fmt) -> None:
-        """Blocking (a worker thread): read the session, format its SFT messages, cut its
-        chunks, and take its video frames (when it has a recording). Raises InputError."""
-        session = job.session = fmt.assemble(job.ref, self.config)
-        job.chunks = chunk_session(session, self.config.chunking)
-        if session.video and self.config.frames.enabled and not session.has_transcript:
-            job.frames = self._frames(session, job.chunks)
-        job.messages = to_openai_messages(session) if session.has_transcript else to_messages(session)
-        if job.frames:
-            job.messages = sorted(
-                job.messages + [Message(role="user", content={"type": "image", "data": f["path"]}, timestamp=f["t_ms"])
-                                for f in job.frames],
-                key=lambda m: m.timestamp)
-
-    def _frames(self, session: Session, chunks: list[Chunk]) -> list[dict]:
-        """Take the frames that matter (extract/frames.py) into OUT/sessions/<id>/frames/
-        and attach them to their chunks, each adding its image tokens to the chunk's budget.
-        A recording that cannot be decoded is logged and the session goes on without frames;
-        one over ``[frames] max_pixels`` raises FrameTooLarge (an InputError, not a
-        FrameError): the session becomes a failed record."""
-        from .extract.frames import FrameError, plan_frames, extract_frames
-
-        fc = self.config.frames
-        owners: dict[int, int] = {}
-        times = plan_frames(session.actions, chunks=chunks, per_chunk=fc.per_chunk, per_session=fc.per_session,
-                            merge_ms=fc.merge_ms, before_ms=fc.before_ms, after_ms=fc.after_ms,
-                            duration_ms=int((session.duration_s or 0) * 1000), owners=owners)
-        folder = self.layout.frames_dir(session.ref.session_id)
-        offset = session.video_offset_ms
-        try:
-            frames = extract_frames(session.video, [max(0, round(t + offset)) for t in times], folder,
-                                    longest_side=fc.longest_side, quality=fc.quality, seek_gap_ms=fc.seek_gap_ms,
-                                    max_pixels=fc.max_pixels)
-        except (FrameError, ValueError) as exc:
-            log.warning("no frames for %s: %s", session.ref.session_id, exc,
-                        extra={"session": session.ref.session_id, "file": session.video})
-            return []
-        out = []
-        for t_session, f in zip(times, frames):  # both sorted by time, one frame per time
-            out.append({"t_ms": t_session, "path": f"frames/{f.path}", "width": f.width, "height": f.height})
-            chunk = chunks[owners.get(t_session, 0)]  # the chunk of the action it shows
-            chunk.frames.append(str(folder / f.path))
-            chunk.tokens += IMAGE_TOKENS.get(fc.detail, 85)
-        return out
 
     async def _grade(self, recv: ObjectReceiveStream[Job], done: ObjectSendStream[Job]) -> None:
         async with recv, done:
@@ -468,9 +418,9 @@ class Pipeline:
                  if (w.job.ref.session_id, w.job.ref.fingerprint, name, w.record.status) not in done_before}
                 for w in ok]
         lines = [[(n, line) for n, line in w.lines if n in t] for w, t in zip(ok, todo)]
-        before = {name: exp.size for name, exp in self._exports.items()}
+        before = self._exports.sizes()
         try:
-            committed = await anyio.to_thread.run_sync(self._append, lines) if ok else {}
+            committed = await anyio.to_thread.run_sync(self._exports.append_batch, lines) if ok else {}
         except OSError as exc:
             for w in ok:  # appends rolled back: these sessions stay pending for the next run
                 self._write_failed(w, exc)
@@ -483,8 +433,7 @@ class Pipeline:
                 committed,
             )
         except sqlite3.Error as exc:  # the ledger cannot be written (disk full): undo the appends
-            for name, exp in self._exports.items():
-                exp.rollback(before[name])
+            self._exports.rollback(before)
             err = OSError(f"ledger not written: {exc}")
             err.filename = str(self.ledger.path)
             for w in ok:
@@ -504,26 +453,6 @@ class Pipeline:
                   extra={"session": w.job.ref.session_id, "file": where})
         w.record.status, w.record.error = "failed", f"{where}: cannot write output: {exc.strerror or exc}"
         self._count(w.record)
-
-    def _append(self, lines_by_item: list[list[tuple[str, bytes]]]) -> dict[str, int]:
-        """Blocking: each export's new lines in one append, then one flush of the output
-        filesystem (syncfs), which also makes the batch's per-session files durable: the
-        ledger commit that follows never names a session whose files could be lost. Returns
-        the new committed length per export. On OSError every append of the batch is rolled
-        back."""
-        before = {name: exp.size for name, exp in self._exports.items()}
-        committed: dict[str, int] = {}
-        try:
-            for name, exp in self._exports.items():
-                lines = [line for item_lines in lines_by_item for n, line in item_lines if n == name]
-                if lines:
-                    committed[name] = exp.append_many(lines, fsync=False)
-            sync_filesystem(self.out)
-        except OSError:
-            for name, exp in self._exports.items():
-                exp.rollback(before[name])
-            raise
-        return committed
 
     def _count(self, record: ScoreRecord) -> None:
         st = self.stats

@@ -20,7 +20,6 @@ Exit codes (also in ``streamgrade --help``):
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -92,7 +91,8 @@ def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: 
               stats.failed_earlier)
     rep = stats.scan
     if rep.unrecognised:
-        _echo(f"streamgrade: {rep.unrecognised} files not recognised by any format"
+        files = "file" if rep.unrecognised == 1 else "files"
+        _echo(f"streamgrade: {rep.unrecognised} {files} not recognised by any format"
               + ("" if verbose else " (all of them with -v)") + ":")
         for path, why in rep.examples:
             _echo(f"  {clean(path)}: {clean(why)}")
@@ -174,6 +174,9 @@ def finish(code: int) -> None:
 def dpo_line(stats: RunStats, cfg: Config) -> None:
     """Where the run's DPO pairs are, or why there are none."""
     if stats.dpo_pairs:
-        _echo(f"streamgrade: {stats.dpo_pairs} DPO pairs in {Path(cfg.run.output) / 'exports' / 'dpo.jsonl'}")
+        from .exports.build import FILE_NAMES
+        from .sinks.layout import Layout
+
+        _echo(f"streamgrade: {stats.dpo_pairs} DPO pairs in {Layout(cfg.run.output).export(FILE_NAMES['dpo'])}")
     elif stats.dpo_pairs == 0:
         _echo(f"streamgrade: no DPO pairs (no task has two graded sessions {cfg.exports.dpo_min_gap:g} points apart)")

@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+from .atomic import sync_filesystem
+from .layout import APPENDED_EXPORTS, SCORES_JSONL, Layout
 from .ledger import Ledger
 
 log = logging.getLogger("streamgrade.sinks")
@@ -55,7 +57,7 @@ class JsonlExport:
             raise ExportMismatch(self.path, f"the ledger's committed length ({committed} bytes) ends in the middle "
                                             "of a line")
         if size > committed:
-            lost = _committed_lines_beyond(self.path, committed, self.ledger) if self.name == "scores.jsonl" else 0
+            lost = _committed_lines_beyond(self.path, committed, self.ledger) if self.name == SCORES_JSONL else 0
             if lost:
                 raise ExportMismatch(self.path, f"{lost} lines beyond the committed length ({committed} of {size} "
                                                 "bytes) belong to sessions the ledger records as appended")
@@ -99,6 +101,51 @@ class JsonlExport:
         self.size = size
 
 
+class ExportSet:
+    """The run-level JSONL exports of an output folder (:data:`.layout.APPENDED_EXPORTS`),
+    appended together in batches: ``recover()`` each before the first batch (see
+    :meth:`JsonlExport.recover`); :meth:`append_batch` is one group commit's file work."""
+
+    def __init__(self, layout: Layout, ledger: Ledger):
+        self.layout = layout
+        self.exports = {name: JsonlExport(layout.export(name), ledger) for name in APPENDED_EXPORTS}
+
+    def __iter__(self):
+        return iter(self.exports)
+
+    def recover(self) -> None:
+        for exp in self.exports.values():
+            exp.recover()
+
+    def sizes(self) -> dict[str, int]:
+        """Each export's length (bytes) now."""
+        return {name: exp.size for name, exp in self.exports.items()}
+
+    def rollback(self, sizes: dict[str, int]) -> None:
+        """Cut every export back to ``sizes`` (a batch whose ledger commit failed)."""
+        for name, exp in self.exports.items():
+            exp.rollback(sizes[name])
+
+    def append_batch(self, lines_by_item: list[list[tuple[str, bytes]]]) -> dict[str, int]:
+        """Blocking: each export's new lines (``(export name, line)`` per item) in one
+        append, then one flush of the output filesystem (syncfs), which also makes the
+        batch's per-session files durable: the ledger commit that follows never names a
+        session whose files could be lost. Returns the new committed length of each export
+        appended to. On OSError every append of the batch is rolled back and it re-raises."""
+        before = self.sizes()
+        committed: dict[str, int] = {}
+        try:
+            for name, exp in self.exports.items():
+                lines = [line for item_lines in lines_by_item for n, line in item_lines if n == name]
+                if lines:
+                    committed[name] = exp.append_many(lines, fsync=False)
+            sync_filesystem(self.layout.out)
+        except OSError:
+            self.rollback(before)
+            raise
+        return committed
+
+
 class ExportMismatch(Exception):
     """A JSONL export and the ledger disagree (see :meth:`JsonlExport.recover`); the message
     names the file and says how to repair the folder (``streamgrade repair OUT``)."""
@@ -135,4 +182,4 @@ def _committed_lines_beyond(path: Path, offset: int, ledger: Ledger) -> int:
     if not keys:
         return 0
     done = ledger.appended_many([(sid, fp) for sid, fp, _ in keys])
-    return sum((sid, fp, "scores.jsonl", status) in done for sid, fp, status in keys)
+    return sum((sid, fp, SCORES_JSONL, status) in done for sid, fp, status in keys)

@@ -1,0 +1,71 @@
+"""The assemble stage's blocking work for one job (a worker thread): read the session with
+its format, cut its chunks, take its video frames, and render its SFT messages.
+
+Frames: the moments that matter (see :mod:`streamgrade.extract.frames`) are written under
+``OUT/sessions/<folder>/frames/`` and attached to their chunks, each adding its image
+tokens to the chunk's budget. A recording that cannot be decoded is logged and the session
+goes on without frames; one over ``[frames] max_pixels`` raises FrameTooLarge (an
+InputError, not a FrameError): the session becomes a failed record.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .chunking import chunk_session
+from .config import Config
+from .formats.base import Format
+from .job import Job
+from .judges.openai import IMAGE_TOKENS
+from .models import Chunk, Message, Session
+from .sft import to_messages, to_openai_messages
+from .sinks.layout import Layout
+
+log = logging.getLogger("streamgrade.pipeline")
+
+
+def prepare(job: Job, fmt: Format, config: Config, layout: Layout) -> None:
+    """Fill ``job`` (session, chunks, frames, messages) from its ref. Blocking. Raises
+    InputError naming the file and the line or field."""
+    session = job.session = fmt.assemble(job.ref, config)
+    job.chunks = chunk_session(session, config.chunking)
+    if session.video and config.frames.enabled and not session.has_transcript:
+        job.frames = take_frames(session, job.chunks, config, layout)
+    job.messages = to_openai_messages(session) if session.has_transcript else to_messages(session)
+    if job.frames:
+        job.messages = sorted(
+            job.messages + [Message(role="user", content={"type": "image", "data": f["path"]}, timestamp=f["t_ms"])
+                            for f in job.frames],
+            key=lambda m: m.timestamp)
+
+
+def take_frames(session: Session, chunks: list[Chunk], config: Config, layout: Layout) -> list[dict]:
+    """The session's frames (see the module docstring) as ``{t_ms, path (relative to the
+    session folder), width, height}`` (ms, px); ``chunks`` gain their frames and tokens."""
+    from .extract.frames import FrameError, extract_frames, plan_frames
+
+    fc = config.frames
+    owners: dict[int, int] = {}
+    times = plan_frames(session.actions, chunks=chunks, per_chunk=fc.per_chunk, per_session=fc.per_session,
+                        merge_ms=fc.merge_ms, before_ms=fc.before_ms, after_ms=fc.after_ms,
+                        duration_ms=int((session.duration_s or 0) * 1000), owners=owners)
+    folder = layout.frames_dir(session.ref.session_id)
+    offset = session.video_offset_ms
+    try:
+        frames = extract_frames(session.video, [max(0, round(t + offset)) for t in times], folder,
+                                longest_side=fc.longest_side, quality=fc.quality, seek_gap_ms=fc.seek_gap_ms,
+                                max_pixels=fc.max_pixels)
+    except (FrameError, ValueError) as exc:
+        log.warning("no frames for %s: %s", session.ref.session_id, exc,
+                    extra={"session": session.ref.session_id, "file": session.video})
+        return []
+    out = []
+    for t_session, f in zip(times, frames):  # both sorted by time, one frame per time
+        out.append({"t_ms": t_session, "path": f"frames/{f.path}", "width": f.width, "height": f.height})
+        chunk = chunks[owners.get(t_session, 0)]  # the chunk of the action it shows
+        chunk.frames.append(str(folder / f.path))
+        chunk.tokens += IMAGE_TOKENS.get(fc.detail, 85)
+    return out
+
+
+__all__ = ["prepare", "take_frames"]
