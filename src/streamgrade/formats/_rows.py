@@ -68,8 +68,7 @@ class Rows:
         if isinstance(raw, InputError):
             raise raw
         line = self.lines[index] if self.lines is not None else None
-        value = _decode(msgspec.json.decode, self.path, bytes(raw) if isinstance(raw, msgspec.Raw) else raw, line)
-        return value
+        return _decode(msgspec.json.decode, self.path, bytes(raw), line)
 
     def try_row(self, index: int) -> Any:
         """Row ``index`` decoded, or None when it cannot be (see :meth:`row`)."""
