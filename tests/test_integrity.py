@@ -451,6 +451,7 @@ async def test_an_oversized_row_fails_alone_and_an_oversized_file_fails_with_the
     items = rows(3)
     items[1]["traj"][1]["content"] = "z" * 300_000
     write_jsonl(data / "a.jsonl", items)
+    write_jsonl(data / "only.jsonl", [items[1]])  # a file whose one row is over the limit
     shutil.copytree(EXAMPLES / "20250817_232256", data / "desktop")  # input_log.jsonl: 319,988 bytes
     clear_cache()
     cfg = load_config(env={}, overrides={"limits": {"max_session_bytes": 200_000}})
@@ -460,7 +461,8 @@ async def test_an_oversized_row_fails_alone_and_an_oversized_file_fails_with_the
         clear_cache()
         configure_limits(max_session_bytes=DEFAULT_MAX_SESSION_BYTES, max_file_bytes=DEFAULT_MAX_FILE_BYTES)
     by_id = {r["session_id"]: r for r in scores(out)}
-    assert (stats.graded, stats.failed) == (2, 2), by_id
+    assert (stats.graded, stats.failed) == (2, 3), by_id
+    assert "only.jsonl:1: line is 300,899 bytes" in by_id["only.row0"]["error"]
     assert by_id["a.task0.trial0"]["status"] == by_id["a.task2.trial0"]["status"] == "graded"
     big = by_id["a.row1"]  # its task id is in the line that was never read
     assert big["status"] == "failed" and "a.jsonl:2: line is 300,899 bytes, over the limit of 200,000 " \

@@ -15,7 +15,8 @@ references, see :func:`~streamgrade.formats.harbor.atif_files`), regular files t
 like JSON (:func:`~streamgrade.formats._rows.looks_like_json`: first byte ``[`` or ``{``, or
 a corrupted first byte: invalid UTF-8 followed by ``[``, ``{`` or ``"``), are parsed (once:
 a small LRU keyed by path, size and mtime serves the later ``assemble`` calls). A file is
-claimed when at least one row holds one of the default mapping's messages fields; then every
+claimed when at least one row holds one of the mapping's messages fields, or is over
+``[limits] max_session_bytes`` (never read, so it fails with that reason); then every
 row of it gets a session except trace rows (rows with both ``trial_name`` and ``episode``,
 which belong to the trace-rows format), so a malformed row is reported rather than
 silently skipped. A ``.json``/``.jsonl`` file that looks like JSON but does not parse (not
@@ -128,7 +129,8 @@ class OpenAIChat:
                 out.append(SessionRef(session_id=stem, format=NAME, path=path, files=(path,), locator=""))
                 continue
             decoded = [rows.try_row(i) for i in range(len(rows))]
-            if not any(_messages_field(r, mapping) and not is_trace_row(r) for r in decoded):
+            oversized = any(isinstance(r, InputError) for r in rows.raws)  # fails with the reason, never silently
+            if not oversized and not any(_messages_field(r, mapping) and not is_trace_row(r) for r in decoded):
                 continue
             seen: set[str] = set()
             for i, row in enumerate(decoded):
