@@ -486,3 +486,26 @@ def test_row_cache_is_bounded_by_bytes(tmp_path: Path):
     finally:
         r.CACHE_BYTES = old
         clear_cache()
+
+
+@pytest.mark.asyncio
+async def test_a_version_seen_twice_while_in_flight_is_graded_once(tmp_path: Path):
+    """watch sends a file's refs again on every change to it: a version already on its way
+    must not be graded (and appended) twice."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_jsonl(data / "a.jsonl", rows(3))
+    (ref, *_) = [r for r in FORMATS["openai-chat"].find(data, ["a.jsonl"])]
+    cfg = load_config(env={})
+    pipe = Pipeline(cfg, out, HeuristicJudge(cfg))
+
+    async def source(send):
+        async with send:
+            for _ in range(5):
+                await send.send(ref)
+            await anyio.sleep(0.2)
+            await send.send(ref)  # again after it was graded
+
+    stats = await pipe.run(source)
+    assert [r["session_id"] for r in scores(out)] == [ref.session_id]
+    assert (stats.graded, stats.skipped) == (1, 1)

@@ -282,9 +282,6 @@ class Pipeline:
                 admitted = []
                 owners: dict[str, str] = {}  # ids taken within this batch (not yet in the ledger)
                 for ref in refs:
-                    if self._current.get(ref.session_id) == ref.fingerprint:
-                        continue  # this very version is in flight already (watch sees it again)
-                    self.stats.found += 1
                     # One id, one place: a second session with the same id elsewhere (two
                     # folders named alike) gets "-<8 hex of its path>"; the ledger remembers.
                     row = self.ledger.get(ref.session_id)
@@ -292,6 +289,10 @@ class Pipeline:
                     if owner is not None and owner != _where(ref):
                         ref = _disambiguate(ref)
                         row = self.ledger.get(ref.session_id)
+                    if self._current.get(ref.session_id) == ref.fingerprint or any(
+                            a.session_id == ref.session_id and a.fingerprint == ref.fingerprint for a in admitted):
+                        continue  # this very version is in flight already (watch sees it again)
+                    self.stats.found += 1
                     owners[ref.session_id] = _where(ref)
                     if row is not None and row.fingerprint == ref.fingerprint:
                         ctx = {"session": ref.session_id, "file": ref.path}
