@@ -6,7 +6,8 @@ dotted-path lookup, and OpenAI-message normalisation with errors naming the fiel
 Rows are kept as their raw JSON bytes (msgspec ``Raw``: no copy of a JSON list's text; one
 ``bytes`` per JSONL line) and decoded when a reader asks for one, so a parsed file costs its
 size in memory, not the several times more of decoded Python objects; the LRU holds at most
-:data:`CACHE_BYTES` of them. A row's raw bytes give its content fingerprint
+:data:`CACHE_FILES` files and :data:`CACHE_BYTES` bytes of them. A row's raw bytes give its
+content fingerprint
 (:meth:`Rows.fingerprint`): a row that is unchanged keeps it whatever else the file gains,
 so a JSONL file that grows by appends has only its new rows graded.
 
@@ -36,8 +37,13 @@ from ..inputs import max_file_bytes, max_session_bytes, open_regular, too_large
 from ..models import ChatMessage, ToolCall, ToolFunction
 from .base import _decode, check_utf8, read_bytes
 
+CACHE_FILES = 4
+"""Parsed files kept in the LRU (a file's rows are asked for once per session: find, then
+each row's assemble, which the scan order keeps close together)."""
+
 CACHE_BYTES = 256 * 1024 * 1024
-"""Raw bytes of parsed files kept in the LRU (the newest file is kept whatever its size)."""
+"""Raw bytes of parsed files kept in the LRU at most (the newest file is kept whatever its
+size)."""
 
 _BLOCK = 1 << 20
 
@@ -148,7 +154,7 @@ def load_rows(path: str | Path) -> Rows:
         rows = _parse(p)
         _cache[key] = rows
         total = sum(r.nbytes for r in _cache.values())
-        while len(_cache) > 1 and total > CACHE_BYTES:
+        while len(_cache) > 1 and (total > CACHE_BYTES or len(_cache) > CACHE_FILES):
             total -= _cache.popitem(last=False)[1].nbytes
         return rows
 

@@ -74,6 +74,7 @@ IS_ATIF, BROKEN, OTHER = "atif", "broken", "other"
 # path -> ((mtime_ns, size), state, continuation refs, subagent refs): find() is called on
 # every watch event.
 _REF_CACHE: dict[str, tuple[tuple[int, int], str, tuple[str, ...], tuple[str, ...]]] = {}
+_REF_CACHE_MAX = 10_000
 
 
 # --------------------------------------------------------------------------- helpers
@@ -160,6 +161,8 @@ def _scan_file(path: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
                 state = IS_ATIF
                 conts, subs = _doc_refs(doc)
     _REF_CACHE[path] = (key, state, conts, subs)
+    if len(_REF_CACHE) > _REF_CACHE_MAX:  # bounded: watch calls this for every .json seen
+        del _REF_CACHE[next(iter(_REF_CACHE))]
     return state, conts, subs
 
 
