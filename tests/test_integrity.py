@@ -509,3 +509,26 @@ async def test_a_version_seen_twice_while_in_flight_is_graded_once(tmp_path: Pat
     stats = await pipe.run(source)
     assert [r["session_id"] for r in scores(out)] == [ref.session_id]
     assert (stats.graded, stats.skipped) == (1, 1)
+
+
+@pytest.mark.asyncio
+async def test_rows_graded_before_row_fingerprints_are_not_graded_again(tmp_path: Path):
+    """Upgrading must not regrade (and pay for) a whole backlog: a row whose ledger entry
+    carries the old whole-file fingerprint is unchanged while its file is."""
+    from streamgrade.formats import fingerprint
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_jsonl(data / "a.jsonl", rows(4))
+    await grade(data, out)
+    db = sqlite3.connect(out / "state.sqlite")
+    db.execute("UPDATE sessions SET fingerprint=?", (fingerprint([str(data / "a.jsonl")]),))  # the old scheme
+    db.commit()
+    db.close()
+    stats = await grade(data, out)
+    assert (stats.skipped, stats.graded) == (4, 0) and len(scores(out)) == 4
+    write_jsonl(data / "a.jsonl", rows(1, start=4), mode="a")  # the file changes: its rows get row fingerprints
+    stats = await grade(data, out)
+    assert (stats.graded, stats.skipped) == (5, 0)
+    stats = await grade(data, out)
+    assert (stats.graded, stats.skipped) == (0, 5)

@@ -42,7 +42,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from .assemble import prepare
 from .config import Config
 from .errors import BudgetExceeded, InputError, JudgeError
-from .formats import FORMATS, configure_formats
+from .formats import FORMATS, configure_formats, fingerprint
 from .job import Job
 from .judges.base import Judge
 from .models import ScoreRecord, SessionRef, Usage
@@ -294,6 +294,11 @@ class Pipeline:
                         continue  # this very version is in flight already (watch sees it again)
                     self.stats.found += 1
                     owners[ref.session_id] = _where(ref)
+                    if (row is not None and ref.locator and row.fingerprint != ref.fingerprint
+                            and row.fingerprint == fingerprint(ref.files)):
+                        # graded by a streamgrade before row fingerprints (it took the whole
+                        # file's): the file is unchanged since, so this row is too
+                        row = row._replace(fingerprint=ref.fingerprint)
                     if row is not None and row.fingerprint == ref.fingerprint:
                         ctx = {"session": ref.session_id, "file": ref.path}
                         if row.status == "graded":
