@@ -532,3 +532,22 @@ async def test_rows_graded_before_row_fingerprints_are_not_graded_again(tmp_path
     assert (stats.graded, stats.skipped) == (5, 0)
     stats = await grade(data, out)
     assert (stats.graded, stats.skipped) == (0, 5)
+
+
+def test_watch_reports_a_new_unrecognised_file_once_and_never_a_session_file(tmp_path: Path):
+    """In watch, a file that appears later and belongs to no session is logged once with the
+    reason; files of sessions (and those inside a session's folder) are not reported."""
+    from streamgrade.sources.watch import refs_for_change
+
+    shutil.copytree(EXAMPLES / "20251007_131852", tmp_path / "s1")
+    (tmp_path / "s1" / "screenshot.png").write_bytes(b"\x89PNG")  # inside a session folder
+    (tmp_path / "notes.txt").write_text("hello")
+    write_jsonl(tmp_path / "a.jsonl", rows(2))
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    report = ScanReport(keep=10, once=True)
+    for _ in range(3):  # watch sees each path on every change
+        for name in ("s1/input_log.jsonl", "s1/screenshot.png", "notes.txt", "a.jsonl", "pipe.jsonl", "gone.json"):
+            refs_for_change(tmp_path / name, report=report)
+    assert report.unrecognised == 2, report.examples
+    assert dict(report.examples) == {str(tmp_path / "notes.txt"): "no format reads .txt files",
+                                     str(tmp_path / "pipe.jsonl"): "not a regular file: a FIFO (named pipe)"}

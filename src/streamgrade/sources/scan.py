@@ -32,14 +32,24 @@ log = logging.getLogger("streamgrade.scan")
 class ScanReport:
     """What a scan did not take: ``unrecognised`` files (and folders not entered), with
     (path, reason) for the first ``keep`` of them in ``examples``. With ``verbose`` every
-    one is logged with its reason as it is found (``-v``)."""
+    one is logged with its reason as it is found (``-v``); with ``once`` a path is counted
+    and logged only the first time (watch sees a file on each of its changes; the last
+    10,000 paths are remembered)."""
 
     keep: int = 5
     verbose: bool = False
+    once: bool = False
     unrecognised: int = 0
     examples: list[tuple[str, str]] = field(default_factory=list)
+    _seen: dict[str, None] = field(default_factory=dict, repr=False)
 
     def add(self, path: str, reason: Callable[[], str]) -> None:
+        if self.once:
+            if path in self._seen:
+                return
+            self._seen[path] = None
+            if len(self._seen) > 10_000:
+                del self._seen[next(iter(self._seen))]
         self.unrecognised += 1
         if self.verbose or len(self.examples) < self.keep:
             why = reason()

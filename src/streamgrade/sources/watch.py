@@ -21,7 +21,8 @@ from anyio.abc import ObjectSendStream
 
 from ..config import WatchConfig
 from ..models import SessionRef
-from .scan import ScanReport, find_in_folder, list_folder, scan, with_fingerprint
+from ..formats.explain import explain
+from .scan import ScanReport, claimed_in_folder, find_in_folder, list_folder, scan, with_fingerprint
 from .settle import Settler
 
 log = logging.getLogger("streamgrade.watch")
@@ -41,21 +42,45 @@ def default_watcher(cfg: WatchConfig) -> Watcher:
     return watch
 
 
-def refs_for_change(path: str | Path, *, exclude: Iterable[str] = ()) -> list[SessionRef]:
+def refs_for_change(path: str | Path, *, exclude: Iterable[str] = (),
+                    report: ScanReport | None = None) -> list[SessionRef]:
     """The sessions a changed path belongs to: a new folder is scanned, a file maps to the
-    sessions of its folder that read it (or that its folder is)."""
+    sessions of its folder that read it (or that its folder is). A file that belongs to no
+    session (and is not inside a session's folder) goes into ``report`` with the reason."""
     p = Path(os.path.abspath(path))
     real = os.path.realpath(p)
     if any(real == e or real.startswith(e + os.sep) for e in exclude):
         return []
     if p.is_dir():
-        return [r for r in scan([p], exclude=exclude)]
+        return [r for r in scan([p], exclude=exclude, report=report)]
     folder = p.parent
     try:
-        _, names, _ = list_folder(folder)  # regular files only: a FIFO is never opened
+        _, names, other = list_folder(folder)  # regular files only: a FIFO is never opened
     except OSError:
         return []
-    return [r for r in find_in_folder(folder, names) if str(p) in r.files or r.path == str(p)]
+    found = find_in_folder(folder, names)
+    refs = [r for r in found if str(p) in r.files or r.path == str(p)]
+    if not refs and report is not None:
+        kind = dict(other).get(p.name)
+        if kind is not None:
+            report.add(str(p), lambda: kind)
+        elif p.name in names and str(p) not in claimed_in_folder(folder, names, found) \
+                and not _in_session_folder(folder, found):
+            report.add(str(p), lambda: explain(folder, p.name, names))
+    return refs
+
+
+def _in_session_folder(folder: Path, found: list[SessionRef]) -> bool:
+    """Whether ``folder`` is a session's folder, or the direct child of one (a Harbor
+    trial's ``agent/``): its files belong to that session."""
+    if any(r.path == str(folder) for r in found):
+        return True
+    parent = folder.parent
+    try:
+        _, names, _ = list_folder(parent)
+    except OSError:
+        return False
+    return any(r.path == str(parent) for r in find_in_folder(parent, names))
 
 
 async def _newest_mtime(ref: SessionRef) -> float | None:
@@ -83,7 +108,8 @@ async def watch_source(
     """The watch source actor: sends each settled session's ref (with its fingerprint) to
     ``send`` until cancelled. ``watcher`` and ``clock`` are injectable for tests;
     ``on_ready`` is called once the initial scan has started; files the initial scan did not
-    recognise go into ``report``."""
+    recognise go into ``report``, and files that appear later and belong to no session are
+    logged once each (``not recognised: <reason>``)."""
     excl = [os.path.realpath(e) for e in exclude]
     settler = Settler(cfg.settle_s)
     watcher = watcher or default_watcher(cfg)
@@ -103,13 +129,14 @@ async def watch_source(
         log.info("initial scan: %d sessions; watching %s", len(refs), ", ".join(map(str, paths)))
 
         wake = anyio.Event()
+        later = ScanReport(keep=0, verbose=True, once=True)  # logs each new unrecognised file once
 
         async def pump() -> None:
             async for changes in watcher(paths, stop):
                 now = clock()
                 for _, changed in changes:
-                    for ref in await anyio.to_thread.run_sync(lambda c=changed: refs_for_change(c, exclude=excl),
-                                                              abandon_on_cancel=True):
+                    for ref in await anyio.to_thread.run_sync(
+                            lambda c=changed: refs_for_change(c, exclude=excl, report=later), abandon_on_cancel=True):
                         settler.touch(ref, now)
                 wake.set()
 
