@@ -204,7 +204,7 @@ async def test_grade_workers_bound_concurrency(tmp_path: Path):
     data = tmp_path / "data"
     for i in range(12):
         shutil.copytree(EXAMPLES / "20251007_131852", data / f"s{i:02d}")
-    judge = FakeJudge(delay=0.02)
+    judge = FakeJudge(delay=0.25)  # long beside assembly, so that 3 are in flight even on a loaded machine
     cfg = _cfg(grade_workers=3, stream_capacity=1)
     stats = await _grade(data, tmp_path / "out", judge, cfg)
     assert stats.graded == 12

@@ -46,6 +46,49 @@ class ChatMessage(msgspec.Struct, omit_defaults=True):
     reasoning_content: str | None = None
 
 
+class StepToolCall(msgspec.Struct, omit_defaults=True):
+    """A tool call of an agent step (ATIF ``tool_calls[]``): ``id`` (ATIF ``tool_call_id``;
+    ``call_<step>_<k>`` when the source gives none), ``name`` (``function_name``) and
+    ``arguments`` as the source gave them: an object, or a string (a JSON text that did not
+    decode to an object, a shell command, a ReAct action's argument)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | str = msgspec.field(default_factory=dict)
+
+
+class Observation(msgspec.Struct, omit_defaults=True):
+    """What the environment returned (ATIF ``observation.results[]``): ``content`` as text;
+    ``source_call_id`` the tool call it answers, or None for feedback that answers no call
+    (a terminal's output, a game's next state); ``is_error`` when the source says so."""
+
+    content: str
+    source_call_id: str | None = None
+    is_error: bool | None = None
+
+
+class Step(msgspec.Struct, omit_defaults=True):
+    """One step of an agent trajectory: the canonical model every reader produces, after
+    ATIF (Harbor's Agent Trajectory Interchange Format v1.x, ``steps[]``).
+
+    ``source`` is ``system``, ``user`` or ``agent`` (ATIF's three), or ``environment`` for
+    feedback that belongs to no agent step (a game's first observation); ``message`` the
+    text; ``reasoning`` the model's reasoning when the trace has it; ``tool_calls`` the
+    agent's calls; ``observations`` the results, each linked to its call by
+    ``source_call_id``; ``metrics`` per-step figures (``prompt_tokens``,
+    ``completion_tokens``, ``cost_usd``, ...); ``timestamp`` ISO 8601 as given; ``model``
+    the model that produced an agent step, when the trace names it."""
+
+    source: str
+    message: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[StepToolCall] = []
+    observations: list[Observation] = []
+    metrics: dict[str, float] = {}
+    timestamp: str | None = None
+    model: str | None = None
+
+
 class SessionRef(msgspec.Struct, frozen=True):
     """Where one session lives, before it is read.
 
@@ -112,7 +155,9 @@ class Session(msgspec.Struct):
     (0-1 for most; Crafter's episode_return, -1 to ~20), else None (judges never see it); ``meta`` format-specific fields.
 
     Agent trajectories (``kind`` "agent") also carry: ``task_id``, ``trial``, ``agent`` and
-    ``model`` when known; ``transcript`` the OpenAI-shaped messages; ``tools`` the tool
+    ``model`` when known; ``steps`` the canonical trajectory (:class:`Step`, after ATIF);
+    ``transcript`` its OpenAI chat view (built from the steps by
+    :func:`streamgrade.formats.mapping.chat_view`; what judges and exports read); ``tools`` the tool
     (function) definitions when the trace has them; ``termination`` why the run ended
     (e.g. "stop", "max_steps", "timeout", "error") when known; ``metrics`` typed extra
     figures (achievements, progression, episode_return, tokens, cost_usd, ...). Recorded
@@ -137,6 +182,7 @@ class Session(msgspec.Struct):
     agent: str | None = None
     model: str | None = None
     transcript: list[ChatMessage] = []
+    steps: list[Step] = []
     tools: list[dict[str, Any]] = []
     termination: str | None = None
     metrics: dict[str, float] = {}

@@ -56,7 +56,8 @@ from typing import Any
 from ..config import Config, OpenAIChatMapping
 from ..errors import InputError
 from ..models import ChatMessage, Session, SessionRef
-from ._rows import Rows, as_float, as_text, chat_messages, dotted, file_stem, load_rows, looks_like_json, sanitise
+from ._rows import as_float, as_text, dotted, file_stem, load_rows, looks_like_json, sanitise
+from .mapping import agent_session, first_user, messages_to_steps
 from .harbor import atif_files
 
 NAME = "openai-chat"
@@ -168,38 +169,28 @@ class OpenAIChat:
         field = _messages_field(row, mapping)
         if field is None:
             raise rows.fail(index, "", f"no messages list: none of the fields {', '.join(mapping.messages_fields)}")
-        transcript = chat_messages(row[field], rows, index, field)
-        if not transcript:
+        fail = lambda f, msg: rows.fail(index, f, msg)  # noqa: E731 - errors name this row
+        steps = messages_to_steps(row[field], fail, field)
+        if not steps:
             raise rows.fail(index, field, "no messages")
-        task = _task(transcript, rows, index, field)
+        if first_user(steps) is None:
+            raise rows.fail(index, field, "no user message: the task is the first user message")
         metrics: dict[str, float] = {}
         user_cost = dotted(row, "info.user_cost")
         if isinstance(user_cost, (int, float)) and not isinstance(user_cost, bool):
             metrics["user_cost"] = float(user_cost)
-        return Session(
-            ref=ref,
-            task=task,
-            actions=[],
-            duration_s=None,
+        session = agent_session(
+            ref, steps, fail=fail,
             reward=as_float(dotted(row, mapping.reward)),
-            meta={"row": index, "messages_field": field, "n_messages": len(transcript)},
-            kind="agent",
+            meta={"row": index, "messages_field": field, "n_messages": len(row[field])},
             task_id=as_text(dotted(row, mapping.task_id)),
             trial=as_text(dotted(row, mapping.trial)),
             agent=as_text(dotted(row, mapping.agent)),
             model=as_text(dotted(row, mapping.model)),
-            transcript=transcript,
-            tools=[],
-            termination=termination(transcript),
             metrics=metrics,
         )
-
-
-def _task(transcript: list[ChatMessage], rows: Rows, index: int, field: str) -> str:
-    for m in transcript:
-        if m.role == "user" and m.content and m.content.strip():
-            return m.content
-    raise rows.fail(index, field, "no user message: the task is the first user message")
+        session.termination = termination(session.transcript)
+        return session
 
 
 def termination(transcript: list[ChatMessage]) -> str:
