@@ -11,7 +11,7 @@ import pytest
 
 from streamgrade.config import load_config
 from streamgrade.errors import InputError
-from streamgrade.formats.harbor import AtifFile, HarborTrial, atif_transcript
+from streamgrade.formats.harbor import AtifFile, HarborTrial, atif_steps
 from streamgrade.models import Session, SessionRef
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "harbor"
@@ -195,7 +195,7 @@ def test_continuation_cycle(tmp_path, config):
     # each references the other: neither is a lone session, but assembling one must stop
     assert AtifFile().find(tmp_path, sorted(os.listdir(tmp_path))) == []
     with pytest.raises(InputError) as exc:
-        atif_transcript(tmp_path / "a.json")
+        atif_steps(tmp_path / "a.json")
     assert exc.value.field == "continued_trajectory_ref" and "cycle" in str(exc.value)
 
 
@@ -203,7 +203,7 @@ def test_bad_step_names_field(tmp_path, config):
     doc = {"schema_version": "ATIF-v1.6", "steps": [{"step_id": 1, "source": "user", "message": "hi"}, {"step_id": 2, "message": "x"}]}
     p = write(tmp_path / "t.json", doc)
     with pytest.raises(InputError) as exc:
-        atif_transcript(p)
+        atif_steps(p)
     assert exc.value.field == "steps[1].source"
 
 

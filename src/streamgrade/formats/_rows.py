@@ -1,7 +1,8 @@
 """Shared helpers of the row-dump formats (openai-chat, trace-rows): a cheap peek at a file's
-first bytes, parsing JSON lists and JSONL files into rows, a small LRU of parsed files keyed
-by (path, size, mtime_ns) so ``find`` and the per-row ``assemble`` calls parse a file once,
-dotted-path lookup, and OpenAI-message normalisation with errors naming the field.
+first bytes, parsing JSON lists and JSONL files into rows, and a small LRU of parsed files
+keyed by (path, size, mtime_ns) so ``find`` and the per-row ``assemble`` calls parse a file
+once. What rows mean (field paths, messages, tool calls) is the mapping layer's
+(:mod:`streamgrade.formats.mapping`).
 
 Rows are kept as their raw JSON bytes (msgspec ``Raw``: no copy of a JSON list's text; one
 ``bytes`` per JSONL line) and decoded when a reader asks for one, so a parsed file costs its
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import json
 import os
 import re
 import threading
@@ -34,7 +34,6 @@ import msgspec
 
 from ..errors import InputError
 from ..inputs import max_file_bytes, max_session_bytes, open_regular, too_large
-from ..models import ChatMessage, ToolCall, ToolFunction
 from .base import _decode, check_utf8, read_bytes
 
 CACHE_FILES = 4
@@ -259,134 +258,3 @@ def sanitise(text: str) -> str:
     """``text`` with runs of characters other than letters, digits, ``.``, ``_`` and ``-``
     replaced by ``_`` (for session ids)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
-
-
-def dotted(obj: Any, path: str) -> Any:
-    """``obj`` followed along the dotted ``path`` (``info.task_id``; digits index lists);
-    None when any step is missing."""
-    if not path:
-        return None
-    for part in path.split("."):
-        if isinstance(obj, dict):
-            if part not in obj:
-                return None
-            obj = obj[part]
-        elif isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
-            obj = obj[int(part)]
-        else:
-            return None
-    return obj
-
-
-def as_float(value: Any) -> float | None:
-    """A number (not bool) or a numeric string as float, else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def as_text(value: Any) -> str | None:
-    """A string as is, an int as its decimal text, else None (ids, names)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def content_text(content: Any, rows: Rows, index: int, field: str) -> str | None:
-    """Message content as text: a string as is, None as None, a list of OpenAI content parts
-    joined with newlines (text parts' ``text``; a string part as is; other parts as
-    ``[<type>]``). Anything else is an InputError naming ``field``."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for k, part in enumerate(content):
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict):
-                text = part.get("text")
-                if isinstance(text, str):
-                    parts.append(text)
-                else:
-                    parts.append(f"[{part.get('type') or 'part'}]")
-            else:
-                raise rows.fail(index, f"{field}[{k}]", f"expected a content part object or string, got {type(part).__name__}")
-        return "\n".join(parts)
-    raise rows.fail(index, field, f"expected a string, a list of content parts or null, got {type(content).__name__}")
-
-
-def chat_messages(messages: Any, rows: Rows, index: int, field: str) -> list[ChatMessage]:
-    """OpenAI-shaped messages of row ``index`` (at ``field`` in the row) as ChatMessages.
-
-    Every role is kept (system included). Tool calls stay in OpenAI shape; ``arguments``
-    given as an object or list is JSON-encoded to a string, missing or null arguments become
-    ``"{}"``; a tool call without an ``id`` gets ``call_<message>_<call>``. Tool messages
-    keep ``tool_call_id`` and ``name``. Errors name the field, e.g.
-    ``[17].traj[3].tool_calls[0].function.arguments``.
-    """
-    if not isinstance(messages, list):
-        raise rows.fail(index, field, f"expected a list of messages, got {type(messages).__name__}")
-    out: list[ChatMessage] = []
-    for i, m in enumerate(messages):
-        where = f"{field}[{i}]"
-        if not isinstance(m, dict):
-            raise rows.fail(index, where, f"expected a message object, got {type(m).__name__}")
-        role = m.get("role")
-        if not isinstance(role, str) or not role:
-            raise rows.fail(index, f"{where}.role", "missing role" if role is None else f"expected a string, got {type(role).__name__}")
-        content = content_text(m.get("content"), rows, index, f"{where}.content")
-        calls = _tool_calls(m.get("tool_calls"), rows, index, where, i)
-        msg = ChatMessage(role=role, content=content, tool_calls=calls)
-        if isinstance(m.get("tool_call_id"), str):
-            msg.tool_call_id = m["tool_call_id"]
-        if isinstance(m.get("name"), str):
-            msg.name = m["name"]
-        reasoning = m.get("reasoning_content")
-        if isinstance(reasoning, str) and reasoning:
-            msg.reasoning_content = reasoning
-        out.append(msg)
-    return out
-
-
-def _tool_calls(calls: Any, rows: Rows, index: int, where: str, i: int) -> list[ToolCall] | None:
-    if calls is None:
-        return None
-    if not isinstance(calls, list):
-        raise rows.fail(index, f"{where}.tool_calls", f"expected a list, got {type(calls).__name__}")
-    if not calls:
-        return None
-    out = []
-    for j, call in enumerate(calls):
-        cw = f"{where}.tool_calls[{j}]"
-        if not isinstance(call, dict):
-            raise rows.fail(index, cw, f"expected a tool call object, got {type(call).__name__}")
-        fn = call.get("function")
-        if not isinstance(fn, dict):
-            raise rows.fail(index, f"{cw}.function", "missing function" if fn is None else f"expected an object, got {type(fn).__name__}")
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            raise rows.fail(index, f"{cw}.function.name", "missing function name" if name is None else "expected a non-empty string")
-        args = fn.get("arguments")
-        if args is None:
-            args = "{}"
-        elif isinstance(args, (dict, list)):
-            try:
-                args = json.dumps(args, ensure_ascii=False, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise rows.fail(index, f"{cw}.function.arguments", f"arguments not JSON-encodable: {exc}") from None
-        elif not isinstance(args, str):
-            raise rows.fail(index, f"{cw}.function.arguments", f"expected a JSON string or object, got {type(args).__name__}")
-        cid = call.get("id")
-        cid = cid if isinstance(cid, str) and cid else f"call_{i}_{j}"
-        ctype = call.get("type") if isinstance(call.get("type"), str) else "function"
-        out.append(ToolCall(id=cid, function=ToolFunction(name=name, arguments=args), type=ctype))
-    return out

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import InputError
-from ..models import ChatMessage, Session, SessionRef
+from ..models import Session, SessionRef, Step
 from .base import check_utf8, load_json, read_bytes, require
+from .mapping import chat_view
 
 NAME = "balrog-crafter"
 RUN_RE = re.compile(r"^.+_run_\d+\.json$")
@@ -114,10 +115,10 @@ class CrafterEpisode:
         task_name = doc.get("task") if isinstance(doc.get("task"), str) else "default"
 
         csv_path = Path(path).with_suffix(".csv")
-        transcript: list[ChatMessage] = []
+        steps: list[Step] = []
         rows = 0
         if csv_path.is_file():
-            transcript, rows = _read_csv(csv_path)
+            steps, rows = _read_csv(csv_path)
         meta = {
             "task": task_name,
             "submission": ref.session_id.rsplit(".", 1)[0].split(".", 1)[-1],
@@ -143,7 +144,8 @@ class CrafterEpisode:
             trial=Path(path).stem,
             agent=agent.get("type") if isinstance(agent.get("type"), str) else None,
             model=client.get("model_id") if isinstance(client.get("model_id"), str) else None,
-            transcript=transcript,
+            steps=steps,
+            transcript=chat_view(steps),
             termination=termination,
             metrics=metrics,
             meta=meta,
@@ -157,8 +159,9 @@ def _count(value: object) -> int | None:
     return len(value) if isinstance(value, list) else None
 
 
-def _read_csv(path: Path) -> tuple[list[ChatMessage], int]:
-    """The transcript of a step CSV and its row count. InputError naming the line of a row
+def _read_csv(path: Path) -> tuple[list[Step], int]:
+    """The steps of a step CSV (the observation as a user step, the action as an agent
+    step with its reasoning) and its row count. InputError naming the line of a row
     that lacks a column (the line is where the row starts; cells may span lines). Lines are
     physical ``\\n``-terminated lines: the text is split only at ``\\n`` (a stream with
     ``newline="\\n"``), never at ``\\r``, ``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1e``,
@@ -178,7 +181,7 @@ def _read_csv(path: Path) -> tuple[list[ChatMessage], int]:
     if missing:
         raise InputError(str(path), f"header lacks column(s) {', '.join(missing)}", line=1)
     idx = {c: header.index(c) for c in COLUMNS if c in header}
-    out: list[ChatMessage] = []
+    out: list[Step] = []
     rows = 0
     line = reader.line_num + 1
     while True:
@@ -196,7 +199,7 @@ def _read_csv(path: Path) -> tuple[list[ChatMessage], int]:
         # an empty Action is real data: the model's output held no valid action (Noop)
         action = row[idx["Action"]].strip() or "(no valid action)"
         reasoning = row[idx["Reasoning"]].strip() if "Reasoning" in idx else ""
-        out.append(ChatMessage(role="user", content=row[idx["Observation"]]))
-        out.append(ChatMessage(role="assistant", content=f"{reasoning}\nAction: {action}" if reasoning else action))
+        out.append(Step(source="user", message=row[idx["Observation"]]))
+        out.append(Step(source="agent", message=f"{reasoning}\nAction: {action}" if reasoning else action))
         rows += 1
     return out, rows

@@ -51,9 +51,10 @@ from typing import Any
 from ..config import Config
 from ..errors import InputError
 from ..inputs import max_session_bytes, open_regular
-from ..models import ChatMessage, Session, SessionRef, ToolCall, ToolFunction
+from ..models import Observation, Session, SessionRef, Step, StepToolCall
 from .atif_refs import OUTSIDE, RefOutside, ref_inside, ref_paths, resolve_ref
 from .base import load_json, require
+from .mapping import arguments_of, chat_view, first_user
 
 HARBOR = "harbor"
 ATIF = "atif"
@@ -248,18 +249,16 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _step_messages(step: dict, i: int, path: str) -> list[ChatMessage]:
-    """The chat messages of one ATIF step (an assistant step is followed by one tool message
-    per observation result)."""
+def _step(step: dict, i: int, path: str) -> Step:
+    """One ATIF step as a canonical :class:`Step` (the model follows ATIF: the mapping is
+    one to one). A result without ``source_call_id`` (terminus-2) is paired with the step's
+    call of the same position."""
     where = f"steps[{i}]"
     source = require(step, "source", str, path, where=where)
-    message = _text(step.get("message"))
-    if source == "user":
-        return [ChatMessage(role="user", content=message or "")]
-    if source == "system":
-        out = [ChatMessage(role="system", content=message or "")]
-    elif source == "agent":
-        calls: list[ToolCall] = []
+    if source not in ("user", "system", "agent"):
+        raise InputError(path, f"unknown step source {source!r} (expected user, agent or system)", field=f"{where}.source")
+    calls: list[StepToolCall] = []
+    if source == "agent":
         raw_calls = step.get("tool_calls") or []
         if not isinstance(raw_calls, list):
             raise InputError(path, "expected a list", field=f"{where}.tool_calls")
@@ -267,23 +266,13 @@ def _step_messages(step: dict, i: int, path: str) -> list[ChatMessage]:
             cw = f"{where}.tool_calls[{j}]"
             name = require(tc, "function_name", str, path, where=cw)
             cid = tc.get("tool_call_id")
-            if not isinstance(cid, str) or not cid:
-                cid = f"call_{i}_{j}"
-            args = tc.get("arguments", {})
-            args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
-            calls.append(ToolCall(id=cid, function=ToolFunction(name=name, arguments=args)))
-        reasoning = step.get("reasoning_content")
-        out = [
-            ChatMessage(
-                role="assistant",
-                content=message if message else None,
-                tool_calls=calls or None,
-                reasoning_content=_text(reasoning) if reasoning else None,
-            )
-        ]
-    else:
-        raise InputError(path, f"unknown step source {source!r} (expected user, agent or system)", field=f"{where}.source")
-
+            calls.append(StepToolCall(id=cid if isinstance(cid, str) and cid else f"call_{i}_{j}", name=name,
+                                      arguments=arguments_of(tc.get("arguments", {}))))
+    reasoning = step.get("reasoning_content")
+    out = Step(source=source, message=_text(step.get("message")) or ("" if source != "agent" else None),
+               reasoning=_text(reasoning) if reasoning and source == "agent" else None, tool_calls=calls,
+               timestamp=step.get("timestamp") if isinstance(step.get("timestamp"), str) else None,
+               model=step.get("model_name") if isinstance(step.get("model_name"), str) else None)
     obs = step.get("observation")
     if obs is None:
         return out
@@ -292,7 +281,7 @@ def _step_messages(step: dict, i: int, path: str) -> list[ChatMessage]:
     results = obs.get("results") or []
     if not isinstance(results, list):
         raise InputError(path, "expected a list", field=f"{where}.observation.results")
-    call_ids = [c.id for c in (out[0].tool_calls or [])]
+    call_ids = [c.id for c in calls]
     for k, r in enumerate(results):
         if not isinstance(r, dict):
             raise InputError(path, "expected an object", field=f"{where}.observation.results[{k}]")
@@ -301,12 +290,8 @@ def _step_messages(step: dict, i: int, path: str) -> list[ChatMessage]:
             continue  # e.g. a result that only points at subagent trajectories
         cid = r.get("source_call_id")
         if not isinstance(cid, str) or not cid:
-            # terminus-2 results carry no source_call_id: pair them with the step's calls
             cid = call_ids[min(k, len(call_ids) - 1)] if call_ids else None
-        if cid:
-            out.append(ChatMessage(role="tool", tool_call_id=cid, content=content))
-        else:
-            out.append(ChatMessage(role="user", content=content))  # environment feedback
+        out.observations.append(Observation(content=content, source_call_id=cid))
     return out
 
 
@@ -331,13 +316,13 @@ def _check_sub_refs(step: dict, i: int, path: str, root: str | Path) -> None:
                 raise InputError(path, OUTSIDE, field=f"steps[{i}].observation.results[{k}].{SUB_FIELD}")
 
 
-def atif_transcript(path: str | Path, tree: str | Path | None = None
-                    ) -> tuple[list[ChatMessage], dict, list[str], list[dict], list[Any]]:
+def atif_steps(path: str | Path, tree: str | Path | None = None
+               ) -> tuple[list[Step], dict, list[str], list[dict], list[Any]]:
     """Read an ATIF file and its ``continued_trajectory_ref`` chain; every ref must stay
     inside ``tree``, the session's folder (default: ``path``'s folder; see module docstring).
 
-    Returns (transcript, root document of ``path``, files read in order, every step read,
-    each file's ``final_metrics``).
+    Returns (the canonical steps, root document of ``path``, files read in order, every
+    step read as it is in the file, each file's ``final_metrics``).
     Copied-context steps of a continuation (``is_copied_context``) that repeat a step
     already in the transcript (same source and message) are skipped. Raises InputError
     naming the file and field: not an ATIF object, ``steps`` missing or not a non-empty list,
@@ -345,7 +330,7 @@ def atif_transcript(path: str | Path, tree: str | Path | None = None
     before whether the file exists), a continuation file missing, or a continuation cycle."""
     path = str(path)
     tree = Path(path).parent if tree is None else tree
-    transcript: list[ChatMessage] = []
+    canon: list[Step] = []
     files: list[str] = []
     all_steps: list[dict] = []
     finals: list[Any] = []
@@ -377,7 +362,7 @@ def atif_transcript(path: str | Path, tree: str | Path | None = None
             if continuing and step.get("is_copied_context") and key in seen_keys:
                 continue
             seen_keys.add(key)
-            transcript.extend(_step_messages(step, i, cur))
+            canon.append(_step(step, i, cur))
             all_steps.append(step)
         ref = doc.get(CONT_FIELD)
         if ref is None:
@@ -394,11 +379,7 @@ def atif_transcript(path: str | Path, tree: str | Path | None = None
             raise InputError(cur, f"continuation cycle: {ref!r} was already read", field=CONT_FIELD)
         cur = str(nxt)
     assert root is not None
-    return transcript, root, files, all_steps, finals
-
-
-def _first_user(transcript: list[ChatMessage]) -> str:
-    return next((m.content for m in transcript if m.role == "user" and m.content), "")
+    return canon, root, files, all_steps, finals
 
 
 def _step_model(steps: list[dict]) -> str | None:
@@ -481,7 +462,7 @@ class HarborTrial:
         traj_path = folder / TRAJECTORY
         if not traj_path.is_file():
             raise InputError(str(traj_path), "file is missing (a Harbor trial needs agent/trajectory.json)")
-        transcript, root, files, steps, _ = atif_transcript(traj_path, folder)
+        canon, root, files, steps, _ = atif_steps(traj_path, folder)
 
         reward = None
         vr = result.get("verifier_result")
@@ -542,7 +523,7 @@ class HarborTrial:
         learning = folder / "agent" / "learning" / "trajectory.json"
         return Session(
             ref=ref,
-            task=_first_user(transcript),
+            task=first_user(canon) or "",
             duration_s=duration,
             reward=reward,
             kind="agent",
@@ -550,7 +531,8 @@ class HarborTrial:
             trial=result.get("trial_name") if isinstance(result.get("trial_name"), str) else folder.name,
             agent=f"{agent_name} {agent_version}".strip() if agent_name and agent_version else agent_name,
             model=model,
-            transcript=transcript,
+            steps=canon,
+            transcript=chat_view(canon),
             tools=_tools(root),
             termination=termination,
             metrics=metrics,
@@ -603,14 +585,14 @@ class AtifFile:
     def assemble(self, ref: SessionRef, config: Config) -> Session:
         """Read the ATIF file and its continuations. Raises InputError naming the file and
         field."""
-        transcript, root, files, steps, finals = atif_transcript(ref.path)
+        canon, root, files, steps, finals = atif_steps(ref.path)
         root_agent = root.get("agent") if isinstance(root.get("agent"), dict) else {}
         name, version = root_agent.get("name"), root_agent.get("version")
         metrics = _final_metrics(finals)
         metrics["steps"] = float(len(steps))
         return Session(
             ref=ref,
-            task=_first_user(transcript),
+            task=first_user(canon) or "",
             duration_s=_duration(steps),
             reward=None,
             kind="agent",
@@ -618,7 +600,8 @@ class AtifFile:
             trial=root.get("session_id") if isinstance(root.get("session_id"), str) else None,
             agent=f"{name} {version}".strip() if name and version else name,
             model=_step_model(steps) or root_agent.get("model_name"),
-            transcript=transcript,
+            steps=canon,
+            transcript=chat_view(canon),
             tools=_tools(root),
             termination=None,
             metrics=metrics,

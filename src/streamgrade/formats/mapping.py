@@ -121,12 +121,13 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
     """Message content as text: a string as is, None as None, a list of content parts
     joined with newlines (text parts' text; image parts as ``[image]``; other parts as
     ``[<type>]``; reasoning, ``tool_use`` and ``tool_result`` parts are left to
-    :func:`reasoning_of`, :func:`tool_calls_in` and :func:`results_in`), an object with
-    ``text`` as that text. Anything else is an InputError naming ``field``."""
+    :func:`reasoning_of`, :func:`tool_calls_in` and :func:`results_in`), one part object
+    (with ``type`` or ``text``) as that part. Anything else is an InputError naming
+    ``field``."""
     if content is None or isinstance(content, str):
         return content
-    if isinstance(content, dict):
-        content = [content]
+    if isinstance(content, dict) and ("type" in content or "text" in content):
+        content = [content]  # one content part on its own
     if not isinstance(content, list):
         raise fail(field, f"expected a string, a list of content parts or null, got {type(content).__name__}")
     parts: list[str] = []

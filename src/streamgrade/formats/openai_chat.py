@@ -56,8 +56,9 @@ from typing import Any
 from ..config import Config, OpenAIChatMapping
 from ..errors import InputError
 from ..models import ChatMessage, Session, SessionRef
-from ._rows import as_float, as_text, dotted, file_stem, load_rows, looks_like_json, sanitise
-from .mapping import agent_session, first_user, messages_to_steps
+from ._rows import file_stem, load_rows, looks_like_json, sanitise
+from .mapping import agent_session, as_float, as_text, first_user, messages_to_steps
+from .mapping import get as dotted
 from .harbor import atif_files
 
 NAME = "openai-chat"

@@ -35,7 +35,8 @@ from typing import Any
 from ..config import Config
 from ..errors import InputError
 from ..models import Session, SessionRef
-from ._rows import as_float, as_text, chat_messages, file_stem, load_rows, looks_like_json, sanitise
+from ._rows import file_stem, load_rows, looks_like_json, sanitise
+from .mapping import agent_session, as_float, as_text, first_user, messages_to_steps
 from .openai_chat import clones_desktop_folder, owned_elsewhere
 
 NAME = "trace-rows"
@@ -126,10 +127,11 @@ class TraceRows:
         if not mine:
             raise InputError(ref.path, f"no rows of trial {ref.locator!r}")
         index, row = _longest(mine)
-        transcript = chat_messages(row["conversations"], rows, index, "conversations")
-        if not transcript:
+        fail = lambda f, msg: rows.fail(index, f, msg)  # noqa: E731 - errors name this row
+        steps = messages_to_steps(row["conversations"], fail, "conversations")
+        if not steps:
             raise rows.fail(index, "conversations", "no messages")
-        task = next((m.content for m in transcript if m.role == "user" and m.content and m.content.strip()), None)
+        task = first_user(steps)
         if task is None:
             raise rows.fail(index, "conversations", "no user message: the task is the first user message")
         tools = row.get("tool_definitions")
@@ -141,11 +143,8 @@ class TraceRows:
         provider = as_text(row.get("model_provider"))
         if model and provider and not model.startswith(provider + "/"):
             model = f"{provider}/{model}"
-        return Session(
-            ref=ref,
-            task=task,
-            actions=[],
-            duration_s=None,
+        return agent_session(
+            ref, steps, task=task, fail=fail,
             reward=as_float(row.get("result")),
             meta={
                 "row": index,
@@ -153,12 +152,10 @@ class TraceRows:
                 "run_id": row.get("run_id"),
                 "date": row.get("date"),
             },
-            kind="agent",
             task_id=as_text(row.get("task")),
             trial=ref.locator,
             agent=as_text(row.get("agent")),
             model=model,
-            transcript=transcript,
             tools=tools,
             termination="unknown",
             metrics={"episodes": float(len(mine))},
