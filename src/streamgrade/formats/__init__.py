@@ -11,10 +11,13 @@ from .openai_chat import OpenAIChat
 from .owa import OWACapture
 from .trace_rows import TraceRows
 
+#: Every format, in the order scan asks them: readers of specific formats first (an
+#: ``exclusive`` one hides the files it takes from those after it), the generic row readers
+#: (trace rows, then OpenAI-chat dumps) last.
 FORMATS: dict[str, Format] = {
     f.name: f
-    for f in (ClonesDesktop(), ClonesWeb(), OpenAIChat(), TraceRows(), HarborTrial(), AtifFile(), CrafterEpisode(),
-              OWACapture())
+    for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
+              TraceRows(), OpenAIChat())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]

@@ -29,6 +29,9 @@ class Format(Protocol):
     ``assemble(ref, config)`` reads the files (blocking; the pipeline runs it in a worker
     thread) and returns the Session with its actions extracted, or raises
     :class:`InputError` naming the file and the line or field.
+    A format may set ``exclusive = True``: the files of the sessions it finds are then not
+    shown to the formats after it in the registry (the generic row readers), so that one
+    file is never read as two kinds of session.
     """
 
     name: str

@@ -68,10 +68,17 @@ def with_fingerprint(ref: SessionRef) -> SessionRef:
 
 
 def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | None = None) -> list[SessionRef]:
-    """Sessions of every format named by files in ``folder`` (no fingerprint yet)."""
+    """Sessions of every format named by files in ``folder`` (no fingerprint yet), the
+    formats asked in registry order. A format with ``exclusive = True`` owns what it finds:
+    later formats (the generic row readers come last) are not shown those files."""
     out: list[SessionRef] = []
+    taken: set[str] = set()
     for fmt in formats or FORMATS.values():
-        out.extend(fmt.find(folder, names))
+        avail = [n for n in names if str(folder / n) not in taken] if taken else names
+        refs = fmt.find(folder, avail)
+        out.extend(refs)
+        if getattr(fmt, "exclusive", False):
+            taken.update(f for r in refs for f in (r.path, *r.files))
     return out
 
 
