@@ -22,6 +22,7 @@ import click
 from . import __version__
 from .config import Config, api_key, load_config
 from .errors import ConfigError
+from .formats import configure_formats
 from .judges import check_judge, make_judge
 from .pipeline import Pipeline, RunStats, scan_source
 from .sinks.jsonl import ExportMismatch
@@ -77,7 +78,9 @@ def _build_config(config_file: Path | None, output: Path | None, judge: str | No
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
     try:
-        return load_config(config_file, overrides=overrides)
+        cfg = load_config(config_file, overrides=overrides)
+        configure_formats(cfg)  # mappings and limits: a bad mapping is a configuration error now
+        return cfg
     except ConfigError as exc:
         click.echo(f"streamgrade: configuration error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

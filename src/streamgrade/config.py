@@ -180,10 +180,36 @@ class ExportsConfig(ExportFilter, forbid_unknown_fields=True):
         return ExportFilter(**{f: getattr(self, f) for f in ExportFilter.__struct_fields__})
 
 
+class MappingSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """``[[formats.mappings]]``: a dump described in TOML, read with no code (see
+    :mod:`streamgrade.formats.mapped`). ``name`` is its ``source_format``; ``files`` globs on
+    file names (any suffix); ``detect`` a field a document must have to be claimed;
+    ``rows`` where the rows are ("" top level or each JSONL line, a dotted path, ``*`` for an
+    object of rows keyed by id); the rest are dotted paths into a row (``task`` may join a
+    table of the file: ``tasks[id=task_id].description``)."""
+
+    name: str
+    files: list[str] = msgspec.field(default_factory=lambda: ["*.json", "*.jsonl"])
+    detect: str | None = None
+    rows: str = ""
+    id: str | None = None
+    messages: str = "messages"
+    task: str | None = None
+    task_id: str | None = None
+    trial: str | None = None
+    reward: str | None = None
+    model: str | None = None
+    agent: str | None = None
+    termination: str | None = None
+    tools: str | None = None
+    system: str | None = None
+
+
 class FormatsConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[formats]``: per-format settings."""
+    """``[formats]``: per-format settings, and ``mappings``: dumps described in TOML."""
 
     openai_chat: OpenAIChatMapping = msgspec.field(default_factory=OpenAIChatMapping)
+    mappings: list[MappingSpec] = msgspec.field(default_factory=list)
 
 
 class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -403,6 +429,13 @@ def _check(cfg: Config) -> None:
         raise Invalid("chunking.max_chars", f"must be >= 256, got {cfg.chunking.max_chars}")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
+    names: set[str] = set()
+    for m in cfg.formats.mappings:
+        if not m.name.strip() or m.name in names:
+            raise Invalid("formats.mappings", f"mapping name {m.name!r} is empty or repeated")
+        names.add(m.name)
+        if not m.files:
+            raise Invalid("formats.mappings", f"mapping {m.name!r}: files must name at least one glob")
     weights = cfg.rubric.weights()
     if sum(weights.values()) <= 0 or min(weights.values()) < 0:
         bad = next((f"rubric.{k}" for k, v in weights.items() if v < 0), "rubric")

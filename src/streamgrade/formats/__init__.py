@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import Format, fingerprint
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
@@ -11,14 +12,15 @@ from .openai_chat import OpenAIChat
 from .owa import OWACapture
 from .trace_rows import TraceRows
 
-#: Every format, in the order scan asks them: readers of specific formats first (an
+#: The built-in readers, in the order scan asks them: readers of specific formats first (an
 #: ``exclusive`` one hides the files it takes from those after it), the generic row readers
 #: (trace rows, then OpenAI-chat dumps) last.
-FORMATS: dict[str, Format] = {
-    f.name: f
-    for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              TraceRows(), OpenAIChat())
-}
+BUILTIN: tuple[Format, ...] = (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(),
+                               OWACapture(), TraceRows(), OpenAIChat())
+
+#: Every format of this run: the config's ``[[formats.mappings]]`` first (set by
+#: :func:`configure_formats`), then the built-in readers.
+FORMATS: dict[str, Format] = {f.name: f for f in BUILTIN}
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]
 
@@ -29,12 +31,21 @@ def get_format(name: str) -> Format:
 
 
 def configure_formats(config) -> None:
-    """Give formats that detect sessions by configurable fields (openai-chat's mapping) the
-    run's config, and the readers its ``[limits]``; the pipeline calls it before the first
-    scan."""
+    """Register the config's ``[[formats.mappings]]`` (first in the registry), give formats
+    that detect sessions by configurable fields (openai-chat's mapping) the run's config,
+    and the readers its ``[limits]``; the pipeline calls it before the first scan. Raises
+    ConfigError when a mapping takes a built-in format's name."""
     from ..inputs import configure_limits
+    from .mapped import mapped_formats
 
     configure_limits(max_session_bytes=config.limits.max_session_bytes, max_file_bytes=config.limits.max_file_bytes)
+    ordered = {f.name: f for f in mapped_formats(config)}
+    clash = sorted(set(ordered) & {f.name for f in BUILTIN})
+    if clash:
+        raise ConfigError(f"formats.mappings: {', '.join(clash)} is the name of a built-in format; choose another")
+    ordered.update((f.name, f) for f in BUILTIN)
+    FORMATS.clear()
+    FORMATS.update(ordered)
     for fmt in FORMATS.values():
         configure = getattr(fmt, "configure", None)
         if configure is not None:
