@@ -285,9 +285,11 @@ class _StuckFormat:
 
 
 @pytest.mark.asyncio
-async def test_stop_with_a_reader_stuck_in_io_ends_within_the_drain_timeout(tmp_path: Path, monkeypatch):
+async def test_stop_with_a_reader_stuck_in_io_ends_within_the_drain_timeout(tmp_path: Path):
+    from streamgrade.formats import register_format, unregister_format
+
     stuck = _StuckFormat()
-    monkeypatch.setitem(FORMATS, "stuck", stuck)
+    register_format(stuck)
     cfg = load_config(env={}, overrides={"pipeline": {"drain_timeout_s": 1.0}})
     pipe = Pipeline(cfg, tmp_path / "out", HeuristicJudge(cfg))
 
@@ -308,6 +310,7 @@ async def test_stop_with_a_reader_stuck_in_io_ends_within_the_drain_timeout(tmp_
         took = time.monotonic() - t0
     finally:
         stuck.release.set()
+        unregister_format("stuck")
     assert took < 5
     assert pipe.stats.drain_timed_out and pipe.stats.stopped_early and pipe.stats.pending == 1
 

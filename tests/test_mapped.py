@@ -156,3 +156,35 @@ reward = "reward_info.reward"
     recs = [json.loads(x) for x in (out / "exports" / "scores.jsonl").read_text().splitlines()]
     assert {(r["session_id"], r["source_format"], r["reward"]) for r in recs} == {
         ("results.s1", "tau2-like", 1.0), ("results.s2", "tau2-like", 0.0)}
+
+
+def test_the_readme_plugin_example_works_through_an_entry_point(tmp_path: Path):
+    """README.md "Adding a reader": its example, installed as a package with a
+    streamgrade.formats entry point, reads its files with no change to streamgrade."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Adding a reader"):]
+    code = section[section.index("```python\n") + 10:section.index("\n```", section.index("```python"))]
+    site = tmp_path / "site"
+    (site / "my_package").mkdir(parents=True)
+    (site / "my_package" / "__init__.py").write_text("")
+    (site / "my_package" / "reader.py").write_text(code)
+    dist = site / "my_package-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-package\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[streamgrade.formats]\nmydump = my_package.reader:MyDump\n")
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    (data / "run1.mydump").write_text(json.dumps({"task": "Say hi", "passed": True, "messages": [
+        {"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi"}]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    (rec,) = [json.loads(x) for x in (out / "exports" / "scores.jsonl").read_text().splitlines()]
+    assert (rec["session_id"], rec["source_format"], rec["reward"], rec["status"]) == ("run1", "mydump", 1.0, "graded")
+    # a broken plugin is logged and skipped, never stops a run
+    (dist / "entry_points.txt").write_text("[streamgrade.formats]\nmydump = my_package.nope:Missing\n")
+    res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(tmp_path / "out2")],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 5 and "reader plugin mydump" in res.stderr and "not loaded" in res.stderr

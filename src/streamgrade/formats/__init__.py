@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..errors import ConfigError
 from .base import Format, fingerprint
 from .clones_desktop import ClonesDesktop
@@ -10,7 +12,10 @@ from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
 from .owa import OWACapture
+from .registry import plugin_formats, register_format, unregister_format
 from .trace_rows import TraceRows
+
+log = logging.getLogger("streamgrade.formats")
 
 #: The built-in readers, in the order scan asks them: readers of specific formats first (an
 #: ``exclusive`` one hides the files it takes from those after it), the generic row readers
@@ -18,11 +23,13 @@ from .trace_rows import TraceRows
 BUILTIN: tuple[Format, ...] = (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(),
                                OWACapture(), TraceRows(), OpenAIChat())
 
-#: Every format of this run: the config's ``[[formats.mappings]]`` first (set by
-#: :func:`configure_formats`), then the built-in readers.
+#: Every format of this run: the config's ``[[formats.mappings]]`` first, then readers of
+#: other packages (entry points, :func:`register_format`), then the built-in readers (set
+#: by :func:`configure_formats`).
 FORMATS: dict[str, Format] = {f.name: f for f in BUILTIN}
 
-__all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]
+__all__ = ["FORMATS", "BUILTIN", "Format", "configure_formats", "fingerprint", "get_format", "register_format",
+           "unregister_format"]
 
 
 def get_format(name: str) -> Format:
@@ -40,9 +47,15 @@ def configure_formats(config) -> None:
 
     configure_limits(max_session_bytes=config.limits.max_session_bytes, max_file_bytes=config.limits.max_file_bytes)
     ordered = {f.name: f for f in mapped_formats(config)}
-    clash = sorted(set(ordered) & {f.name for f in BUILTIN})
+    builtin = {f.name for f in BUILTIN}
+    clash = sorted(set(ordered) & builtin)
     if clash:
         raise ConfigError(f"formats.mappings: {', '.join(clash)} is the name of a built-in format; choose another")
+    for f in plugin_formats():
+        if f.name in builtin or f.name in ordered:
+            log.warning("reader plugin %s not used: a mapping or built-in reader has that name", f.name)
+            continue
+        ordered[f.name] = f
     ordered.update((f.name, f) for f in BUILTIN)
     FORMATS.clear()
     FORMATS.update(ordered)
