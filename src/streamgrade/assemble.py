@@ -16,6 +16,7 @@ from .chunking import chunk_session
 from .config import Config
 from .formats.base import Format
 from .job import Job
+from .labels import Labels
 from .judges.openai import IMAGE_TOKENS
 from .models import Chunk, Message, Session
 from .sft import to_messages, to_openai_messages
@@ -24,10 +25,17 @@ from .sinks.layout import Layout
 log = logging.getLogger("streamgrade.pipeline")
 
 
-def prepare(job: Job, fmt: Format, config: Config, layout: Layout) -> None:
-    """Fill ``job`` (session, chunks, frames, messages) from its ref. Blocking. Raises
+def prepare(job: Job, fmt: Format, config: Config, layout: Layout, labels: Labels | None = None) -> None:
+    """Fill ``job`` (session, chunks, frames, messages) from its ref; a label of ``labels``
+    replaces the session's reward (``meta["reward_from"] = "labels"``). Blocking. Raises
     InputError naming the file and the line or field."""
     session = job.session = fmt.assemble(job.ref, config)
+    if labels is not None:
+        label = labels.reward_for(job.ref.session_id, session.trial, session.task_id)
+        if label is not None:
+            session.reward = label
+            session.meta = {**session.meta, "reward_from": "labels"}
+            labels.used += 1
     job.chunks = chunk_session(session, config.chunking)
     if session.video and config.frames.enabled and not session.has_transcript:
         job.frames = take_frames(session, job.chunks, config, layout)

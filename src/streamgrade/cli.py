@@ -72,13 +72,15 @@ def main() -> None:
 
 
 def _build_config(config_file: Path | None, output: Path | None, judge: str | None, log_format: str | None,
-                  extra: dict[str, dict[str, Any]] | None = None) -> Config:
+                  extra: dict[str, dict[str, Any]] | None = None, labels: tuple[Path, ...] = ()) -> Config:
     overrides: dict[str, dict[str, Any]] = {"run": {"output": str(output) if output else None, "judge": judge,
                                                     "log_format": log_format}}
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
     try:
         cfg = load_config(config_file, overrides=overrides)
+        if labels:
+            cfg.labels.files = [*cfg.labels.files, *map(str, labels)]
         configure_formats(cfg)  # mappings and limits: a bad mapping is a configuration error now
         return cfg
     except ConfigError as exc:
@@ -122,6 +124,10 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
     except (OutputLocked, ExportMismatch) as exc:
         await judge.aclose()
         click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except ConfigError as exc:
+        await judge.aclose()
+        click.echo(f"streamgrade: configuration error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except OSError as exc:
         await judge.aclose()
@@ -196,7 +202,10 @@ def _check_paths(paths: tuple[Path, ...]) -> list[Path]:
 @common_options
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 @click.option("--strict", is_flag=True, help="Exit 6 when some files were not recognised by any format.")
-def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict) -> None:
+@click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ground truth to join to the sessions (repeatable): a SWE-bench report, a Terminal-Bench "
+                   "results.json, or a JSON/JSONL/CSV of id to reward or bool ([labels] in the config).")
+def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels) -> None:
     """Grade every session found under PATHS, then exit.
 
     Sessions already graded with unchanged files are skipped, so a re-run only grades what
@@ -210,7 +219,7 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
     SIGTERM: what was in flight is finished, the rest is pending for the next run).
     """
-    cfg = _build_config(config_file, output, judge, log_format)
+    cfg = _build_config(config_file, output, judge, log_format, labels=labels)
     _check_judge(cfg)
     _setup(cfg, verbose, quiet_default=True)
     paths = _check_paths(paths)
@@ -227,7 +236,9 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
 @common_options
 @click.option("--settle", "settle_s", type=float,
               help="Seconds a session's files must stay unchanged before it is graded.  [default: 5]")
-def watch(paths, output, judge, config_file, log_format, verbose, settle_s) -> None:
+@click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ground truth to join to the sessions (repeatable; see grade --help).")
+def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels) -> None:
     """Grade what is under PATHS, then watch for new or changed sessions until SIGINT/SIGTERM.
 
     Each session is graded once its files have not changed for the settle time, and logged
@@ -236,7 +247,7 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s) -> N
     taking sessions, finishes those in flight and exits 0 (a second signal, or in-flight
     work outlasting the drain timeout, exits 130; the rest stays pending for the next run).
     """
-    cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}})
+    cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}}, labels=labels)
     _check_judge(cfg)
     _setup(cfg, verbose, quiet_default=False)
     paths = _check_paths(paths)

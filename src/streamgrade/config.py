@@ -253,6 +253,18 @@ class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
     index_interval_s: float = 30.0
 
 
+class LabelsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[labels]``: ground truth from separate files (``--labels FILE`` adds to ``files``;
+    see :mod:`streamgrade.labels` for what they may be). ``key`` joins them to sessions:
+    ``auto`` (session id, then trial, then task id), ``session_id``, ``task_id`` or
+    ``trial``; ``id_field`` and ``value_field`` name the columns of a generic table."""
+
+    files: list[str] = msgspec.field(default_factory=list)
+    key: str = "auto"
+    id_field: str | None = None
+    value_field: str | None = None
+
+
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[limits]``: input sizes (bytes) beyond which a session fails with the reason
     instead of exhausting memory. ``max_session_bytes``: one session's data (a file holding
@@ -278,6 +290,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
     reports: ReportsConfig = msgspec.field(default_factory=ReportsConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    labels: LabelsConfig = msgspec.field(default_factory=LabelsConfig)
 
 
 #: Short environment variables and the field each sets.

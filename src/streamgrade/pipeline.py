@@ -44,6 +44,7 @@ from .config import Config
 from .errors import BudgetExceeded, InputError, JudgeError
 from .formats import FORMATS, configure_formats, fingerprint
 from .job import Job
+from .labels import Labels
 from .judges.base import Judge
 from .models import ScoreRecord, SessionRef, Usage
 from .sinks.html import update_reports
@@ -88,6 +89,7 @@ class RunStats:
     stopped_early: bool = False
     drain_timed_out: bool = False
     pending: int = 0
+    labelled: int = 0
     scan: ScanReport = field(default_factory=ScanReport)
     in_flight: int = 0
     requests: int = 0
@@ -131,6 +133,7 @@ class Pipeline:
         self._stopping = False
         self._ledger: Ledger | None = None
         self._lock: OutputLock | None = None
+        self.labels: Labels | None = None
         self._exports: ExportSet | None = None
         self._tg: TaskGroup | None = None
         self._drained = anyio.Event()
@@ -149,10 +152,14 @@ class Pipeline:
         the uncommitted bytes a crash left). Raises
         :class:`~streamgrade.sinks.lock.OutputLocked` when another process writes the folder,
         :class:`~streamgrade.sinks.jsonl.ExportMismatch` when an export disagrees with the
-        ledger (nothing is changed; ``streamgrade repair OUT`` fixes it), OSError naming the
+        ledger (nothing is changed; ``streamgrade repair OUT`` fixes it), ConfigError when a
+        labels file cannot be read, OSError naming the
         output folder or ledger when they cannot be created, opened or written (read-only
         filesystem, disk full)."""
         configure_formats(self.config)
+        lc = self.config.labels
+        self.labels = Labels.load(lc.files, key=lc.key, id_field=lc.id_field, value_field=lc.value_field) \
+            if lc.files else None
         self.layout.exports.mkdir(parents=True, exist_ok=True)
         probe = self.out / f".write-test.{os.getpid()}"
         probe.write_bytes(b"")  # fails early and plainly (EROFS, ENOSPC, EACCES)
@@ -215,6 +222,7 @@ class Pipeline:
             if not self._interrupted():
                 await self._update_reports([], final=True)
             self.stats.stopped_early = self._stopping
+            self.stats.labelled = self.labels.used if self.labels else 0
             self.stats.pending = self.ledger.counts().get("pending", 0)
         finally:
             self.close()
@@ -333,7 +341,8 @@ class Pipeline:
                 fmt = FORMATS[job.ref.format]
                 try:
                     # abandon_on_cancel: a read stuck in I/O must not hold up a stop
-                    await anyio.to_thread.run_sync(prepare, job, fmt, self.config, self.layout, abandon_on_cancel=True)
+                    await anyio.to_thread.run_sync(prepare, job, fmt, self.config, self.layout, self.labels,
+                                                  abandon_on_cancel=True)
                 except InputError as exc:
                     job.error, job.error_kind = str(exc), "input"
                     await done.send(job)

@@ -76,6 +76,9 @@ def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: 
     _echo(f"streamgrade: {', '.join(parts)} of {stats.found} found in {elapsed:.1f} s; {judge_line(cfg)}; "
           f"{stats.requests} requests, {stats.prompt_tokens + stats.completion_tokens} tokens, "
           f"${stats.cost_usd:.4f}; output: {clean(cfg.run.output)}")
+    if cfg.labels.files:
+        _echo(f"streamgrade: {stats.labelled} sessions took their reward from the labels "
+              f"({', '.join(map(clean, cfg.labels.files))}, joined by {cfg.labels.key})")
     if signal_name:
         _echo(f"streamgrade: interrupted by {signal_name}: the scan stopped before the end, so sessions not found "
               f"yet are not counted above; {stats.pending} sessions are pending in the ledger. "
