@@ -7,8 +7,10 @@ from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
+from .mini_swe_agent import MiniSWEAgentTrajectory
 from .openai_chat import OpenAIChat
 from .owa import OWACapture
+from .swe_agent import SWEAgentTrajectory
 from .trace_rows import TraceRows
 
 #: Every format, in the order scan asks them: readers of specific formats first (an
@@ -17,7 +19,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              TraceRows(), OpenAIChat())
+              SWEAgentTrajectory(), MiniSWEAgentTrajectory(), TraceRows(), OpenAIChat())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]
