@@ -212,7 +212,7 @@ def test_swe_agent_history_variants_demos_tool_call_ids_and_thinking(tmp_path):
     assert b.observations[0].content == "diff --git a/a.py" and b.observations[0].source_call_id == b.tool_calls[0].id
     assert s.termination == "exit_format" and set(s.meta) == {"source", "swe_agent_version", "n_demo_messages",
                                                               "has_submission"}
-    assert s.ref.session_id == "inst" or s.ref.session_id.endswith(".inst")
+    assert s.ref.session_id == f"{tmp_path.name}.inst"  # <run>/<id>/<id>.traj: the run folder names it
 
 
 def test_swe_agent_retry_attempts_only(tmp_path):
