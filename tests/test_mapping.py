@@ -8,9 +8,9 @@ import json
 import pytest
 
 from streamgrade.errors import InputError
-from streamgrade.formats.mapping import (agent_session, chat_view, get, messages_to_steps, rows_at, text_of,
-                                         tool_call)
-from streamgrade.models import SessionRef
+from streamgrade.formats.mapping import (agent_session, chat_view, feedback, get, messages_to_steps, rows_at,
+                                         text_of, tool_call)
+from streamgrade.models import Observation, SessionRef, Step, StepToolCall
 
 
 def fail(field, message):
@@ -129,3 +129,17 @@ def test_agent_session_needs_a_task_but_not_a_user_message():
         agent_session(REF, steps)
     s = agent_session(REF, steps, task="Book a flight", task_id="t1")
     assert s.task == "Book a flight" and s.transcript[0].role == "assistant" and s.turns == 1
+
+
+def test_feedback_answers_the_latest_turn_or_is_its_unlinked_feedback():
+    steps = [Step(source="user", message="task")]
+    assert not feedback(steps, Observation(content="early")) and len(steps) == 1  # no agent step yet
+    steps.append(Step(source="agent", message="run it", tool_calls=[StepToolCall(id="c1", name="bash")]))
+    assert feedback(steps, Observation(content="<returncode>0</returncode>"))
+    assert steps[-1].observations[0].source_call_id == "c1"
+    steps.append(Step(source="agent", message="no action block"))  # a format error follows
+    assert feedback(steps, Observation(content="Please always provide EXACTLY ONE action"))
+    assert steps[-1].observations[0].source_call_id is None and len(steps[1].observations) == 1
+    view = chat_view(steps)
+    assert [m.role for m in view] == ["user", "assistant", "tool", "assistant", "user"]
+    assert view[-1].content.startswith("Please always")

@@ -10,9 +10,11 @@ from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
+from .mini_swe_agent import MiniSWEAgentTrajectory
 from .openai_chat import OpenAIChat
 from .owa import OWACapture
 from .registry import plugin_formats, register_format, unregister_format
+from .swe_agent import SWEAgentTrajectory
 from .trace_rows import TraceRows
 
 log = logging.getLogger("streamgrade.formats")
@@ -20,8 +22,19 @@ log = logging.getLogger("streamgrade.formats")
 #: The built-in readers, in the order scan asks them: readers of specific formats first (an
 #: ``exclusive`` one hides the files it takes from those after it), the generic row readers
 #: (trace rows, then OpenAI-chat dumps) last.
-BUILTIN: tuple[Format, ...] = (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(),
-                               OWACapture(), TraceRows(), OpenAIChat())
+BUILTIN: tuple[Format, ...] = (
+    ClonesDesktop(),
+    ClonesWeb(),
+    HarborTrial(),
+    AtifFile(),
+    CrafterEpisode(),
+    OWACapture(),
+    SWEAgentTrajectory(),
+    MiniSWEAgentTrajectory(),
+    # the generic row readers last
+    TraceRows(),
+    OpenAIChat(),
+)
 
 #: Every format of this run: the config's ``[[formats.mappings]]`` first, then readers of
 #: other packages (entry points, :func:`register_format`), then the built-in readers (set

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
+from .swebench_labels import run_files
 
 #: What each format reads, as a user would look for it.
 EXPECTS: dict[str, str] = {
@@ -23,6 +24,8 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
+    "swe-agent": "SWE-agent <instance>.traj (JSON; SWE-bench labels beside it give the reward)",
+    "mini-swe-agent": "mini-swe-agent <instance>.traj.json (SWE-bench labels beside it give the reward)",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -30,9 +33,11 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
-    continuation and subagent files, and a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders)."""
-    out: set[str] = set()
+    continuation and subagent files, a Harbor job folder's own summary files
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), and an agent
+    run's labels, predictions, configs, patches and logs beside its SWE-agent or
+    mini-swe-agent trajectories (:func:`.swebench_labels.run_files`)."""
+    out: set[str] = run_files(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
@@ -65,6 +70,10 @@ def explain(folder: Path, name: str, names: list[str]) -> str:
     """Why no format took ``folder/name`` (a regular file), in one line."""
     path = Path(folder) / name
     low = name.lower()
+    if low.endswith(".traj"):
+        return "swe-agent: a .traj file that does not start like JSON"
+    if low.endswith(".traj.json"):
+        return "mini-swe-agent: a .traj.json file that does not start like JSON"
     if low.endswith((".json", ".jsonl")):
         if name in ("meta.json", "input_log.jsonl"):
             other = "input_log.jsonl" if name == "meta.json" else "meta.json"

@@ -14,6 +14,8 @@
   ShareGPT (``{from, value}``) messages become the canonical :class:`~streamgrade.models.Step`
   list (after ATIF): tool results are attached as observations to the agent step whose call
   they answer.
+- Text-based agent loops (:func:`feedback`): the message after the model's turn is the
+  result of its action (or a format error) and belongs to that agent step.
 - The OpenAI chat view (:func:`chat_view`) of the steps, and :func:`agent_session`, which
   every agent reader ends with.
 
@@ -308,6 +310,24 @@ def attach(steps: list[Step], obs: Observation, name: str | None = None) -> None
     steps.append(Step(source="environment", message=obs.content))
 
 
+def feedback(steps: list[Step], obs: Observation) -> bool:
+    """Environment output that follows an agent step in a text-based agent loop, where the
+    next message after the model's turn is the result of its action (SWE-agent's and
+    mini-swe-agent's observation messages, a format error, a timeout notice): ``obs``
+    answers the latest agent step's first unanswered call, or else is appended to that
+    step unlinked (feedback that answers no call). Returns False, changing nothing, when
+    there is no agent step yet (the caller keeps the message as a user step)."""
+    for step in reversed(steps):
+        if step.source == "agent":
+            done = {o.source_call_id for o in step.observations}
+            free = next((c for c in step.tool_calls if c.id not in done), None)
+            if free is not None and obs.source_call_id is None:
+                obs.source_call_id = free.id
+            step.observations.append(obs)
+            return True
+    return False
+
+
 # -- the OpenAI chat view --------------------------------------------------------------------
 def _arguments_text(args: dict[str, Any] | str) -> str:
     return args if isinstance(args, str) else json.dumps(args, ensure_ascii=False, default=str)
@@ -365,5 +385,5 @@ def agent_session(ref: SessionRef, steps: list[Step], *, task: str | None = None
 
 
 __all__ = ["get", "rows_at", "as_text", "as_float", "text_of", "reasoning_of", "arguments_of", "tool_call",
-           "tool_calls_in", "results_in", "role_of", "messages_to_steps", "attach", "chat_view", "first_user",
+           "tool_calls_in", "results_in", "role_of", "messages_to_steps", "attach", "feedback", "chat_view", "first_user",
            "agent_session", "Fail"]
