@@ -3,10 +3,10 @@ run, joined to sessions by an id.
 
 Files understood (detected by content, :func:`load_labels`):
 
-- a SWE-bench harness run report (swebench ``make_run_report``): ``{resolved_ids: [...],
-  unresolved_ids, error_ids, empty_patch_ids, incomplete_ids, ...}``: 1.0 for a resolved id,
-  0.0 for the others it lists;
-- SWE-bench per-instance reports (``report.json``): ``{instance_id: {resolved: bool, ...}}``;
+- every SWE-bench evaluation output that :func:`streamgrade.formats.swebench_labels.labels_of`
+  reads: a harness run report (``resolved_ids``, ``unresolved_ids``, ...), per-instance
+  ``report.json`` files, the experiments' ``results.json``, rows of ``{instance_id,
+  resolved}``;
 - a Terminal-Bench run's ``results.json``: ``{results: [{task_id, trial_name, is_resolved,
   ...}]}`` (keyed by trial name and by task id);
 - any JSON object ``{id: reward or bool}``, a JSON list or JSONL file of rows, or a CSV with
@@ -33,12 +33,11 @@ from typing import Any
 from .errors import ConfigError, InputError
 from .formats.base import check_utf8, read_bytes
 from .formats.mapping import as_float
+from .formats.swebench_labels import labels_of
 from .inputs import max_file_bytes
 
 ID_FIELDS = ("instance_id", "task_id", "trial_name", "session_id", "sample_id", "id")
 VALUE_FIELDS = ("reward", "resolved", "is_resolved", "correct", "passed", "success", "score", "label")
-_SWEBENCH_LISTS = {"resolved_ids": 1.0, "unresolved_ids": 0.0, "error_ids": 0.0, "empty_patch_ids": 0.0,
-                   "incomplete_ids": 0.0}
 
 
 def load_labels(path: str | Path, *, id_field: str | None = None, value_field: str | None = None) -> dict[str, float]:
@@ -65,14 +64,8 @@ def load_labels(path: str | Path, *, id_field: str | None = None, value_field: s
         doc = json.loads(text)
     except ValueError as exc:
         raise InputError(p, f"invalid JSON: {exc}") from None
-    if isinstance(doc, dict) and any(k in doc for k in _SWEBENCH_LISTS):
-        out: dict[str, float] = {}
-        for key, value in _SWEBENCH_LISTS.items():  # resolved last wins over nothing: ids are disjoint
-            for iid in doc.get(key) or []:
-                out.setdefault(str(iid), value)
-        return _nonempty(p, out)
     if isinstance(doc, dict) and isinstance(doc.get("results"), list):  # Terminal-Bench results.json
-        out = {}
+        out: dict[str, float] = {}
         for row in doc["results"]:
             if isinstance(row, dict) and "is_resolved" in row:
                 v = as_float(row.get("is_resolved"))
@@ -80,10 +73,13 @@ def load_labels(path: str | Path, *, id_field: str | None = None, value_field: s
                     if row.get(k) is not None and v is not None:
                         out[str(row[k])] = v
         return _nonempty(p, out)
+    swebench = {} if id_field or value_field else labels_of(doc, p)  # every SWE-bench shape
+    if swebench:
+        return swebench
     if isinstance(doc, list):
         return _from_rows(p, doc, id_field, value_field)
     if isinstance(doc, dict):
-        out = {}
+        out: dict[str, float] = {}
         for k, v in doc.items():
             if isinstance(v, dict):  # per-instance reports: {id: {resolved: bool, ...}}
                 v = next((v[f] for f in ([value_field] if value_field else VALUE_FIELDS) if f in v), None)
