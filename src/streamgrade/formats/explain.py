@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
+from ._tau2_run import owned_names as tau2_owned
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
 
 #: What each format reads, as a user would look for it.
@@ -23,6 +24,8 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
+    "tau2": "a tau2-bench results .json (an object with tasks and simulations lists), or a dir-format "
+            "run's results.json with simulations/<id>.json",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -31,8 +34,9 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
     continuation and subagent files, and a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders)."""
-    out: set[str] = set()
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), and tau2-bench
+    results files that hold no simulation (none run yet; a dir-format run's results.json)."""
+    out: set[str] = set(tau2_owned(folder, names))
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
@@ -55,7 +59,8 @@ def _json_reasons(path: Path) -> list[str]:
     rows = load_rows(path)
     if rows.error is not None:
         return [str(rows.error)]
-    reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode"]
+    reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode",
+               "tau2: not an object with tasks and simulations lists"]
     if path.suffix == ".json" and _scan_file(str(path))[0] != IS_ATIF:
         reasons.append("atif: no ATIF schema_version")
     return ["JSON without session rows (" + "; ".join(reasons) + ")"]
