@@ -270,6 +270,43 @@ def test_broken_results_file_is_one_failing_session(tmp_path):
     assert exc.value.path == str(tmp_path / "crashed.json") and exc.value.line is not None
 
 
+def test_oversized_simulation_fails_alone_and_oversized_file_fails_whole(tmp_path):
+    from streamgrade.inputs import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_SESSION_BYTES, configure_limits
+
+    doc = results_doc(2, 1, turns=2)
+    doc["simulations"][1]["messages"][1]["content"] = "z" * 50_000
+    (tmp_path / "big.json").write_text(json.dumps(doc, indent=2))
+    try:
+        configure_limits(max_session_bytes=20_000, max_file_bytes=DEFAULT_MAX_FILE_BYTES)
+        clear_cache()
+        refs = {r.session_id: r for r in scan([tmp_path])}
+        assert Tau2Results().assemble(refs["big.task0.trial0"], CFG).reward == 0.0
+        with pytest.raises(InputError, match=r"simulations\[1\] is [\d,]+ bytes, over the limit of 20,000"):
+            Tau2Results().assemble(refs["big.task1.trial0"], CFG)
+        configure_limits(max_session_bytes=20_000, max_file_bytes=40_000)
+        clear_cache()
+        refs = list(scan([tmp_path]))
+        assert [r.session_id for r in refs] == ["big"]  # starts like a tau2 file: one failing session
+        with pytest.raises(InputError, match="over the limit of 40,000"):
+            Tau2Results().assemble(refs[0], CFG)
+    finally:
+        configure_limits(max_session_bytes=DEFAULT_MAX_SESSION_BYTES, max_file_bytes=DEFAULT_MAX_FILE_BYTES)
+        clear_cache()
+
+
+def test_dir_run_with_a_broken_results_json_fails_each_simulation(tmp_path):
+    shutil.copytree(VOICE, tmp_path / "run")
+    meta = tmp_path / "run" / "results.json"
+    meta.write_bytes(meta.read_bytes()[:1500])  # a crash while tau2 rewrote it
+    clear_cache()
+    refs = list(scan([tmp_path]))
+    assert sorted(r.session_id for r in refs) == ["results", "run.simb81c2a55-3f4e-4d6a-9e10-aa0011223344"]
+    for ref in refs:
+        with pytest.raises(InputError) as exc:
+            Tau2Results().assemble(ref, CFG)
+        assert exc.value.path == str(meta) and exc.value.line is not None
+
+
 def _edit(doc: dict, where: str, value) -> dict:
     obj = doc
     keys = [int(k) if k.isdigit() else k for k in where.split(".")]

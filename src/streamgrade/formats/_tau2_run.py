@@ -3,7 +3,7 @@
 A results file is parsed once per (path, size, mtime) into a :class:`Run`: ``info`` decoded,
 the tasks and simulations kept as raw JSON (msgspec ``Raw``, no copy of the file's text) and
 decoded one at a time when a session is assembled; a small LRU keeps the last
-:data:`CACHE_FILES` files. ``find`` only parses ``.json`` files whose first 64 KiB name a
+:data:`CACHE_FILES` files, :data:`CACHE_BYTES` of them at most. ``find`` only parses ``.json`` files whose first 64 KiB name a
 tau2 field (:func:`candidate`).
 """
 
@@ -31,6 +31,8 @@ SIMULATIONS_DIR = "simulations"
 """Its folder of simulation files, ``<simulation id>.json`` (``SIMULATIONS_DIR``)."""
 HEAD_BYTES = 64 * 1024
 CACHE_FILES = 4
+CACHE_BYTES = 256 * 1024 * 1024
+"""Bytes of parsed tau2 files the LRU keeps at most (the newest is kept whatever its size)."""
 
 _FIELDS = (b"git_commit", b"agent_info", b"user_info", b"environment_info", b"user_scenario",
            b"evaluation_criteria", b"termination_reason", b"reward_info", b"simulations")
@@ -91,6 +93,7 @@ class Run:
     heads: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
     index: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     error: InputError | None = None
+    nbytes: int = 0
 
     def __post_init__(self) -> None:
         counts = Counter(h[2] for h in self.heads if h[2])
@@ -210,7 +213,7 @@ def _parse(path: str) -> Run:
     limit = max_session_bytes()
     raws = [too_large(path, len(r), limit, f"simulations[{i}]") if len(r) > limit else r for i, r in enumerate(sims or [])]
     return Run(path, kind=kind, info=info, info_raw=bytes(info_raw) if info_raw is not None else b"", tasks=by_id,
-               sims=raws, heads=[_head(r) for r in sims or []], index=index)
+               sims=raws, heads=[_head(r) for r in sims or []], index=index, nbytes=len(data))
 
 
 _cache: OrderedDict[tuple[str, int, int], Run] = OrderedDict()
@@ -234,8 +237,9 @@ def load(path: str | Path) -> Run:
     run = _parse(p)
     with _lock:
         _cache[key] = run
-        while len(_cache) > CACHE_FILES:
-            _cache.popitem(last=False)
+        total = sum(r.nbytes for r in _cache.values())
+        while len(_cache) > 1 and (len(_cache) > CACHE_FILES or total > CACHE_BYTES):
+            total -= _cache.popitem(last=False)[1].nbytes
     return run
 
 

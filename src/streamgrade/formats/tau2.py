@@ -94,7 +94,9 @@ def _num(value: Any) -> float | None:
 
 def session_id(prefix: str, task_id: str | None, trial: str | None, sim_id: str | None, i: int, seen: set[str]) -> str:
     """``<prefix>.task<task_id>.trial<trial>``, made unique among ``seen`` (and added to it)."""
-    sid = f"{prefix}.task{sanitise(task_id)}" + (f".trial{sanitise(trial)}" if trial is not None else "") if task_id is not None else None
+    sid = None
+    if task_id is not None:
+        sid = f"{prefix}.task{sanitise(task_id)}" + (f".trial{sanitise(trial)}" if trial is not None else "")
     if sid is None or sid in seen:
         sid = f"{sid or prefix}.sim{sanitise(sim_id) if sim_id else i}"
         if sid in seen:
@@ -142,10 +144,11 @@ class Tau2Results:
 
     def _dir_refs(self, folder: Path, names: list[str]) -> list[SessionRef] | None:
         """The simulation files of a dir-format run (None when ``folder/../results.json`` is
-        not a tau2 run's metadata)."""
+        not a tau2 run's metadata; when it is one that does not parse, each simulation fails
+        with its error)."""
         meta = str(folder.parent / META)
         run = load(meta)
-        if run.error is not None or run.kind != "dir":
+        if run.kind != "dir" and not (run.error is not None and looks_tau2(head_of(meta) or b"")):
             return None
         prefix = sanitise(folder.parent.name)
         seen: set[str] = set()
