@@ -8,8 +8,8 @@ import json
 import pytest
 
 from streamgrade.errors import InputError
-from streamgrade.formats.mapping import (agent_session, chat_view, feedback, get, messages_to_steps, rows_at,
-                                         text_of, tool_call)
+from streamgrade.formats.mapping import (agent_session, attach, chat_view, feedback, get, messages_to_steps,
+                                         rows_at, text_of, tool_call)
 from streamgrade.models import Observation, SessionRef, Step, StepToolCall
 
 
@@ -143,3 +143,25 @@ def test_feedback_answers_the_latest_turn_or_is_its_unlinked_feedback():
     view = chat_view(steps)
     assert [m.role for m in view] == ["user", "assistant", "tool", "assistant", "user"]
     assert view[-1].content.startswith("Please always")
+
+
+def test_user_tool_calls_of_dual_control_runs():
+    """A user step may carry its own tool calls (the simulated user acting on its device):
+    their results attach to it, not to the agent's pending calls, and the chat view shows
+    calls and results as user text (chat messages have no user tool calls)."""
+    steps = [Step(source="agent", tool_calls=[StepToolCall(id="a1", name="lookup")]),
+             Step(source="user", message="ok, checking", tool_calls=[StepToolCall(id="", name="check_status_bar"),
+                                                                     StepToolCall(id="u2", name="toggle", arguments={"on": False})])]
+    attach(steps, Observation(content="Airplane mode", source_call_id=None), source="user")
+    attach(steps, Observation(content="Error: stuck", source_call_id="u2", is_error=True), source="user")
+    attach(steps, Observation(content="found", source_call_id="a1"))
+    assert [o.content for o in steps[1].observations] == ["Airplane mode", "Error: stuck"]
+    assert steps[1].observations[0].source_call_id == "" and steps[0].observations[0].content == "found"
+    view = chat_view(steps)
+    assert [(m.role, m.content) for m in view[2:]] == [
+        ("user", 'ok, checking\n[calls check_status_bar({})]\n[calls toggle({"on": false})]'),
+        ("user", "[check_status_bar result] Airplane mode"),
+        ("user", "[toggle error] Error: stuck")]
+    assert view[0].tool_calls[0].function.name == "lookup" and (view[1].role, view[1].tool_call_id) == ("tool", "a1")
+    attach(steps, Observation(content="stray"), source="user")  # every user call answered: feedback
+    assert steps[-1].source == "environment" and steps[-1].message == "stray"

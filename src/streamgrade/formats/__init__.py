@@ -15,6 +15,7 @@ from .openai_chat import OpenAIChat
 from .owa import OWACapture
 from .registry import plugin_formats, register_format, unregister_format
 from .swe_agent import SWEAgentTrajectory
+from .tau2 import Tau2Results
 from .trace_rows import TraceRows
 
 log = logging.getLogger("streamgrade.formats")
@@ -31,6 +32,7 @@ BUILTIN: tuple[Format, ...] = (
     OWACapture(),
     SWEAgentTrajectory(),
     MiniSWEAgentTrajectory(),
+    Tau2Results(),
     # the generic row readers last
     TraceRows(),
     OpenAIChat(),

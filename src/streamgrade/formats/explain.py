@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
+from ._tau2_run import owned_names as tau2_owned
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
 from .swebench_labels import run_files
 
@@ -26,6 +27,8 @@ EXPECTS: dict[str, str] = {
     "owa": "<stem>.mcap (with <stem>.mkv)",
     "swe-agent": "SWE-agent <instance>.traj (JSON; SWE-bench labels beside it give the reward)",
     "mini-swe-agent": "mini-swe-agent <instance>.traj.json (SWE-bench labels beside it give the reward)",
+    "tau2": "a tau2-bench results .json (an object with tasks and simulations lists), or a dir-format "
+            "run's results.json with simulations/<id>.json",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -34,10 +37,11 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
     continuation and subagent files, a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), and an agent
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), an agent
     run's labels, predictions, configs, patches and logs beside its SWE-agent or
-    mini-swe-agent trajectories (:func:`.swebench_labels.run_files`)."""
-    out: set[str] = run_files(folder, names)
+    mini-swe-agent trajectories (:func:`.swebench_labels.run_files`), and tau2-bench
+    results files that hold no simulation (none run yet; a dir-format run's results.json)."""
+    out: set[str] = run_files(folder, names) | set(tau2_owned(folder, names))
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
@@ -60,7 +64,8 @@ def _json_reasons(path: Path) -> list[str]:
     rows = load_rows(path)
     if rows.error is not None:
         return [str(rows.error)]
-    reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode"]
+    reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode",
+               "tau2: not an object with tasks and simulations lists"]
     if path.suffix == ".json" and _scan_file(str(path))[0] != IS_ATIF:
         reasons.append("atif: no ATIF schema_version")
     return ["JSON without session rows (" + "; ".join(reasons) + ")"]

@@ -16,8 +16,9 @@
   they answer.
 - Text-based agent loops (:func:`feedback`): the message after the model's turn is the
   result of its action (or a format error) and belongs to that agent step.
-- The OpenAI chat view (:func:`chat_view`) of the steps, and :func:`agent_session`, which
-  every agent reader ends with.
+- The OpenAI chat view (:func:`chat_view`) of the steps (a user step may carry tool calls
+  of its own, in dual-control runs: shown as text in user messages), and
+  :func:`agent_session`, which every agent reader ends with.
 
 Every function that reads untrusted input takes ``fail(field, message) -> InputError`` so
 that an error names the file and the row's line or field (``Rows.fail`` bound to a row).
@@ -284,12 +285,14 @@ def messages_to_steps(messages: Any, fail: Fail, field: str = "messages") -> lis
     return steps
 
 
-def attach(steps: list[Step], obs: Observation, name: str | None = None) -> None:
-    """Attach a tool result to the agent step whose call it answers (see
-    :func:`messages_to_steps`), or add it as environment feedback."""
+def attach(steps: list[Step], obs: Observation, name: str | None = None, source: str = "agent") -> None:
+    """Attach a tool result to the step of ``source`` whose call it answers (see
+    :func:`messages_to_steps`), or add it as environment feedback. ``source`` is "user" for
+    a result of the user's own call (dual-control runs, where the simulated user acts on
+    its device: tau2-bench telecom)."""
     answered = lambda s: {o.source_call_id for o in s.observations}  # noqa: E731
     for step in reversed(steps):
-        if step.source != "agent" or not step.tool_calls:
+        if step.source != source or not step.tool_calls:
             continue
         ids = [c.id for c in step.tool_calls]
         if obs.source_call_id is not None:
@@ -304,7 +307,7 @@ def attach(steps: list[Step], obs: Observation, name: str | None = None) -> None
             step.observations.append(obs)
             return
         break  # the latest calls are all answered: this is feedback, not a result
-    if obs.source_call_id is not None and steps and steps[-1].source == "agent":
+    if obs.source_call_id is not None and steps and steps[-1].source == source:
         steps[-1].observations.append(obs)  # answers a call we cannot see: keep it, unlinked in the view
         return
     steps.append(Step(source="environment", message=obs.content))
@@ -333,14 +336,42 @@ def _arguments_text(args: dict[str, Any] | str) -> str:
     return args if isinstance(args, str) else json.dumps(args, ensure_ascii=False, default=str)
 
 
+def _linked(s: Step) -> tuple[list[Observation], list[Observation]]:
+    """(the step's observations that answer one of its calls, in call order; the others)."""
+    ids = [c.id for c in s.tool_calls]
+    linked = sorted((o for o in s.observations if o.source_call_id in ids), key=lambda o: ids.index(o.source_call_id))
+    return linked, [o for o in s.observations if o.source_call_id not in ids]
+
+
+def _user_acts(s: Step) -> list[ChatMessage]:
+    """A user step with tool calls of its own (dual control: the user acts on its device) as
+    user messages, chat messages having no user tool calls: its text and one
+    ``[calls name(arguments)]`` line per call, then one ``[name result] ...`` message per
+    result (``[name error] ...`` when the result is flagged as an error)."""
+    lines = [s.message] if s.message else []
+    lines += [f"[calls {c.name}({_arguments_text(c.arguments)})]" for c in s.tool_calls]
+    out = [ChatMessage(role="user", content="\n".join(lines))]
+    names = {c.id: c.name for c in s.tool_calls}
+    linked, other = _linked(s)
+    for o in linked:
+        out.append(ChatMessage(role="user", content=f"[{names[o.source_call_id]} {'error' if o.is_error else 'result'}] {o.content}"))
+    out.extend(ChatMessage(role="user", content=o.content) for o in other)
+    return out
+
+
 def chat_view(steps: Iterable[Step]) -> list[ChatMessage]:
     """The steps as OpenAI chat messages: system and user steps as they are, an agent step
     as one assistant message (tool calls with JSON-string arguments, ``reasoning_content``)
     followed by one ``tool`` message per observation linked to one of its calls, in call
     order; observations that answer none of its calls, and environment steps, become user
-    messages. Every tool message follows the assistant message holding its call."""
+    messages. Every tool message follows the assistant message holding its call. A user
+    step with tool calls (dual control) becomes user messages that show the calls and their
+    results (:func:`_user_acts`)."""
     out: list[ChatMessage] = []
     for s in steps:
+        if s.source == "user" and s.tool_calls:
+            out.extend(_user_acts(s))
+            continue
         if s.source in ("system", "user"):
             out.append(ChatMessage(role=s.source, content=s.message or ""))
             continue
@@ -353,13 +384,11 @@ def chat_view(steps: Iterable[Step]) -> list[ChatMessage]:
                  for c in s.tool_calls]
         out.append(ChatMessage(role="assistant", content=s.message or None, tool_calls=calls or None,
                                reasoning_content=s.reasoning or None))
-        ids = [c.id for c in s.tool_calls]
-        linked = sorted((o for o in s.observations if o.source_call_id in ids), key=lambda o: ids.index(o.source_call_id))
+        linked, other = _linked(s)
         for o in linked:
             out.append(ChatMessage(role="tool", tool_call_id=o.source_call_id, content=o.content))
-        for o in s.observations:
-            if o.source_call_id not in ids:
-                out.append(ChatMessage(role="user", content=o.content))
+        for o in other:
+            out.append(ChatMessage(role="user", content=o.content))
     return out
 
 
