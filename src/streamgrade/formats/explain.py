@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
+from . import inspect_ai
 
 #: What each format reads, as a user would look for it.
 EXPECTS: dict[str, str] = {
@@ -23,6 +24,7 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
+    "inspect-ai": "Inspect AI eval logs: <log>.eval (zip) or <log>.json, one session per sample and epoch",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -30,9 +32,10 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
-    continuation and subagent files, and a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders)."""
-    out: set[str] = set()
+    continuation and subagent files, a Harbor job folder's own summary files
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), and Inspect AI
+    logs without samples yet (a running eval)."""
+    out: set[str] = inspect_ai.owned(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
