@@ -28,6 +28,8 @@ import hashlib
 import json
 import os
 import re
+import threading
+import weakref
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -79,6 +81,7 @@ class LogIndex:
 
 _cache: OrderedDict[tuple[str, int, int], LogIndex] = OrderedDict()
 _CACHE_MAX = 4
+_lock = threading.Lock()  # assemble runs in worker threads
 
 
 def looks_like_json_log(path: str) -> bool:
@@ -100,26 +103,29 @@ def load_index(path: str) -> LogIndex:
     except OSError:
         st = None
     key = (path, st.st_size if st else -1, st.st_mtime_ns if st else -1)
-    hit = _cache.get(key)
-    if hit is not None:
-        _cache.move_to_end(key)
-        return hit
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
     kind = "eval" if path.endswith(".eval") else "json"
     try:
         index = _index_eval(path) if kind == "eval" else _index_json(path)
     except InputError as exc:
         index = LogIndex(path, kind, error=exc)
-    for k in [k for k in _cache if k[0] == path]:
-        del _cache[k]
-    _cache[key] = index
-    while len(_cache) > _CACHE_MAX:
-        _cache.popitem(last=False)
+    with _lock:
+        for k in [k for k in _cache if k[0] == path]:
+            del _cache[k]
+        _cache[key] = index
+        while len(_cache) > _CACHE_MAX:
+            _cache.popitem(last=False)
     return index
 
 
 def clear_cache() -> None:
     """Forget every parsed log (tests)."""
-    _cache.clear()
+    with _lock:
+        _cache.clear()
 
 
 def decode_json(path: str, data: bytes, member: str | None = None) -> Any:
@@ -198,6 +204,7 @@ def read_member(index: LogIndex, name: str) -> Any:
 def _index_eval(path: str) -> LogIndex:
     zf = _open_zip(path)
     index = LogIndex(path, "eval", zip=zf)
+    weakref.finalize(index, zf.fp.close)  # zipfile leaves a file object it was given open
     try:
         infos = zf.infolist()
     except Exception as exc:  # noqa: BLE001
@@ -243,6 +250,7 @@ def _index_json(path: str) -> LogIndex:
             raise InputError(path, f"cannot read: {exc.strerror}") from None
     if not data.strip():
         raise InputError(path, "file is empty")
+    check_utf8(path, data)  # raw parts are decoded later: bad UTF-8 must fail here, naming its line
     index = LogIndex(path, "json")
     raw = True  # samples kept as raw JSON, decoded one at a time
     try:

@@ -185,7 +185,7 @@ def sample_session(ref: SessionRef, index: LogIndex, sample: Any, fail: Fail, wh
             "n_messages": len(messages or []), "reward_scorer": scorer, "error": error,
             "stop_reason": choice.get("stop_reason") or output.get("stop_reason"), "output_model": output.get("model")}
     plan = header.get("plan") if isinstance(header.get("plan"), dict) else {}
-    solvers = [s.get("solver") for s in plan.get("steps") or [] if isinstance(s, dict) and isinstance(s.get("solver"), str)]
+    solvers = [s.get("solver") for s in _list(plan.get("steps")) if isinstance(s, dict) and isinstance(s.get("solver"), str)]
     sid, task = as_text(sample.get("id")), as_text(ev.get("task"))
     return agent_session(
         ref, steps, task=_task(sample.get("input"), resolve, fail), fail=fail,
@@ -289,6 +289,10 @@ def score_value(value: Any) -> float | None:
     return None
 
 
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -322,8 +326,8 @@ def _scores(sample: dict, header: dict, fail: Fail) -> tuple[float | None, str |
                 metrics[f"score_{name}" if key is None else f"score_{name}.{key}"] = x
     ev = header.get("eval") if isinstance(header.get("eval"), dict) else {}
     results = header.get("results") if isinstance(header.get("results"), dict) else {}
-    named = [s.get("name") for s in ev.get("scorers") or [] if isinstance(s, dict)]
-    named += [s.get(k) for s in results.get("scores") or [] if isinstance(s, dict) for k in ("scorer", "name")]
+    named = [s.get("name") for s in _list(ev.get("scorers")) if isinstance(s, dict)]
+    named += [s.get(k) for s in _list(results.get("scores")) if isinstance(s, dict) for k in ("scorer", "name")]
     order: list[str] = []
     for n in [x for x in named if isinstance(x, str)] + list(scores):
         hit = n if n in scores else next((k for k in scores if n.rsplit("/", 1)[-1] == k), None)

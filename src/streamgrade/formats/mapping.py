@@ -140,7 +140,7 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
         if isinstance(part, str):
             parts.append(part)
         elif isinstance(part, dict):
-            kind = part.get("type")
+            kind = part.get("type") if isinstance(part.get("type"), str) else None
             if kind in _REASONING_PARTS or kind in ("tool_use", "tool_result", "function_call", "function_call_output",
                                                     "data"):  # Inspect AI's "data": a provider's internal payload
                 continue
@@ -163,7 +163,7 @@ def reasoning_of(content: Any) -> str | None:
     if not isinstance(content, list):
         return None
     texts = [(p.get("summary") if p.get("redacted") is True else p.get("thinking") or p.get("reasoning") or p.get("text"))
-             for p in content if isinstance(p, dict) and p.get("type") in _REASONING_PARTS]
+             for p in content if isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _REASONING_PARTS]
     texts = [t for t in texts if isinstance(t, str) and t]
     return "\n".join(texts) or None
 
