@@ -335,21 +335,56 @@ def test_zip_bomb_member_is_refused_before_decompression(tmp_path: Path, limits)
     assert "not decompressed" in err.message
 
 
-def _patch_sizes(path: Path, member: str, *, size: int | None = None, method: int | None = None) -> None:
-    """Rewrite a member's uncompressed size or compression method in its local header and its
-    central directory entry."""
+def _patch_sizes(path: Path, member: str, *, size: int | None = None, method: int | None = None,
+                 crc: int | None = None) -> None:
+    """Rewrite a member's uncompressed size, compression method or CRC-32 in its local
+    header and its central directory entry."""
     data = bytearray(path.read_bytes())
     info = zipfile.ZipFile(path).getinfo(member)
     cd = data.index(b"PK\x01\x02", info.header_offset + 30)
     while data[cd + 46:cd + 46 + len(member)] != member.encode():
         cd = data.index(b"PK\x01\x02", cd + 4)
-    if size is not None:
-        struct.pack_into("<I", data, info.header_offset + 22, size)
-        struct.pack_into("<I", data, cd + 24, size)
-    if method is not None:
-        struct.pack_into("<H", data, info.header_offset + 8, method)
-        struct.pack_into("<H", data, cd + 10, method)
+    for value, fmt, local, central in ((size, "<I", 22, 24), (method, "<H", 8, 10), (crc, "<I", 14, 16)):
+        if value is not None:
+            struct.pack_into(fmt, data, info.header_offset + local, value)
+            struct.pack_into(fmt, data, cd + central, value)
     path.write_bytes(bytes(data))
+
+
+def write_zstd_eval(path: Path, doc: dict, *, damage: bool = False) -> Path:
+    """An .eval whose sample member is zstd-compressed (ZIP method 93), as Inspect writes
+    with INSPECT_USE_ZSTD: a stored member holding the zstd frame, relabelled."""
+    import zlib
+
+    import zstandard
+
+    raw = json.dumps(doc).encode()
+    packed = zstandard.ZstdCompressor().compress(raw)
+    if damage:
+        packed = packed[:12] + bytes(8) + packed[20:]
+    write_eval(path, {"header.json": {"version": 2, "eval": EVAL}, "samples/1_epoch_1.json": packed},
+               method=zipfile.ZIP_STORED)
+    _patch_sizes(path, "samples/1_epoch_1.json", size=len(raw), method=93, crc=zlib.crc32(raw))
+    return path
+
+
+def test_zstd_members_are_read(tmp_path: Path):
+    write_zstd_eval(tmp_path / "z.eval", sample())
+    (s,) = assemble_all(tmp_path).values()
+    assert isinstance(s, Session) and s.reward == 1.0 and s.task == "What is 2+2?"
+
+
+def test_damaged_zstd_member_and_unsupported_methods_are_named(tmp_path: Path):
+    (tmp_path / "z").mkdir()
+    (tmp_path / "d").mkdir()
+    write_zstd_eval(tmp_path / "z" / "z.eval", sample(), damage=True)
+    p = write_eval(tmp_path / "d" / "d.eval", {"header.json": {"version": 2, "eval": EVAL},
+                                               "samples/1_epoch_1.json": sample()})
+    _patch_sizes(p, "samples/1_epoch_1.json", method=9)
+    (z,) = assemble_all(tmp_path / "z").values()
+    assert isinstance(z, InputError) and z.field == "samples/1_epoch_1.json" and "zstd" in z.message
+    (d,) = assemble_all(tmp_path / "d").values()
+    assert isinstance(d, InputError) and d.field == "samples/1_epoch_1.json" and "deflate64" in d.message
 
 
 def test_member_that_lies_about_its_size_fails_its_check(tmp_path: Path):
@@ -359,13 +394,6 @@ def test_member_that_lies_about_its_size_fails_its_check(tmp_path: Path):
     (err,) = assemble_all(tmp_path).values()
     assert isinstance(err, InputError) and err.field == "samples/1_epoch_1.json"
     assert "truncated or corrupt zip" in err.message
-
-
-def test_zstd_member_is_named(tmp_path: Path):
-    p = write_eval(tmp_path / "z.eval", {"header.json": {"version": 2, "eval": EVAL}, "samples/1_epoch_1.json": sample()})
-    _patch_sizes(p, "samples/1_epoch_1.json", method=93)
-    (err,) = assemble_all(tmp_path).values()
-    assert isinstance(err, InputError) and err.field == "samples/1_epoch_1.json" and "zstd" in err.message
 
 
 def test_stored_members_are_read(tmp_path: Path):

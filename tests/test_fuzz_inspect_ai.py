@@ -220,3 +220,46 @@ def test_degenerate_eval_files(tmp_path: Path, content: bytes):
     bad = tmp_path / "x.eval"
     bad.write_bytes(content)
     _check(tmp_path, bad, repr(content[:8]))
+
+
+def _zstd_zip() -> bytes:
+    """The seed zip with its first sample member zstd-compressed (ZIP method 93): a stored
+    member holding the frame, relabelled in both headers."""
+    import struct
+    import zlib
+
+    import zstandard
+
+    raw = json.dumps(SAMPLE).encode()
+    members = _eval_members()
+    members["samples/1_epoch_1.json"] = zstandard.ZstdCompressor().compress(raw)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, doc in members.items():
+            z.writestr(name, doc if isinstance(doc, bytes) else json.dumps(doc))
+    data = bytearray(buf.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("samples/1_epoch_1.json")
+    cd = data.index(b"PK\x01\x02", info.header_offset + 30)
+    while data[cd + 46:cd + 46 + len(info.filename)] != info.filename.encode():
+        cd = data.index(b"PK\x01\x02", cd + 4)
+    for off_local, off_central, fmt, value in ((8, 10, "<H", 93), (14, 16, "<I", zlib.crc32(raw)), (22, 24, "<I", len(raw))):
+        struct.pack_into(fmt, data, info.header_offset + off_local, value)
+        struct.pack_into(fmt, data, cd + off_central, value)
+    return bytes(data)
+
+
+def test_zstd_seed_assembles(tmp_path: Path):
+    (tmp_path / "log.eval").write_bytes(_zstd_zip())
+    clear_cache()
+    refs = list(scan([tmp_path]))
+    assert [FORMATS[r.format].assemble(r, CFG).reward for r in refs] == [1.0, 1.0]
+
+
+@FUZZ
+@given(data=st.data())
+def test_zstd_zip_bytes(data):
+    what, raw = data.draw(byte_mutation(_zstd_zip()))
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = Path(tmp) / "log.eval"
+        bad.write_bytes(raw)
+        _check(Path(tmp), bad, what)

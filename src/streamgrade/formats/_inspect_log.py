@@ -5,8 +5,9 @@ Source: UKGovernmentBEIS/inspect_ai, ``src/inspect_ai/log/_recorders/eval.py`` (
 layout), ``log/_recorders/json.py`` (the JSON log), ``log/_recorders/chunked/format.py``
 (the experimental per-sample chunk layout) and ``log/_log.py`` (``EvalLog``).
 
-``.eval`` (a zip, deflate; Inspect can also write zstd, and reads deflate64; neither is in
-Python 3.11's zipfile, so such members fail with the method named): ``header.json`` (the
+``.eval`` (a zip: deflate by default; zstd when Inspect runs with ``INSPECT_USE_ZSTD``,
+read here with :mod:`zstandard` since Python 3.11's zipfile lacks it; a member in another
+method, such as the deflate64 Inspect can read, fails with the method named): ``header.json`` (the
 ``EvalLog`` without samples, once the eval has finished), ``_journal/start.json``
 (``{version, eval, plan}``, written when it starts: a running log has only this),
 ``samples/<id>_epoch_<n>.json`` (one ``EvalSample`` each), ``summaries.json``,
@@ -28,9 +29,11 @@ import hashlib
 import json
 import os
 import re
+import struct
 import threading
 import weakref
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +49,8 @@ SAMPLE_RE = re.compile(r"^samples/(?P<id>.+)_epoch_(?P<epoch>\d+)\.json$")
 CHUNKED_RE = re.compile(r"^samples/(?P<id>.+)_epoch_(?P<epoch>\d+)/sample\.json$")
 JSON_HEAD_RE = re.compile(rb'^\s*\{\s*"version"\s*:\s*\d+\s*,')
 PEEK_BYTES = 4096
-_METHODS = {9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd", 95: "xz", 98: "ppmd"}
+ZSTD = 93  # ZIP method number of Zstandard (zipfile.ZIP_ZSTANDARD from Python 3.14)
+_METHODS = {9: "deflate64", 12: "bzip2", 14: "lzma", 95: "xz", 98: "ppmd"}
 _HEADER_KEYS = ("version", "status", "eval", "plan", "results", "stats", "error")
 
 
@@ -185,10 +189,12 @@ def read_member(index: LogIndex, name: str) -> Any:
     if info.file_size > limit:
         raise InputError(path, f"member is {info.file_size:,} bytes uncompressed, over the limit of {limit:,} "
                                "([limits] max_session_bytes); not decompressed", field=name)
+    if info.compress_type == ZSTD:
+        return decode_json(path, _read_zstd(path, info, limit), name)
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         method = _METHODS.get(info.compress_type, f"method {info.compress_type}")
         raise InputError(path, f"member is compressed with {method}, which this reader cannot decompress "
-                               "(stored and deflate only)", field=name)
+                               "(stored, deflate and zstd only)", field=name)
     try:
         with zf.open(info) as f:
             data = f.read(limit + 1)
@@ -199,6 +205,39 @@ def read_member(index: LogIndex, name: str) -> Any:
         raise InputError(path, f"member decompresses to more than {limit:,} bytes ([limits] max_session_bytes)",
                          field=name)
     return decode_json(path, data, name)
+
+
+def _read_zstd(path: str, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A zstd member's bytes (ZIP method 93), at most ``limit`` of them, CRC checked; read
+    through its own file handle (the local header gives where its data starts)."""
+    import zstandard
+
+    name = info.filename
+    try:
+        with open_regular(path) as fh:
+            fh.seek(info.header_offset)
+            head = fh.read(30)
+            if len(head) != 30 or head[:4] != b"PK\x03\x04":
+                raise InputError(path, "bad local header (truncated or corrupt zip)", field=name)
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            packed = fh.read(info.compress_size)
+        if len(packed) != info.compress_size:
+            raise InputError(path, "member data is cut short (truncated zip)", field=name)
+        out = bytearray()
+        with zstandard.ZstdDecompressor().stream_reader(packed) as reader:
+            while len(out) <= limit and (chunk := reader.read(min(1 << 20, limit + 1 - len(out)))):
+                out += chunk
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError, OSError, ...
+        raise InputError(path, f"cannot decompress zstd member: {type(exc).__name__}: {exc}", field=name) from None
+    if len(out) > limit:
+        raise InputError(path, f"member decompresses to more than {limit:,} bytes ([limits] max_session_bytes)",
+                         field=name)
+    if len(out) != info.file_size or zlib.crc32(out) != info.CRC:
+        raise InputError(path, "member fails its size or CRC-32 check (truncated or corrupt zip)", field=name)
+    return bytes(out)
 
 
 def _index_eval(path: str) -> LogIndex:
