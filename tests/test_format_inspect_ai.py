@@ -450,6 +450,8 @@ def test_broken_json_log_names_the_line_and_other_json_is_not_taken(tmp_path: Pa
     assert {r.session_id for r in FMT.find(tmp_path, ["cut.json", "log.json", "other.json"])} == {"cut", "arith.E1.1.epoch1"}
     got = assemble_all(tmp_path / "cut.json")
     assert got["cut"].line is not None and got["cut"].path == str(tmp_path / "cut.json")
+    from streamgrade.formats.explain import explain
+    assert "inspect-ai: does not start with a log's version and eval" in explain(tmp_path, "other.json", ["other.json"])
 
 
 def test_bad_fields_name_the_sample_field(tmp_path: Path):

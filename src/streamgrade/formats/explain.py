@@ -61,6 +61,8 @@ def _json_reasons(path: Path) -> list[str]:
     reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode"]
     if path.suffix == ".json" and _scan_file(str(path))[0] != IS_ATIF:
         reasons.append("atif: no ATIF schema_version")
+    if path.suffix == ".json":
+        reasons.append("inspect-ai: does not start with a log's version and eval")
     return ["JSON without session rows (" + "; ".join(reasons) + ")"]
 
 
