@@ -31,7 +31,7 @@ from streamgrade.formats._rows import clear_cache as clear_rows
 from streamgrade.sources.scan import scan
 
 CFG = load_config(env={})
-FUZZ = settings(max_examples=int(os.environ.get("STREAMGRADE_FUZZ_EXAMPLES", "25")), deadline=None, database=None,
+FUZZ = settings(max_examples=int(os.environ.get("STREAMGRADE_FUZZ_EXAMPLES", "15")), deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 EVAL = {"eval_id": "E1", "run_id": "R1", "task": "arith", "task_id": "T1", "model": "openai/gpt-x",

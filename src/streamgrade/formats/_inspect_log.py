@@ -81,6 +81,13 @@ class LogIndex:
     entries: list[Entry] = field(default_factory=list)
     zip: zipfile.ZipFile | None = None
     raws: list[Any] = field(default_factory=list)  # .json: raw sample JSON (msgspec.Raw) or decoded objects
+    _by_locator: dict[str, Entry] | None = field(default=None, repr=False)
+
+    def entry(self, locator: str) -> Entry | None:
+        """The sample at ``locator``, or None."""
+        if self._by_locator is None:
+            self._by_locator = {e.locator: e for e in self.entries}
+        return self._by_locator.get(locator)
 
 
 _cache: OrderedDict[tuple[str, int, int], LogIndex] = OrderedDict()

@@ -128,7 +128,7 @@ class InspectLog:
         index = load_index(ref.path)
         if index.error is not None:
             raise index.error
-        entry = next((e for e in index.entries if e.locator == ref.locator), None)
+        entry = index.entry(ref.locator)
         if entry is None:
             raise InputError(ref.path, f"sample {ref.locator!r} not found: the log changed since it was scanned")
         fail: Fail
