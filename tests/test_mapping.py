@@ -165,3 +165,56 @@ def test_user_tool_calls_of_dual_control_runs():
     assert view[0].tool_calls[0].function.name == "lookup" and (view[1].role, view[1].tool_call_id) == ("tool", "a1")
     attach(steps, Observation(content="stray"), source="user")  # every user call answered: feedback
     assert steps[-1].source == "environment" and steps[-1].message == "stray"
+
+
+def test_inspect_ai_messages_tool_calls_errors_reasoning_and_server_tools():
+    """Inspect AI's ChatMessage shapes (inspect_ai/model/_chat_message.py, _util/content.py,
+    tool/_tool_call.py): the function as a string, tool results named by ``function`` with
+    an ``error`` object, reasoning parts (redacted ones read through their summary), the
+    model of an assistant message, server-side tool use carrying its result, data parts."""
+    msgs = [
+        {"role": "user", "content": [{"type": "text", "text": "list files"}, {"type": "image", "image": "data:..."}]},
+        {"role": "assistant", "model": "gpt-4o", "content": [
+            {"type": "reasoning", "reasoning": "think first", "signature": "sig"},
+            {"type": "reasoning", "reasoning": "opaque==", "redacted": True, "summary": "short summary"},
+            {"type": "data", "data": {"x": 1}},
+            {"type": "text", "text": "running ls"}],
+         "tool_calls": [{"id": "c1", "function": "bash", "arguments": {"cmd": "ls"}, "type": "function"},
+                        {"id": "c2", "function": "bash", "arguments": {"cmd": "cat x"}, "parse_error": None}]},
+        {"role": "tool", "tool_call_id": "c1", "function": "bash", "content": "a\nb"},
+        {"role": "tool", "tool_call_id": "c2", "function": "bash", "content": "",
+         "error": {"type": "file_not_found", "message": "x: no such file"}},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "tool_type": "web_search", "id": "ws1", "name": "web_search",
+             "arguments": "{\"query\": \"q\"}", "result": "3 hits", "error": None},
+            {"type": "text", "text": "done"}]},
+    ]
+    steps = messages_to_steps(msgs, fail)
+    assert [s.source for s in steps] == ["user", "agent", "agent"]
+    assert steps[0].message == "list files\n[image]"
+    agent = steps[1]
+    assert agent.model == "gpt-4o" and agent.message == "running ls"
+    assert agent.reasoning == "think first\nshort summary"
+    assert [(c.id, c.name, c.arguments) for c in agent.tool_calls] == [("c1", "bash", {"cmd": "ls"}),
+                                                                        ("c2", "bash", {"cmd": "cat x"})]
+    assert [(o.source_call_id, o.content, o.is_error) for o in agent.observations] == [
+        ("c1", "a\nb", None), ("c2", "Error: x: no such file", True)]
+    server = steps[2]
+    assert server.message == "done" and server.model is None
+    assert [(c.id, c.name, c.arguments) for c in server.tool_calls] == [("ws1", "web_search", "{\"query\": \"q\"}")]
+    assert [(o.source_call_id, o.content) for o in server.observations] == [("ws1", "3 hits")]
+    view = chat_view(steps)
+    assert [m.role for m in view] == ["user", "assistant", "tool", "tool", "assistant", "tool"]
+    assert view[3].tool_call_id == "c2" and view[3].content == "Error: x: no such file"
+
+
+def test_tool_result_error_keeps_its_output_and_legacy_tool_error():
+    steps = messages_to_steps([
+        {"role": "assistant", "tool_calls": [{"id": "a", "function": "bash", "arguments": {}},
+                                             {"id": "b", "function": "bash", "arguments": {}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "partial output",
+         "error": {"type": "output_limit", "message": "limit exceeded"}},
+        {"role": "tool", "tool_call_id": "b", "content": "", "tool_error": "timed out"},
+    ], fail)
+    assert [(o.content, o.is_error) for o in steps[0].observations] == [
+        ("partial output\nError: limit exceeded", True), ("Error: timed out", True)]

@@ -11,6 +11,7 @@ from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .mini_swe_agent import MiniSWEAgentTrajectory
+from .inspect_ai import InspectLog
 from .openai_chat import OpenAIChat
 from .owa import OWACapture
 from .registry import plugin_formats, register_format, unregister_format
@@ -33,6 +34,7 @@ BUILTIN: tuple[Format, ...] = (
     SWEAgentTrajectory(),
     MiniSWEAgentTrajectory(),
     Tau2Results(),
+    InspectLog(),
     # the generic row readers last
     TraceRows(),
     OpenAIChat(),

@@ -13,6 +13,7 @@ from pathlib import Path
 from ._rows import load_rows, looks_like_json
 from ._tau2_run import owned_names as tau2_owned
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
+from . import inspect_ai
 from .swebench_labels import run_files
 
 #: What each format reads, as a user would look for it.
@@ -29,6 +30,7 @@ EXPECTS: dict[str, str] = {
     "mini-swe-agent": "mini-swe-agent <instance>.traj.json (SWE-bench labels beside it give the reward)",
     "tau2": "a tau2-bench results .json (an object with tasks and simulations lists), or a dir-format "
             "run's results.json with simulations/<id>.json",
+    "inspect-ai": "Inspect AI eval logs: <log>.eval (zip) or <log>.json, one session per sample and epoch",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -40,8 +42,9 @@ def owned(folder: Path, names: list[str]) -> set[str]:
     (``result.json``, ``config.json``, ``job.log`` beside its trial folders), an agent
     run's labels, predictions, configs, patches and logs beside its SWE-agent or
     mini-swe-agent trajectories (:func:`.swebench_labels.run_files`), and tau2-bench
-    results files that hold no simulation (none run yet; a dir-format run's results.json)."""
-    out: set[str] = run_files(folder, names) | set(tau2_owned(folder, names))
+    results files that hold no simulation (none run yet; a dir-format run's results.json),
+    and Inspect AI logs without samples yet (a running eval)."""
+    out: set[str] = run_files(folder, names) | set(tau2_owned(folder, names)) | inspect_ai.owned(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
@@ -68,6 +71,8 @@ def _json_reasons(path: Path) -> list[str]:
                "tau2: not an object with tasks and simulations lists"]
     if path.suffix == ".json" and _scan_file(str(path))[0] != IS_ATIF:
         reasons.append("atif: no ATIF schema_version")
+    if path.suffix == ".json":
+        reasons.append("inspect-ai: does not start with a log's version and eval")
     return ["JSON without session rows (" + "; ".join(reasons) + ")"]
 
 

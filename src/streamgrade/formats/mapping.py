@@ -3,17 +3,22 @@
 - Field paths (:func:`get`): ``info.task_id``, ``messages.0.content``, ``tasks[id=task_id]``.
 - Rows (:func:`rows_at`): a list, an object of rows keyed by id (``*``), nested under a key.
 - Content (:func:`text_of`, :func:`reasoning_of`): a string, or a list of content parts in
-  OpenAI (``{type: text|input_text|output_text, text}``, ``image_url``) or Anthropic
-  (``text``, ``thinking``, ``tool_use``, ``tool_result``, ``image``) shape.
+  OpenAI (``{type: text|input_text|output_text, text}``, ``image_url``), Anthropic
+  (``text``, ``thinking``, ``tool_use``, ``tool_result``, ``image``) or Inspect AI
+  (``text``, ``reasoning {reasoning, redacted, summary}``, ``image``, ``audio``, ``video``,
+  ``document``, ``data``, server-side ``tool_use {id, name, arguments, result, error}``) shape.
 - Tool calls (:func:`tool_call`): OpenAI ``{id, type, function: {name, arguments}}``, flat
-  ``{id, name, arguments|args|input|parameters}`` with object or string arguments,
+  ``{id, name, arguments|args|input|parameters}`` with object or string arguments, Inspect
+  AI ``{id, function: <name>, arguments: {...}}`` (the function as a string),
   Anthropic ``tool_use`` blocks ``{id, name, input}``, OpenAI Responses / Codex
   ``function_call`` items ``{call_id, name, arguments}``, ATIF ``{tool_call_id,
   function_name, arguments}``, and the legacy ``function_call`` of a message.
 - Messages to steps (:func:`messages_to_steps`): OpenAI chat, Anthropic Messages and
   ShareGPT (``{from, value}``) messages become the canonical :class:`~streamgrade.models.Step`
   list (after ATIF): tool results are attached as observations to the agent step whose call
-  they answer.
+  they answer. A tool result's ``error`` (Inspect AI ``{type, message}``, or a string) marks
+  it as an error and its message is added to the text; an agent message's ``model`` becomes
+  the step's model.
 - Text-based agent loops (:func:`feedback`): the message after the model's turn is the
   result of its action (or a format error) and belongs to that agent step.
 - The OpenAI chat view (:func:`chat_view`) of the steps (a user step may carry tool calls
@@ -138,8 +143,9 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
         if isinstance(part, str):
             parts.append(part)
         elif isinstance(part, dict):
-            kind = part.get("type")
-            if kind in _REASONING_PARTS or kind in ("tool_use", "tool_result", "function_call", "function_call_output"):
+            kind = part.get("type") if isinstance(part.get("type"), str) else None
+            if kind in _REASONING_PARTS or kind in ("tool_use", "tool_result", "function_call", "function_call_output",
+                                                    "data"):  # Inspect AI's "data": a provider's internal payload
                 continue
             text = part.get("text")
             if isinstance(text, str) and (kind is None or kind in _TEXT_PARTS or kind not in ("image", "image_url")):
@@ -154,11 +160,13 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
 
 
 def reasoning_of(content: Any) -> str | None:
-    """The text of Anthropic ``thinking`` parts (and ``reasoning`` parts) in a content list."""
+    """The text of Anthropic ``thinking`` parts and ``reasoning`` parts in a content list
+    (Inspect AI ``{type: reasoning, reasoning, redacted, summary}``: a redacted part's
+    ``reasoning`` is opaque, so only its ``summary`` is read)."""
     if not isinstance(content, list):
         return None
-    texts = [p.get("thinking") or p.get("text") for p in content
-             if isinstance(p, dict) and p.get("type") in _REASONING_PARTS]
+    texts = [(p.get("summary") if p.get("redacted") is True else p.get("thinking") or p.get("reasoning") or p.get("text"))
+             for p in content if isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _REASONING_PARTS]
     texts = [t for t in texts if isinstance(t, str) and t]
     return "\n".join(texts) or None
 
@@ -181,6 +189,8 @@ def tool_call(obj: Any, fail: Fail, field: str, default_id: str) -> StepToolCall
         raise fail(field, f"expected a tool call object, got {type(obj).__name__}")
     fn = obj.get("function") if isinstance(obj.get("function"), dict) else obj
     name = fn.get("name") or obj.get("function_name") or obj.get("tool_name")
+    if name is None and isinstance(obj.get("function"), str):  # Inspect AI: {id, function: "bash", arguments}
+        name = obj["function"]
     if not isinstance(name, str) or not name:
         where = f"{field}.function.name" if fn is not obj else f"{field}.name"
         raise fail(where, "missing tool name" if name is None else "expected a non-empty string")
@@ -231,6 +241,36 @@ def results_in(content: Any, fail: Fail, field: str) -> list[Observation]:
     return out
 
 
+def inline_results(content: Any, fail: Fail, field: str) -> list[Observation]:
+    """The results carried inside the call of server-side tool-use parts (Inspect AI
+    ``ContentToolUse``: ``{type: tool_use, id, name, arguments, result, error?}``, run by the
+    model provider), as observations of those calls."""
+    out: list[Observation] = []
+    if not isinstance(content, list):
+        return out
+    for k, part in enumerate(content):
+        if isinstance(part, dict) and part.get("type") == "tool_use" and "result" in part:
+            out.append(_result_obs(part.get("result"), part.get("error"), part.get("id"), fail, f"{field}[{k}].result"))
+    return out
+
+
+def _result_obs(body: Any, error: Any, cid: Any, fail: Fail, field: str) -> Observation:
+    """An observation of a tool result ``body`` (text, content parts, a number or other
+    JSON), with ``error`` (a message string or an object with ``message``) marking it as an
+    error and added to the text."""
+    if isinstance(body, (int, float)) or (body is not None and not isinstance(body, (str, list, dict))):
+        text = str(body)
+    elif isinstance(body, dict) and "type" not in body and "text" not in body:
+        text = json.dumps(body, ensure_ascii=False, default=str)
+    else:
+        text = text_of(body, fail, field) or ""
+    message = error.get("message") if isinstance(error, dict) else error
+    if isinstance(message, str) and message and message not in text:
+        text = f"{text}\nError: {message}" if text else f"Error: {message}"
+    return Observation(content=text, source_call_id=cid if isinstance(cid, str) else None,
+                       is_error=True if error else None)
+
+
 # -- messages to steps ----------------------------------------------------------------------
 def role_of(message: dict) -> str | None:
     """A message's role (``role``, or ShareGPT's ``from``), lower-cased."""
@@ -272,14 +312,20 @@ def messages_to_steps(messages: Any, fail: Fail, field: str = "messages") -> lis
                     raise fail(f"{where}.value", "expected a JSON function call") from None
                 body = None
             reasoning = m.get("reasoning_content") or m.get("reasoning") or reasoning_of(body)
+            model = m.get("model")
             steps.append(Step(source="agent", message=text_of(body, fail, f"{where}.content") or None,
                               reasoning=reasoning if isinstance(reasoning, str) and reasoning else None,
-                              tool_calls=tool_calls_in(m, fail, where, i)))
+                              tool_calls=tool_calls_in(m, fail, where, i),
+                              observations=inline_results(body, fail, f"{where}.content"),
+                              model=model if isinstance(model, str) and model else None))
         elif role in TOOL_ROLES:
             text = text_of(body, fail, f"{where}.content") if not isinstance(body, (int, float)) else str(body)
             cid = m.get("tool_call_id") or m.get("tool_use_id") or m.get("call_id")
-            attach(steps, Observation(content=text or "", source_call_id=cid if isinstance(cid, str) else None),
-                   name=m.get("name") if isinstance(m.get("name"), str) else None)
+            obs = _result_obs(text, m.get("error") or m.get("tool_error"), cid, fail, f"{where}.content")
+            if m.get("is_error") is True:
+                obs.is_error = True
+            name = m.get("name") if isinstance(m.get("name"), str) else m.get("function")
+            attach(steps, obs, name=name if isinstance(name, str) else None)
         else:
             raise fail(f"{where}.role", f"unknown role {role!r}")
     return steps
@@ -414,5 +460,6 @@ def agent_session(ref: SessionRef, steps: list[Step], *, task: str | None = None
 
 
 __all__ = ["get", "rows_at", "as_text", "as_float", "text_of", "reasoning_of", "arguments_of", "tool_call",
-           "tool_calls_in", "results_in", "role_of", "messages_to_steps", "attach", "feedback", "chat_view", "first_user",
+           "tool_calls_in", "results_in", "inline_results", "role_of", "messages_to_steps", "attach", "feedback",
+           "chat_view", "first_user",
            "agent_session", "Fail"]
