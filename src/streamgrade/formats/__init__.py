@@ -9,6 +9,7 @@ from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
 from .owa import OWACapture
+from .terminal_bench import TerminalBenchTrial
 from .trace_rows import TraceRows
 
 #: Every format, in the order scan asks them: readers of specific formats first (an
@@ -17,7 +18,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              TraceRows(), OpenAIChat())
+              TerminalBenchTrial(), TraceRows(), OpenAIChat())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]

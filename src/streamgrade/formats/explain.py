@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
+from .terminal_bench import RESULTS as TB_RESULTS, run_files as tb_run_files
 
 #: What each format reads, as a user would look for it.
 EXPECTS: dict[str, str] = {
@@ -23,6 +24,7 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
+    "terminal-bench": "a Terminal-Bench trial folder: results.json with sessions/agent.cast (or agent.log), panes/ or commands.txt",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -31,12 +33,14 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
     continuation and subagent files, and a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders)."""
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), and a
+    Terminal-Bench run folder's ``results.json`` and ``run_metadata.json``."""
     out: set[str] = set()
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
         out.update(n for n in _HARBOR_JOB_FILES if n in names)
+    out |= tb_run_files(folder, names)
     return out
 
 
@@ -71,6 +75,8 @@ def explain(folder: Path, name: str, names: list[str]) -> str:
             return f"clones-desktop: {name} without {other} in its folder"
         if name == RESULT:
             return "harbor: result.json without agent/trajectory.json"
+        if name == TB_RESULTS:
+            return "terminal-bench: results.json without sessions/, panes/ or commands.txt beside it (not a trial folder)"
         if low.endswith(".events.json"):
             return "clones-web: not read"
         return "; ".join(_json_reasons(path))
