@@ -243,6 +243,8 @@ class TermText:
 
     def _new_page(self) -> None:
         if any(self.lines[self._top():]):
+            while len(self.lines) > 1 and not self.lines[-1]:
+                self.lines.pop()
             self.lines.append("")
             self._bound()
         self.page = len(self.lines) - 1

@@ -47,6 +47,10 @@ RULE = re.compile(r"^─{8,}\s*$")
 OUT_OPEN = re.compile(r"^<(output|output_head|output_tail|warning|elided_chars)>\s*$")
 OUT_CLOSE = re.compile(r"</(output|output_head|output_tail|warning|elided_chars)>\s*$")
 EPISODE = re.compile(r"^episode-(\d+)$")
+#: The first line of text that another process logged on the same terminal (Python logging's
+#: "HH:MM:SS - name:LEVEL", a traceback), after the agent's message was printed; it may
+#: follow a spinner's text on the same line.
+NOISE = re.compile(r"(\d\d:\d\d:\d\d(?:[.,]\d+)? - \S+:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\b|Traceback \(most recent call last\):)")
 TOOL = "bash_command"
 SAVED = "Saved trajectory to "
 MAX_PROMPT_CHARS = 200_000
@@ -137,12 +141,18 @@ def mini_steps(lines: list[str], width: int, max_obs: int) -> tuple[list[Step], 
             steps.append(Step(source="system", message=content))
         elif role == "assistant":
             cost = c if c is not None else cost
+            fence = content.rfind("```")
+            content, dropped = _cut_noise(content, fence + 3 if fence >= 0 else 0)
+            noise += dropped
             blocks = BASH_BLOCK.findall(content)
             calls = [StepToolCall(id=f"call_{k}_0", name="bash", arguments={"command": blocks[0]})] if len(blocks) == 1 else []
             steps.append(Step(source="agent", message=content or None, tool_calls=calls,
                               metrics={"cost_usd": c} if c is not None else {}))
         else:
             obs, rest = _split_observation(content)
+            if not obs.startswith("<returncode>"):
+                obs, dropped = _cut_noise(obs, 0)
+                noise += dropped
             prev = steps[-1] if steps else None
             if prev is not None and prev.source == "agent" and prev.tool_calls and not prev.observations:
                 prev.observations.append(Observation(content=bounded(obs, max_obs), source_call_id=prev.tool_calls[0].id))
@@ -155,6 +165,19 @@ def mini_steps(lines: list[str], width: int, max_obs: int) -> tuple[list[Step], 
     facts = {"version": version, "cost_usd": cost, "steps": sum(1 for s in steps if s.source == "agent"),
              "noise_lines": noise}
     return steps, facts
+
+
+def _cut_noise(text: str, start: int) -> tuple[str, int]:
+    """``text`` up to the first :data:`NOISE` line at or after offset ``start``, and the
+    number of lines cut (everything from that line on: another process's output printed
+    after the message, before the console's next header)."""
+    at = start
+    for line in text[start:].split("\n"):
+        if NOISE.search(line):
+            cut = text[at:]
+            return text[:at].rstrip("\n"), cut.count("\n") + 1
+        at += len(line) + 1
+    return text, 0
 
 
 def _split_observation(content: str) -> tuple[str, str]:

@@ -320,19 +320,19 @@ def _segments(events: list, end: float | None) -> list[tuple[str | None, list[st
     are dropped."""
     segs: list[tuple[str | None, list[str]]] = [(None, [])]
     pending = ""
+    echo: list[str] = []  # output while keys are being typed (their echo) opens the next segment
     for ev in events:
         if ev.code == INPUT:
             if TESTS.search(ev.data) or (end is not None and ev.t > end):
                 break
             pending += ev.data
             if any(c in ev.data for c in ENTER) or ev.data[:1] in ("\x03", "\x04"):
-                keys = pending.replace(TMUX_DONE, "")
-                pending = ""
-                segs.append((keys, []))
+                segs.append((pending.replace(TMUX_DONE, ""), echo))
+                pending, echo = "", []
         elif ev.code == OUTPUT:
-            segs[-1][1].append(ev.data)
+            (echo if pending else segs[-1][1]).append(ev.data)
     if pending:  # keys typed without Enter before the recording ended
-        segs.append((pending.replace(TMUX_DONE, ""), []))
+        segs.append((pending.replace(TMUX_DONE, ""), echo))
     out = []
     for keys, outputs in segs:
         if keys is not None and PLUMBING.match(keys.strip()):
