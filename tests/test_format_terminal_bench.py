@@ -376,6 +376,7 @@ def test_render_resolves_overwrites_erases_and_clears():
     assert render("old screen\r\n\x1b[H\x1b[2Jnew\r\n") == "old screen\nnew"  # history kept
     assert render("shell$ vim\r\n\x1b[?1049h\x1b[H\x1b[2J~\r\n~ file\x1b[?1049l$ ") == "shell$ vim\n~\n~ file\n$"
     assert render("\x1b]0;title\x07text\x1b[K\r\n\tx") == "text\n        x"
+    assert render("a\r\n" + "\x1b[9999B" * 50 + "b", rows=5) == "a\n\n\n\nb"  # no scrolling past the screen
 
 
 def test_render_is_bounded():

@@ -288,7 +288,8 @@ class TermText:
         self.col = 0
 
     def cursor_down(self, count: int | None = None, *_: Any, **__: Any) -> None:
-        self._goto(self.row + max(1, count or 1))
+        # never past the screen's last row (a terminal does not scroll for it)
+        self._goto(min(self.row + max(1, count or 1), max(self.row, self._top() + self.rows - 1)))
 
     def cursor_down1(self, count: int | None = None, *_: Any, **__: Any) -> None:
         self.cursor_down(count)
