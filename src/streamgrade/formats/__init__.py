@@ -17,6 +17,7 @@ from .owa import OWACapture
 from .registry import plugin_formats, register_format, unregister_format
 from .swe_agent import SWEAgentTrajectory
 from .tau2 import Tau2Results
+from .terminal_bench import TerminalBenchTrial
 from .trace_rows import TraceRows
 
 log = logging.getLogger("streamgrade.formats")
@@ -35,6 +36,7 @@ BUILTIN: tuple[Format, ...] = (
     MiniSWEAgentTrajectory(),
     Tau2Results(),
     InspectLog(),
+    TerminalBenchTrial(),
     # the generic row readers last
     TraceRows(),
     OpenAIChat(),

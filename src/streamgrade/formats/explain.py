@@ -15,6 +15,7 @@ from ._tau2_run import owned_names as tau2_owned
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
 from . import inspect_ai
 from .swebench_labels import run_files
+from .terminal_bench import RESULTS as TB_RESULTS, run_files as tb_run_files
 
 #: What each format reads, as a user would look for it.
 EXPECTS: dict[str, str] = {
@@ -31,6 +32,7 @@ EXPECTS: dict[str, str] = {
     "tau2": "a tau2-bench results .json (an object with tasks and simulations lists), or a dir-format "
             "run's results.json with simulations/<id>.json",
     "inspect-ai": "Inspect AI eval logs: <log>.eval (zip) or <log>.json, one session per sample and epoch",
+    "terminal-bench": "a Terminal-Bench trial folder: results.json with sessions/agent.cast (or agent.log), panes/ or commands.txt",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -43,8 +45,10 @@ def owned(folder: Path, names: list[str]) -> set[str]:
     run's labels, predictions, configs, patches and logs beside its SWE-agent or
     mini-swe-agent trajectories (:func:`.swebench_labels.run_files`), and tau2-bench
     results files that hold no simulation (none run yet; a dir-format run's results.json),
-    and Inspect AI logs without samples yet (a running eval)."""
-    out: set[str] = run_files(folder, names) | set(tau2_owned(folder, names)) | inspect_ai.owned(folder, names)
+    Inspect AI logs without samples yet (a running eval), and a Terminal-Bench run folder's
+    ``results.json`` and ``run_metadata.json``."""
+    out: set[str] = (run_files(folder, names) | set(tau2_owned(folder, names)) | inspect_ai.owned(folder, names)
+                     | tb_run_files(folder, names))
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
@@ -90,6 +94,8 @@ def explain(folder: Path, name: str, names: list[str]) -> str:
             return f"clones-desktop: {name} without {other} in its folder"
         if name == RESULT:
             return "harbor: result.json without agent/trajectory.json"
+        if name == TB_RESULTS:
+            return "terminal-bench: results.json without sessions/, panes/ or commands.txt beside it (not a trial folder)"
         if low.endswith(".events.json"):
             return "clones-web: not read"
         return "; ".join(_json_reasons(path))

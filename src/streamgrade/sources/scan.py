@@ -82,6 +82,33 @@ def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | N
     return out
 
 
+def owns_tree(ref: SessionRef) -> bool:
+    """Whether ``ref``'s format owns every file under the session's folder (``owns_tree =
+    True``, e.g. a Terminal-Bench trial): formats are then not asked about its sub-folders,
+    whose files (an agent's own logs) would otherwise be read as sessions of their own."""
+    return bool(getattr(FORMATS.get(ref.format), "owns_tree", False)) and os.path.isdir(ref.path)
+
+
+def in_owned_tree(folder: Path, levels: int = 3) -> bool:
+    """Whether ``folder`` lies inside (up to ``levels`` folders below) the folder of a
+    session whose format owns its whole tree (see :func:`owns_tree`). Lists the parent
+    folders; never raises. For single files and watch events (a walk tracks this itself)."""
+    fmts = [f for f in FORMATS.values() if getattr(f, "owns_tree", False)]
+    p = Path(folder)
+    for _ in range(levels if fmts else 0):
+        parent = p.parent
+        if parent == p:
+            break
+        try:
+            _, names, _ = list_folder(parent)
+        except OSError:
+            names = []
+        if any(r.path == str(parent) for f in fmts for r in f.find(parent, names)):
+            return True
+        p = parent
+    return False
+
+
 def claimed_in_folder(folder: Path, names: list[str], refs: list[SessionRef]) -> set[str]:
     """Paths of the files in ``folder`` that belong to ``refs`` or that a format owns
     without making them a session (an ATIF continuation, a Harbor job's summary)."""
@@ -141,6 +168,8 @@ def scan(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),
 
 
 def _one_file(path: Path, report: ScanReport) -> Iterator[SessionRef]:
+    if in_owned_tree(path.parent):
+        return  # a file of a session's tree (read by that session, never one of its own)
     try:
         _, names, _ = list_folder(path.parent)
     except OSError:
@@ -155,6 +184,7 @@ def _one_file(path: Path, report: ScanReport) -> Iterator[SessionRef]:
 
 def _walk(root: Path, skip: set[str], report: ScanReport) -> Iterator[SessionRef]:
     covered: set[str] = set()  # session folders: every file under them belongs to the session
+    trees: set[str] = set()  # session folders whose format owns every folder below them
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -163,10 +193,13 @@ def _walk(root: Path, skip: set[str], report: ScanReport) -> Iterator[SessionRef
         except OSError as exc:
             report.add(str(folder), lambda exc=exc: f"folder cannot be listed: {exc.strerror}")
             continue
-        refs = find_in_folder(folder, names)
+        owned_below = _under(os.path.dirname(str(folder)), trees) if trees else False
+        refs = [] if owned_below else find_in_folder(folder, names)
         for r in refs:
             if os.path.isdir(r.path):
                 covered.add(r.path)
+                if owns_tree(r):
+                    trees.add(r.path)
         inside = _under(str(folder), covered)
         if not inside:
             claimed = claimed_in_folder(folder, names, refs)
@@ -204,4 +237,5 @@ def _under(path: str, roots: set[str]) -> bool:
         p = parent
 
 
-__all__ = ["scan", "ScanReport", "with_fingerprint", "find_in_folder", "list_folder", "claimed_in_folder"]
+__all__ = ["scan", "ScanReport", "with_fingerprint", "find_in_folder", "list_folder", "claimed_in_folder",
+           "owns_tree", "in_owned_tree"]

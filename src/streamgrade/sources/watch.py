@@ -22,7 +22,7 @@ from anyio.abc import ObjectSendStream
 from ..config import WatchConfig
 from ..models import SessionRef
 from ..formats.explain import explain
-from .scan import ScanReport, claimed_in_folder, find_in_folder, list_folder, scan, with_fingerprint
+from .scan import ScanReport, claimed_in_folder, find_in_folder, in_owned_tree, list_folder, scan, with_fingerprint
 from .settle import Settler
 
 log = logging.getLogger("streamgrade.watch")
@@ -54,6 +54,8 @@ def refs_for_change(path: str | Path, *, exclude: Iterable[str] = (),
     if p.is_dir():
         return [r for r in scan([p], exclude=exclude, report=report)]
     folder = p.parent
+    if in_owned_tree(folder):
+        return []  # a file under a session folder that owns its tree: no session of its own
     try:
         _, names, other = list_folder(folder)  # regular files only: a FIFO is never opened
     except OSError:
