@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Format, fingerprint
+from .claude_code import ClaudeCode
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
@@ -17,7 +18,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              TraceRows(), OpenAIChat())
+              ClaudeCode(), TraceRows(), OpenAIChat())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]

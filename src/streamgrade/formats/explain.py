@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
+from .claude_code import owned_names as claude_owned
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
 
 #: What each format reads, as a user would look for it.
@@ -23,6 +24,7 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
+    "claude-code": "Claude Code transcripts ~/.claude/projects/<project>/<session>.jsonl (subagents folded in)",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -30,9 +32,12 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
-    continuation and subagent files, and a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders)."""
+    continuation and subagent files, a Harbor job folder's own summary files
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), and Claude Code
+    subagent transcripts, summary-only files and ``tool-results/`` files."""
     out: set[str] = set()
+    if folder.name == "tool-results" or any(n.endswith(".jsonl") for n in names):
+        out |= claude_owned(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
