@@ -6,6 +6,7 @@ from .base import Format, fingerprint
 from .claude_code import ClaudeCode
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
+from .codex_cli import CodexCLI
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
@@ -18,7 +19,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              ClaudeCode(), TraceRows(), OpenAIChat())
+              ClaudeCode(), CodexCLI(), TraceRows(), OpenAIChat())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]

@@ -25,6 +25,7 @@ EXPECTS: dict[str, str] = {
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
     "claude-code": "Claude Code transcripts ~/.claude/projects/<project>/<session>.jsonl (subagents folded in)",
+    "codex-cli": "Codex CLI rollouts ~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
