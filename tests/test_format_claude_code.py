@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import strategies as hst
 
 from streamgrade.config import load_config
 from streamgrade.errors import InputError
@@ -267,6 +267,17 @@ def test_inline_sidechain_and_legacy_agent_files(tmp_path):
     assert subs[0] == ("1234abcd", 0, 2) and subs[1][0].startswith("sidechain-") and subs[1][1:] == (1, 3)
 
 
+def test_subagent_link_out_of_the_project_is_not_read(tmp_path):
+    outside = write(tmp_path / "elsewhere" / "secret.jsonl", [rec("user", "s1", None, "SECRET", isSidechain=True)])
+    proj = tmp_path / "proj"
+    write(proj / "S.jsonl", [rec("user", "u1", None, "hi"), rec("assistant", "a1", "u1", text("hello"))])
+    (proj / "S" / "subagents").mkdir(parents=True)
+    (proj / "S" / "subagents" / "agent-x.jsonl").symlink_to(outside)
+    ref = FMT.find(proj, ["S.jsonl"])[0]
+    assert ref.files == (str(proj / "S.jsonl"),)
+    assert "SECRET" not in json.dumps(FMT.assemble(ref, CFG).meta)
+
+
 def test_long_first_line_and_tool_results_folder(tmp_path):
     write(tmp_path / "big.jsonl", [rec("user", "u1", None, "x" * 100_000), rec("assistant", "a1", "u1", text("ok"))])
     (tmp_path / "0c1d2e3f-0000-4000-8000-000000000000" / "tool-results").mkdir(parents=True)
@@ -327,26 +338,26 @@ def _seed(root: Path) -> list[Path]:
 @needs_corpus
 @settings(max_examples=int(os.environ.get("STREAMGRADE_FUZZ_EXAMPLES", "12")), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=st.data())
+@given(data=hst.data())
 def test_fuzz_mutated_files_fail_only_with_input_error(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("cc")
-    target = data.draw(st.sampled_from(_seed(root)))
+    target = data.draw(hst.sampled_from(_seed(root)))
     raw = target.read_bytes()
     lines = raw.split(b"\n")
-    how = data.draw(st.sampled_from(["truncate", "flip", "line", "field"]))
+    how = data.draw(hst.sampled_from(["truncate", "flip", "line", "field"]))
     if how == "truncate":
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(hst.integers(0, len(raw) - 1))]
     elif how == "flip":
-        i = data.draw(st.integers(0, len(raw) - 1))
-        raw = raw[:i] + bytes([raw[i] ^ data.draw(st.integers(1, 255))]) + raw[i + 1:]
+        i = data.draw(hst.integers(0, len(raw) - 1))
+        raw = raw[:i] + bytes([raw[i] ^ data.draw(hst.integers(1, 255))]) + raw[i + 1:]
     elif how == "line":
-        lines[data.draw(st.integers(0, len(lines) - 1))] = data.draw(st.sampled_from([b"[]", b"7", b"{}", b"null", b'{"type":"user"}']))
+        lines[data.draw(hst.integers(0, len(lines) - 1))] = data.draw(hst.sampled_from([b"[]", b"7", b"{}", b"null", b'{"type":"user"}']))
         raw = b"\n".join(lines)
     else:
-        i = data.draw(st.sampled_from([k for k, ln in enumerate(lines) if ln.strip()]))
+        i = data.draw(hst.sampled_from([k for k, ln in enumerate(lines) if ln.strip()]))
         doc = json.loads(lines[i])
-        key = data.draw(st.sampled_from(sorted(doc)))
-        doc[key] = data.draw(st.sampled_from([None, 1, "x", [], {}, [1, {"type": "tool_use"}], {"content": 5}]))
+        key = data.draw(hst.sampled_from(sorted(doc)))
+        doc[key] = data.draw(hst.sampled_from([None, 1, "x", [], {}, [1, {"type": "tool_use"}], {"content": 5}]))
         lines[i] = json.dumps(doc).encode()
         raw = b"\n".join(lines)
     target.write_bytes(raw)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import strategies as hst
 
 from streamgrade.config import load_config
 from streamgrade.errors import InputError
@@ -95,10 +95,10 @@ def test_real_tui_session():
     assert s.meta["originator"] == "codex-tui" and s.meta["base_instructions_chars"] > 20000
     assert all(st.model == "gpt-5.5" for st in s.steps if st.source == "agent")
     # every function/custom call has its output; patches applied without error
-    for st in s.steps:
-        ids = {o.source_call_id for o in st.observations}
-        assert all(c.id in ids for c in st.tool_calls if c.name != "web_search")
-    patches = [o for st in s.steps for c, o in zip(st.tool_calls, st.observations) if c.name == "apply_patch"]
+    for step in s.steps:
+        ids = {o.source_call_id for o in step.observations}
+        assert all(c.id in ids for c in step.tool_calls if c.name != "web_search")
+    patches = [o for step in s.steps for c, o in zip(step.tool_calls, step.observations) if c.name == "apply_patch"]
     assert [o.is_error for o in patches] == [False, False, False]
     searches = [c for st in s.steps for c in st.tool_calls if c.name == "web_search"]
     assert all(c.id.startswith("ws_") and c.arguments["type"] == "search" for c in searches)
@@ -244,29 +244,29 @@ def test_errors_name_line_and_field(tmp_path, lines, at, field, text):
 @needs_corpus
 @settings(max_examples=int(os.environ.get("STREAMGRADE_FUZZ_EXAMPLES", "12")), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=st.data())
+@given(data=hst.data())
 def test_fuzz_mutated_rollouts_fail_only_with_input_error(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("cx")
-    name = data.draw(st.sampled_from(["turn-1.jsonl", "turn-spawn-skill.jsonl", f"{REAL}.jsonl"]))
+    name = data.draw(hst.sampled_from(["turn-1.jsonl", "turn-spawn-skill.jsonl", f"{REAL}.jsonl"]))
     target = root / name
     shutil.copyfile(CX / name, target)
     raw = target.read_bytes()
     lines = raw.split(b"\n")
-    how = data.draw(st.sampled_from(["truncate", "flip", "line", "field", "payload"]))
+    how = data.draw(hst.sampled_from(["truncate", "flip", "line", "field", "payload"]))
     if how == "truncate":
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(hst.integers(0, len(raw) - 1))]
     elif how == "flip":
-        i = data.draw(st.integers(0, len(raw) - 1))
-        raw = raw[:i] + bytes([raw[i] ^ data.draw(st.integers(1, 255))]) + raw[i + 1:]
+        i = data.draw(hst.integers(0, len(raw) - 1))
+        raw = raw[:i] + bytes([raw[i] ^ data.draw(hst.integers(1, 255))]) + raw[i + 1:]
     elif how == "line":
-        lines[data.draw(st.integers(0, len(lines) - 1))] = data.draw(st.sampled_from([b"[]", b"7", b"{}", b"null"]))
+        lines[data.draw(hst.integers(0, len(lines) - 1))] = data.draw(hst.sampled_from([b"[]", b"7", b"{}", b"null"]))
         raw = b"\n".join(lines)
     else:
-        i = data.draw(st.sampled_from([k for k, ln in enumerate(lines) if ln.strip()]))
+        i = data.draw(hst.sampled_from([k for k, ln in enumerate(lines) if ln.strip()]))
         doc = json.loads(lines[i])
         obj = doc["payload"] if how == "payload" and isinstance(doc.get("payload"), dict) and doc["payload"] else doc
-        key = data.draw(st.sampled_from(sorted(obj)))
-        obj[key] = data.draw(st.sampled_from([None, 1, "x", [], {}, [1, {"type": "input_text"}], {"type": []}]))
+        key = data.draw(hst.sampled_from(sorted(obj)))
+        obj[key] = data.draw(hst.sampled_from([None, 1, "x", [], {}, [1, {"type": "input_text"}], {"type": []}]))
         lines[i] = json.dumps(doc).encode()
         raw = b"\n".join(lines)
     target.write_bytes(raw)

@@ -48,7 +48,7 @@ from ..errors import InputError
 from ..models import Session, SessionRef
 from ._agentlog import Verdicts, contains, first_records, head, span, str_or_none
 from ._rows import file_stem, sanitise
-from .base import iter_jsonl
+from .base import iter_jsonl, within
 from .claude_code_chain import CHAIN, USAGE, Turns, blocks, main_chain, parent_of
 from .mapping import agent_session
 
@@ -102,13 +102,15 @@ def verdict(path: str) -> Verdict | None:
 
 
 def _subagent_files(folder: Path, stem: str, names: list[str], own: str | None) -> list[str]:
-    """The subagent transcripts of session ``stem``: ``<stem>/subagents/agent-*.jsonl`` and
-    (Claude Code 2.0.x) sidechain ``agent-*.jsonl`` files beside it with its sessionId."""
+    """The subagent transcripts of session ``stem``: ``<stem>/subagents/agent-*.jsonl`` (files
+    inside ``folder`` after resolving links) and (Claude Code 2.0.x) sidechain
+    ``agent-*.jsonl`` files beside it with its sessionId."""
     out = []
     sub = folder / stem / "subagents"
     try:
         with os.scandir(sub) as it:
-            out += [e.path for e in it if e.name.startswith("agent-") and e.name.endswith(".jsonl") and e.is_file()]
+            out += [e.path for e in it if e.name.startswith("agent-") and e.name.endswith(".jsonl") and e.is_file()
+                    and within(e.path, folder)]  # a link out of the project is not read
     except OSError:
         pass
     for n in names:
