@@ -218,3 +218,56 @@ def test_tool_result_error_keeps_its_output_and_legacy_tool_error():
     ], fail)
     assert [(o.content, o.is_error) for o in steps[0].observations] == [
         ("partial output\nError: limit exceeded", True), ("Error: timed out", True)]
+
+
+def test_responses_item_ids_link_by_call_id_and_odd_types_are_not_crashes():
+    # a Responses function_call has its own item id ("fc_...") and the call_id its output names
+    call = tool_call({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": "{}"},
+                     fail, "item", "d")
+    assert call.id == "call_1"
+    # a part whose type is not a string is a part without a type, not a crash
+    assert text_of([{"type": ["x"], "text": "hi"}, {"type": {}}], fail, "c") == "hi\n[part]"
+    from streamgrade.formats.mapping import reasoning_of
+    assert reasoning_of([{"type": ["thinking"], "thinking": "no"}]) is None
+
+
+def test_responses_items_to_steps():
+    from streamgrade.formats.responses import ResponsesSteps
+    b = ResponsesSteps()
+    items = [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "be brief"}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "fix it"}]},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "look first"}], "encrypted_content": "x"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Looking."}]},
+        {"type": "function_call", "name": "shell", "namespace": "mcp", "arguments": '{"command":["ls"]}', "call_id": "c1"},
+        {"type": "custom_tool_call", "name": "apply_patch", "input": "*** Begin Patch", "call_id": "c2"},
+        {"type": "function_call_output", "call_id": "c1", "output": {"content": "denied", "success": False}},
+        {"type": "custom_tool_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "Done"}]},
+        {"type": "local_shell_call", "call_id": "c3", "status": "completed",
+         "action": {"type": "exec", "command": ["pwd"]}},
+        {"type": "function_call_output", "call_id": "c3", "output": "/repo"},
+        {"type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "q"}},
+        {"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "done now"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Fixed."}]},
+        {"type": "ghost_snapshot", "ghost_commit": {}},
+    ]
+    for i, it in enumerate(items):
+        b.add(it, fail, f"items[{i}]")
+    s = b.steps
+    assert [x.source for x in s] == ["system", "user", "agent", "agent", "agent", "agent"]
+    assert (s[2].reasoning, s[2].message) == ("look first", "Looking.")
+    assert [(c.id, c.name, c.arguments) for c in s[2].tool_calls] == [
+        ("c1", "mcp__shell", '{"command":["ls"]}'), ("c2", "apply_patch", "*** Begin Patch")]
+    assert [(o.source_call_id, o.content, o.is_error) for o in s[2].observations] == [
+        ("c1", "denied", True), ("c2", "Done", None)]
+    assert [(c.name, c.arguments) for c in s[3].tool_calls] == [("local_shell", {"type": "exec", "command": ["pwd"]})]
+    assert s[3].observations[0].content == "/repo"
+    # after an output the next model item starts a new response
+    assert [(c.name, c.arguments) for c in s[4].tool_calls] == [("web_search", {"type": "search", "query": "q"})]
+    assert (s[5].reasoning, s[5].message) == ("done now", "Fixed.")
+    with pytest.raises(InputError, match="unknown role") as exc:
+        b.add({"type": "message", "role": "robot", "content": "x"}, fail, "items[9]")
+    assert exc.value.field == "items[9].role"
+    with pytest.raises(InputError) as exc:
+        b.add({"type": "function_call", "arguments": "{}", "call_id": "z"}, fail, "items[10]")
+    assert exc.value.field == "items[10].name"

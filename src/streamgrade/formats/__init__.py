@@ -6,8 +6,10 @@ import logging
 
 from ..errors import ConfigError
 from .base import Format, fingerprint
+from .claude_code import ClaudeCode
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
+from .codex_cli import CodexCLI
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .mini_swe_agent import MiniSWEAgentTrajectory
@@ -37,6 +39,8 @@ BUILTIN: tuple[Format, ...] = (
     Tau2Results(),
     InspectLog(),
     TerminalBenchTrial(),
+    ClaudeCode(),
+    CodexCLI(),
     # the generic row readers last
     TraceRows(),
     OpenAIChat(),

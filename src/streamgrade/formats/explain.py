@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
 from ._tau2_run import owned_names as tau2_owned
+from .claude_code import owned_names as claude_owned
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
 from . import inspect_ai
 from .swebench_labels import run_files
@@ -33,6 +34,8 @@ EXPECTS: dict[str, str] = {
             "run's results.json with simulations/<id>.json",
     "inspect-ai": "Inspect AI eval logs: <log>.eval (zip) or <log>.json, one session per sample and epoch",
     "terminal-bench": "a Terminal-Bench trial folder: results.json with sessions/agent.cast (or agent.log), panes/ or commands.txt",
+    "claude-code": "Claude Code transcripts ~/.claude/projects/<project>/<session>.jsonl (subagents folded in)",
+    "codex-cli": "Codex CLI rollouts ~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -45,10 +48,13 @@ def owned(folder: Path, names: list[str]) -> set[str]:
     run's labels, predictions, configs, patches and logs beside its SWE-agent or
     mini-swe-agent trajectories (:func:`.swebench_labels.run_files`), and tau2-bench
     results files that hold no simulation (none run yet; a dir-format run's results.json),
-    Inspect AI logs without samples yet (a running eval), and a Terminal-Bench run folder's
-    ``results.json`` and ``run_metadata.json``."""
+    Inspect AI logs without samples yet (a running eval), a Terminal-Bench run folder's
+    ``results.json`` and ``run_metadata.json``, and Claude Code subagent transcripts,
+    summary-only files and ``tool-results/`` files."""
     out: set[str] = (run_files(folder, names) | set(tau2_owned(folder, names)) | inspect_ai.owned(folder, names)
                      | tb_run_files(folder, names))
+    if folder.name == "tool-results" or any(n.endswith(".jsonl") for n in names):
+        out |= claude_owned(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):

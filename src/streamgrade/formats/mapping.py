@@ -13,6 +13,8 @@
   Anthropic ``tool_use`` blocks ``{id, name, input}``, OpenAI Responses / Codex
   ``function_call`` items ``{call_id, name, arguments}``, ATIF ``{tool_call_id,
   function_name, arguments}``, and the legacy ``function_call`` of a message.
+- OpenAI Responses API items (``message``, ``reasoning``, every ``*_call`` and ``*_output``
+  item) to steps: :mod:`streamgrade.formats.responses`, built on this module.
 - Messages to steps (:func:`messages_to_steps`): OpenAI chat, Anthropic Messages and
   ShareGPT (``{from, value}``) messages become the canonical :class:`~streamgrade.models.Step`
   list (after ATIF): tool results are attached as observations to the agent step whose call
@@ -199,7 +201,9 @@ def tool_call(obj: Any, fail: Fail, field: str, default_id: str) -> StepToolCall
     if raw_args is not None and not isinstance(raw_args, (dict, str, list)):
         where = f"{field}.function.{key}" if fn is not obj else f"{field}.{key}"
         raise fail(where, f"expected a JSON string or object, got {type(raw_args).__name__}")
-    cid = obj.get("id") or obj.get("call_id") or obj.get("tool_call_id") or obj.get("tool_use_id")
+    # call_id first: a Responses item's ``id`` ("fc_...") is the item's, its ``call_id`` the
+    # one its output names
+    cid = obj.get("call_id") or obj.get("id") or obj.get("tool_call_id") or obj.get("tool_use_id")
     cid = cid if isinstance(cid, str) and cid else default_id
     return StepToolCall(id=cid, name=name, arguments=arguments_of(raw_args))
 
