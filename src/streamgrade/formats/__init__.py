@@ -8,6 +8,7 @@ from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
+from .openhands import OpenHandsOutput
 from .owa import OWACapture
 from .trace_rows import TraceRows
 
@@ -17,7 +18,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              TraceRows(), OpenAIChat())
+              OpenHandsOutput(), TraceRows(), OpenAIChat())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]

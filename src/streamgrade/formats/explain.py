@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._rows import load_rows, looks_like_json
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
+from .openhands import owned_beside as openhands_owned
 
 #: What each format reads, as a user would look for it.
 EXPECTS: dict[str, str] = {
@@ -23,6 +24,7 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
+    "openhands": "OpenHands evaluation output.jsonl rows (instance_id, metadata, history of events or [action, observation] pairs)",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -30,9 +32,11 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
-    continuation and subagent files, and a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders)."""
-    out: set[str] = set()
+    continuation and subagent files, a Harbor job folder's own summary files
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), and the files
+    an OpenHands evaluation writes beside its output rows and in its log folders
+    (:func:`~streamgrade.formats.openhands.owned_beside`)."""
+    out: set[str] = openhands_owned(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
@@ -55,7 +59,8 @@ def _json_reasons(path: Path) -> list[str]:
     rows = load_rows(path)
     if rows.error is not None:
         return [str(rows.error)]
-    reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode"]
+    reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode",
+               "openhands: no row holds an OpenHands history"]
     if path.suffix == ".json" and _scan_file(str(path))[0] != IS_ATIF:
         reasons.append("atif: no ATIF schema_version")
     return ["JSON without session rows (" + "; ".join(reasons) + ")"]
