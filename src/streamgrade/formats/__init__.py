@@ -9,6 +9,7 @@ from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
 from .openhands import OpenHandsOutput
+from .openhands_completions import OpenHandsCompletions
 from .owa import OWACapture
 from .trace_rows import TraceRows
 
@@ -18,7 +19,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              OpenHandsOutput(), TraceRows(), OpenAIChat())
+              OpenHandsCompletions(), OpenHandsOutput(), TraceRows(), OpenAIChat())
 }
 
 __all__ = ["FORMATS", "Format", "configure_formats", "fingerprint", "get_format"]

@@ -25,6 +25,7 @@ EXPECTS: dict[str, str] = {
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
     "openhands": "OpenHands evaluation output.jsonl rows (instance_id, metadata, history of events or [action, observation] pairs)",
+    "openhands-completions": "a folder of OpenHands LLM completion logs <model>-<epoch seconds>.json ({messages, response, kwargs})",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
