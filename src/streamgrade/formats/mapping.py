@@ -135,7 +135,7 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
         if isinstance(part, str):
             parts.append(part)
         elif isinstance(part, dict):
-            kind = part.get("type")
+            kind = _part_type(part)
             if kind in _REASONING_PARTS or kind in ("tool_use", "tool_result", "function_call", "function_call_output"):
                 continue
             text = part.get("text")
@@ -150,12 +150,18 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
     return "\n".join(parts)
 
 
+def _part_type(part: dict) -> str | None:
+    """A content part's ``type`` when it is a string (a list or object there is no type)."""
+    kind = part.get("type")
+    return kind if isinstance(kind, str) else None
+
+
 def reasoning_of(content: Any) -> str | None:
     """The text of Anthropic ``thinking`` parts (and ``reasoning`` parts) in a content list."""
     if not isinstance(content, list):
         return None
     texts = [p.get("thinking") or p.get("text") for p in content
-             if isinstance(p, dict) and p.get("type") in _REASONING_PARTS]
+             if isinstance(p, dict) and _part_type(p) in _REASONING_PARTS]
     texts = [t for t in texts if isinstance(t, str) and t]
     return "\n".join(texts) or None
 

@@ -106,8 +106,10 @@ def _int(value: Any) -> int | None:
 
 
 def clean_args(args: dict[str, Any]) -> dict[str, Any]:
-    """An action's args as tool-call arguments: bookkeeping keys and empty values dropped."""
-    return {k: v for k, v in args.items() if k not in NOISE_ARGS and v not in (None, "", {}, [])}
+    """An action's args as tool-call arguments: bookkeeping keys, empty values and
+    ``is_input: false`` (a command, not input to a running one) dropped."""
+    return {k: v for k, v in args.items()
+            if k not in NOISE_ARGS and v not in (None, "", {}, []) and not (k == "is_input" and v is False)}
 
 
 def history_steps(history: Any, fail: Fail, field_name: str = "history") -> History:
