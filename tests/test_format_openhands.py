@@ -183,15 +183,6 @@ def test_calls_without_metadata_link_by_cause(tmp_path):
     assert s.termination == "stop"  # ended on a message to the user
 
 
-def test_v1_sdk_events_are_named_not_guessed(tmp_path):
-    write_jsonl(tmp_path / "output.jsonl", [row([{"kind": "MessageEvent", "id": "e1", "source": "user"}])])
-    clear_cache()
-    (ref,) = OUT.find(tmp_path, ["output.jsonl"])
-    with pytest.raises(InputError) as e:
-        OUT.assemble(ref, CFG)
-    assert e.value.line == 1 and e.value.field == "history[0].kind" and "V1" in e.value.message
-
-
 @pytest.mark.parametrize("fields,reward", [
     ({"test_result": {"git_patch": "p", "report": {"resolved": True, "empty_generation": False}}}, 1.0),
     ({"report": {"resolved": False}}, 0.0),
@@ -469,7 +460,10 @@ def _check(fmt, root: Path, bad: Path) -> None:
 @FUZZ
 @given(data=st.data())
 def test_fuzz_output_rows(data):
-    rows = [row(tool_flow()), row([[act(1, "message", {"content": "hi"}, source="user"), {"observation": "null"}]], instance_id="b")]
+    v1 = [v1_action("a1", "r1", "c1", "execute_bash", '{"command": "ls"}', "Look.", command="ls"),
+          v1_obs("o1", "c1", "execute_bash", {"kind": "TerminalObservation", "content": [{"type": "text", "text": "x"}], "is_error": False}, "a1")]
+    rows = [row(tool_flow()), row([[act(1, "message", {"content": "hi"}, source="user"), {"observation": "null"}]], instance_id="b"),
+            row(v1, instance_id="c")]
     i = data.draw(st.integers(0, len(rows) - 1))
     paths = _paths(rows[i])
     p = paths[data.draw(st.integers(0, len(paths) - 1))]
@@ -517,3 +511,61 @@ def test_fuzz_real_rows(data):
     _mutate(rows[i], p, data.draw(WRONG), data.draw(st.booleans()))
     with tempfile.TemporaryDirectory() as tmp:
         _check(OUT, Path(tmp), write_jsonl(Path(tmp) / "output.jsonl", rows))
+
+
+# --- V1 (OpenHands/benchmarks on the software-agent-sdk) -------------------------------------------
+
+def v1_action(eid: str, rid: str, cid: str, name: str, args: str, thought: str = "", **action) -> dict:
+    return {"kind": "ActionEvent", "id": eid, "timestamp": f"2025-10-30T03:50:{len(eid):02d}.0", "source": "agent",
+            "thought": [{"type": "text", "text": thought}] if thought else [], "reasoning_content": None,
+            "thinking_blocks": [], "responses_reasoning_item": None, "action": {"kind": "ExecuteBashAction", **action},
+            "tool_name": name, "tool_call_id": cid, "tool_call": {"id": cid, "name": name, "arguments": args, "origin": "completion"},
+            "llm_response_id": rid, "security_risk": "UNKNOWN"}
+
+
+def v1_obs(eid: str, cid: str, name: str, observation: dict, action_id: str) -> dict:
+    return {"kind": "ObservationEvent", "id": eid, "timestamp": "2025-10-30T03:51:00.0", "source": "environment",
+            "tool_name": name, "tool_call_id": cid, "observation": observation, "action_id": action_id}
+
+
+def test_v1_sdk_events(tmp_path):
+    hist = [{"kind": "SystemPromptEvent", "id": "s", "timestamp": "2025-10-30T03:50:00.0", "source": "agent",
+             "system_prompt": {"type": "text", "text": "You are OpenHands agent."}, "tools": [{"kind": "TerminalTool", "description": "bash"}]},
+            {"kind": "MessageEvent", "id": "u", "source": "user", "llm_message": {"role": "user", "content": [{"type": "text", "text": "Ask David."}]}},
+            v1_action("a1", "r1", "call_1", "execute_bash", '{"command": "chat_npc David hi"}', "I will ask.", command="chat_npc David hi"),
+            v1_action("a2", "r1", "call_2", "execute_bash", '{"command": "ls"}', command="ls"),
+            # older SDK: output + error flag; newer: content parts + is_error
+            v1_obs("o1", "call_1", "execute_bash", {"kind": "ExecuteBashObservation", "output": "David: hi", "error": False}, "a1"),
+            v1_obs("o2", "call_2", "execute_bash", {"kind": "TerminalObservation", "content": [{"type": "text", "text": "x.py"}],
+                                                    "is_error": True}, "a2"),
+            {"kind": "AgentErrorEvent", "id": "e", "source": "agent", "tool_name": "str_replace_editor", "tool_call_id": "call_3",
+             "error": "bad args"},
+            {"kind": "ConversationStateUpdateEvent", "id": "c", "source": "environment", "key": "execution_status", "value": "finished"},
+            v1_action("a4", "r2", "call_4", "finish", '{"message": "done"}')]
+    write_jsonl(tmp_path / "output.jsonl", [{"instance_id": "safety-1", "attempt": 2, "test_result": {"final_score": {"result": 1}},
+                                             "instruction": "# Task\nAsk David.", "history": hist, "metrics": None, "error": None,
+                                             "metadata": {"llm": {"model": "litellm_proxy/gpt-4o"}, "dataset": "d", "max_iterations": 100},
+                                             "instance": {"checkpoints": "SECRET RUBRIC"}}])
+    s = one(tmp_path)
+    assert (s.task, s.task_id, s.trial, s.model, s.agent) == ("# Task\nAsk David.", "safety-1", "2", "litellm_proxy/gpt-4o", None)
+    assert [x.source for x in s.steps] == ["system", "user", "agent", "agent"]
+    a = s.steps[2]
+    assert a.message == "I will ask." and [c.id for c in a.tool_calls] == ["call_1", "call_2"]
+    assert a.tool_calls[0].arguments == '{"command": "chat_npc David hi"}'
+    # the error answers a call we do not see (rejected before it became an action): kept, unlinked
+    assert [(o.source_call_id, o.content, o.is_error) for o in a.observations] == [
+        ("call_1", "David: hi", False), ("call_2", "x.py", True), ("call_3", "bad args", True)]
+    assert [m.role for m in s.transcript] == ["system", "user", "assistant", "tool", "tool", "user", "assistant"]
+    assert s.termination == "finish" and s.reward is None and s.tools == [{"kind": "TerminalTool", "description": "bash"}]
+    assert s.meta["skipped_events"] == 1 and "SECRET RUBRIC" not in json.dumps([msgspec.to_builtins(s.steps), s.meta])
+
+
+def test_v1_event_of_wrong_shape_names_the_field(tmp_path):
+    bad = v1_action("a1", "r1", "c1", "execute_bash", "{}")
+    bad["tool_call"] = {"id": "c1", "arguments": "{}"}
+    write_jsonl(tmp_path / "output.jsonl", [row([bad])])
+    clear_cache()
+    (ref,) = OUT.find(tmp_path, ["output.jsonl"])
+    with pytest.raises(InputError) as e:
+        OUT.assemble(ref, CFG)
+    assert e.value.line == 1 and e.value.field == "history[0].tool_call.name"

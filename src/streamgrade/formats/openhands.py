@@ -12,8 +12,11 @@ test_result, metadata {agent_class, llm_config {model, ...}, max_iterations, git
 dataset, ...}, history, metrics {accumulated_cost, accumulated_token_usage, costs,
 response_latencies, token_usages, ...}, error}``; OpenDevin's rows (May 2024, Gorilla) are
 ``{question_id, text, correct, hallucination, metadata {agent_class, model_name, ...},
-history, error}``. ``history`` is a flat event list or a list of ``[action, observation]``
-pairs.
+history, error}``; OpenHands/benchmarks rows (``benchmarks/utils/models.py``, on the
+software-agent-sdk) are ``{instance_id, attempt, test_result, instruction, metadata {llm
+{model, ...}, dataset, max_iterations, ...}, history, metrics, error, instance,
+runtime_runs}``. ``history`` is a flat event list (V0 events, or V1 events with a ``kind``)
+or a list of ``[action, observation]`` pairs.
 
 Finding: a ``.jsonl``/``.json`` file (not owned by another format) is claimed when one of its
 rows holds a ``history`` list and either ``metadata.agent_class``, both ``instance_id`` and
@@ -29,8 +32,9 @@ and the logs under ``infer_logs/``, ``logs/``, ``eval_outputs/``) are owned
 (:func:`owned_beside`), not sessions.
 
 Fields: task = ``instruction``, else the first user message; task_id = ``instance_id`` (or
-``question_id``); agent = ``metadata.agent_class``; model = ``metadata.llm_config.model`` (or
-``model_name``); tools = the system event's tool definitions. reward, never shown to the judge
+``question_id``); trial = ``attempt``; agent = ``metadata.agent_class``; model =
+``metadata.llm_config.model`` (``llm.model``, ``model_name``); tools = the system event's
+tool definitions. reward, never shown to the judge
 and never put in the task, steps or meta (``instance`` and ``test_result`` hold gold patches,
 tests and answers and are never read except for the verdict): the first boolean of
 ``test_result.report.resolved`` (SWE-bench ``eval_infer.py``), ``report.resolved``
@@ -233,7 +237,9 @@ class OpenHandsOutput:
             reward=reward(row),
             task_id=_task_id_of(row),
             agent=as_text(metadata.get("agent_class")),
-            model=as_text(get(metadata, "llm_config.model")) or as_text(metadata.get("model_name")),
+            trial=as_text(row.get("attempt")),
+            model=as_text(get(metadata, "llm_config.model")) or as_text(get(metadata, "llm.model"))
+            or as_text(metadata.get("model_name")),
             tools=h.tools,
             termination=termination(error or _str_at(row, "test_result.error"), h),
             metrics=metrics(row.get("metrics"), h),

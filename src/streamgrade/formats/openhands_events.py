@@ -14,6 +14,9 @@ llm_metrics?, success?}``. A history is either shape:
 
 - new (late 2024 on): a flat list of events; an observation names the action it answers by
   ``cause`` (the action's ``id``) and, with native tool calling, ``tool_call_metadata``;
+- V1 (OpenHands/benchmarks on the software-agent-sdk, late 2025): a flat list of events
+  with a ``kind`` (``ActionEvent``, ``ObservationEvent``, ``MessageEvent``, ...), mapped by
+  :func:`_v1_event`;
 - old (OpenDevin 2024, and the compatibility pairs later): a list of ``[action,
   observation]`` pairs; ``{"observation": "null"}`` (NullObservation) means none, an
   ``{"action": "null"}`` pairs a background observation with no action.
@@ -135,6 +138,11 @@ def _event(h: History, e: Any, where: str, fail: Fail, link: str | None) -> str 
     if not isinstance(e, dict):
         raise fail(where, f"expected an event object, got {type(e).__name__}")
     ts = _str(e, "timestamp", where, fail)
+    if isinstance(e.get("kind"), str):  # V1 (software-agent-sdk) events: {kind, ...}
+        h.events += 1
+        _times(h, ts)
+        _v1_event(h, e, e["kind"], where, fail, ts)
+        return None
     if "action" in e:
         kind = e["action"]
         if not isinstance(kind, str):
@@ -154,8 +162,6 @@ def _event(h: History, e: Any, where: str, fail: Fail, link: str | None) -> str 
         _times(h, ts)
         _observation(h, e, kind, where, fail, link, ts)
         return None
-    if isinstance(e.get("kind"), str):
-        raise fail(f"{where}.kind", f"an OpenHands V1 (software-agent-sdk) event ({e['kind']}): not read")
     raise fail(where, "neither an action nor an observation (no 'action' or 'observation' key)")
 
 
@@ -285,6 +291,70 @@ def _observation(h: History, e: dict, kind: str, where: str, fail: Fail, link: s
         h.steps.append(Step(source="environment", message=content, timestamp=ts))
         return
     attach(h.steps, Observation(content=content, source_call_id=cid, is_error=is_error))
+
+
+def _v1_event(h: History, e: dict, kind: str, where: str, fail: Fail, ts: str | None) -> None:
+    """One V1 event (OpenHands/software-agent-sdk ``openhands/sdk/event``, serialised with
+    its ``kind``): ``SystemPromptEvent {system_prompt, tools}``, ``MessageEvent {source,
+    llm_message}``, ``ActionEvent {thought, reasoning_content, tool_name, tool_call_id,
+    tool_call {id, name, arguments}, action, llm_response_id}``, ``ObservationEvent
+    {tool_call_id, observation {content | output, is_error | error}}``,
+    ``UserRejectObservation {rejection_reason}``, ``AgentErrorEvent {error}``; the others
+    (condensation, pause, state updates, conversation errors, tokens) are skipped."""
+    if kind == "SystemPromptEvent":
+        h.steps.append(Step(source="system", message=text_of(e.get("system_prompt"), fail, f"{where}.system_prompt") or "",
+                            timestamp=ts))
+        tools = e.get("tools")
+        if tools is not None:
+            if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+                raise fail(f"{where}.tools", "expected a list of tool definition objects")
+            h.tools = tools
+    elif kind == "MessageEvent":
+        msg = _dict(e, "llm_message", where, fail) or {}
+        text = text_of(msg.get("content"), fail, f"{where}.llm_message.content") or ""
+        if e.get("source") == "user":
+            h.steps.append(Step(source="user", message=text, timestamp=ts))
+        else:
+            reasoning = _str(msg, "reasoning_content", f"{where}.llm_message", fail)
+            h.steps.append(Step(source="agent", message=text or None, reasoning=reasoning or None, timestamp=ts))
+            h.last_action = "message"
+    elif kind == "ActionEvent":
+        cid = _str(e, "tool_call_id", where, fail) or f"call_{h.events}"
+        raw = _dict(e, "tool_call", where, fail)
+        if raw is not None:
+            call = tool_call(raw, fail, f"{where}.tool_call", cid)
+        else:
+            action = _dict(e, "action", where, fail) or {}
+            call = StepToolCall(id=cid, name=_str(e, "tool_name", where, fail) or str(action.get("kind") or "action"),
+                                arguments=clean_args({k: v for k, v in action.items() if k != "kind"}))
+        h.last_action = "finish" if call.name == "finish" else call.name
+        if call.name == "finish" and isinstance(call.arguments, dict):
+            h.finish = call.arguments
+        rid = _str(e, "llm_response_id", where, fail)
+        step = h.responses.get(rid) if rid else None
+        if step is None:
+            reasoning = _str(e, "reasoning_content", where, fail)
+            step = Step(source="agent", message=text_of(e.get("thought"), fail, f"{where}.thought") or None,
+                        reasoning=reasoning or None, timestamp=ts)
+            h.steps.append(step)
+            if rid:
+                h.responses[rid] = step
+        step.tool_calls.append(call)
+    elif kind in ("ObservationEvent", "UserRejectObservation", "AgentErrorEvent"):
+        cid = _str(e, "tool_call_id", where, fail)
+        if kind == "ObservationEvent":
+            o = _dict(e, "observation", where, fail) or {}
+            ow = f"{where}.observation"
+            content = text_of(o["content"], fail, f"{ow}.content") if o.get("content") is not None else _str(o, "output", ow, fail)
+            flag = o.get("is_error", o.get("error"))
+            is_error = flag if isinstance(flag, bool) else None
+        elif kind == "UserRejectObservation":
+            content, is_error = f"Action rejected: {_str(e, 'rejection_reason', where, fail) or ''}", True
+        else:
+            content, is_error = _str(e, "error", where, fail), True
+        attach(h.steps, Observation(content=content or "", source_call_id=cid, is_error=is_error))
+    else:
+        h.skipped += 1
 
 
 __all__ = ["History", "history_steps", "clean_args", "SKIP_ACTIONS", "SKIP_OBSERVATIONS"]
