@@ -323,7 +323,8 @@ def test_eval_folder_is_found_and_its_files_owned(tmp_path):
 
 
 def test_other_row_dumps_are_left_to_the_generic_readers(tmp_path):
-    write_jsonl(tmp_path / "chats.jsonl", [{"history": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}])
+    write_jsonl(tmp_path / "chats.jsonl", [{"history": [{"role": "user", "content": "hi"},
+                                                        {"role": "assistant", "content": "yo", "message_type": "action"}]}])
     write_jsonl(tmp_path / "patch.jsonl", [{"org": "o", "repo": "r", "number": "1", "fix_patch": "diff"}])
     clear_cache()
     assert OUT.find(tmp_path, ["chats.jsonl", "patch.jsonl"]) == []
@@ -557,7 +558,7 @@ def test_v1_sdk_events(tmp_path):
         ("call_1", "David: hi", False), ("call_2", "x.py", True), ("call_3", "bad args", True)]
     assert [m.role for m in s.transcript] == ["system", "user", "assistant", "tool", "tool", "user", "assistant"]
     assert s.termination == "finish" and s.reward is None and s.tools == [{"kind": "TerminalTool", "description": "bash"}]
-    assert s.meta["skipped_events"] == 1 and "SECRET RUBRIC" not in json.dumps([msgspec.to_builtins(s.steps), s.meta])
+    assert s.meta["history"] == "v1" and s.meta["skipped_events"] == 1 and "SECRET RUBRIC" not in json.dumps([msgspec.to_builtins(s.steps), s.meta])
 
 
 def test_v1_event_of_wrong_shape_names_the_field(tmp_path):
@@ -569,3 +570,35 @@ def test_v1_event_of_wrong_shape_names_the_field(tmp_path):
     with pytest.raises(InputError) as e:
         OUT.assemble(ref, CFG)
     assert e.value.line == 1 and e.value.field == "history[0].tool_call.name"
+
+
+def test_saved_trajectory_is_one_session(tmp_path):
+    """save_trajectory_path: a JSON list of event_to_trajectory events (openhands/core/main.py)."""
+    (tmp_path / "traj.json").write_text(json.dumps(tool_flow(), indent=4))
+    (tmp_path / "0.json").write_text(json.dumps(tool_flow()[1]))  # one stored event: not a trajectory
+    clear_cache()
+    (ref,) = OUT.find(tmp_path, ["0.json", "traj.json"])
+    assert (ref.session_id, ref.locator) == ("traj", "trajectory")
+    s = OUT.assemble(ref, CFG)
+    assert s.task == "Fix the bug in x." and s.reward is None and s.termination == "finish" and s.model == "claude"
+    assert s.n_tool_calls == 4 and s.meta["history"] == "trajectory" and s.tools
+    bad = tool_flow()
+    bad[4]["args"] = "oops"
+    (tmp_path / "traj.json").write_text(json.dumps(bad))
+    clear_cache()
+    with pytest.raises(InputError) as e:
+        OUT.assemble(OUT.find(tmp_path, ["traj.json"])[0], CFG)
+    assert e.value.field == "[4].args" and e.value.path == str(tmp_path / "traj.json")
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_saved_trajectory(data):
+    events = tool_flow()
+    paths = [p for p in _paths(events) if len(p) > 1]
+    p = paths[data.draw(st.integers(0, len(paths) - 1))]
+    _mutate(events, p, data.draw(WRONG), data.draw(st.booleans()))
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = Path(tmp) / "traj.json"
+        bad.write_text(json.dumps(events))
+        _check(OUT, Path(tmp), bad)

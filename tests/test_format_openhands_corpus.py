@@ -160,7 +160,7 @@ def test_completion_logs_of_a_real_run_match_its_output_row(tmp_path, mswe):
     folder = log_completions(raw_rows(MSWE / "output.jsonl")[0], tmp_path)
     clear_cache()
     refs = [r for r in scan([tmp_path]) if r.format == "openhands-completions"]
-    assert [(r.session_id, len(r.files)) for r in refs] == [("ponylang__ponyc-4595", 23)]
+    assert [(r.session_id, r.path, len(r.files)) for r in refs] == [("ponylang__ponyc-4595", str(folder), 23)]
     s = OpenHandsCompletions().assemble(refs[0], CFG)
     row = mswe["output.ponylang__ponyc-4595"]
     calls = lambda sess: [(c.id, c.name, c.arguments) for x in sess.steps for c in x.tool_calls]  # noqa: E731

@@ -21,7 +21,8 @@ or a list of ``[action, observation]`` pairs.
 Finding: a ``.jsonl``/``.json`` file (not owned by another format) is claimed when one of its
 rows holds a ``history`` list and either ``metadata.agent_class``, both ``instance_id`` and
 ``test_result``, or OpenHands events (``"action"``/``"observation"`` keys) in it; rows are
-peeked at their top-level keys only. Then every row is a session (a row without history, as
+peeked at their top-level keys only (``"action":`` / ``"observation":`` keys looked for in the
+first 4 KB of the history). Then every row is a session (a row without history, as
 the harness writes for a run that timed out, fails with its ``error``). An ``output*.jsonl``
 that does not parse is one session whose assemble reports the error. Session id
 ``<stem>.<instance_id>`` (``question_id`` for OpenDevin rows; ``.row<i>`` appended when it
@@ -30,6 +31,12 @@ bytes. The files an evaluation writes beside its output (``metadata*.json``, ``c
 ``patch.jsonl``, ``report.json``, ``*.swebench_eval.jsonl``, ``*.jsonl.bak``, ``README.md``,
 and the logs under ``infer_logs/``, ``logs/``, ``eval_outputs/``) are owned
 (:func:`owned_beside`), not sessions.
+
+A saved trajectory (``save_trajectory_path``: ``openhands/core/main.py`` writes
+``controller.get_trajectory()``, a JSON list of ``event_to_trajectory`` events) is one
+session too: a ``.json`` file whose first item is an event (an ``action`` or ``observation``
+string and a ``source``); id ``<stem>``, locator ``trajectory``, task = its first user message,
+no reward.
 
 Fields: task = ``instruction``, else the first user message; task_id = ``instance_id`` (or
 ``question_id``); trial = ``attempt``; agent = ``metadata.agent_class``; model =
@@ -64,6 +71,7 @@ import msgspec
 
 from ..config import Config
 from ..errors import InputError
+from ..inputs import open_regular
 from ..models import Session, SessionRef
 from ._rows import file_stem, load_rows, looks_like_json, sanitise
 from .mapping import agent_session, as_text, get
@@ -75,11 +83,13 @@ NAME = "openhands"
 VERDICTS = ("test_result.report.resolved", "report.resolved", "fine_grained_report.resolved",
             "test_result.resolved", "test_result.correct", "correct")
 OUTPUT_NAME = re.compile(r"^output.*\.jsonl$")
+TRAJECTORY = "trajectory"
 SIDE_FILES = re.compile(r"^(metadata(_.*)?\.json|config\.json|patch\.jsonl|report\.json|README\.md"
                         r"|.*\.swebench_eval\.(jsonl|md)|.*\.jsonl\.bak)$")
 LOG_FOLDERS = frozenset({"infer_logs", "logs", "eval_outputs"})
 
 _TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_EVENT_KEY = re.compile(rb'"(action|observation)"\s*:')
 _seen: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> holds OpenHands rows
 
 
@@ -104,8 +114,7 @@ def is_eval_row(top: dict[str, msgspec.Raw] | None) -> bool:
         return True
     if "metadata" in top and b'"agent_class"' in bytes(top["metadata"]):
         return True
-    head = hist[:4096]
-    return b'"action"' in head or b'"observation"' in head
+    return _EVENT_KEY.search(hist[:4096]) is not None
 
 
 def _key(path: str) -> tuple[str, int, int] | None:
@@ -185,6 +194,8 @@ class OpenHandsOutput:
             if key is not None:
                 _seen[key] = found
             if not found:
+                if _is_event(tops[0] if tops else None) and _starts_with(path, b"["):
+                    out.append(SessionRef(session_id=stem, format=NAME, path=path, files=(path,), locator=TRAJECTORY))
                 continue
             seen: set[str] = set()
             for i, top in enumerate(tops):
@@ -203,6 +214,8 @@ class OpenHandsOutput:
         rows = load_rows(ref.path)
         if rows.error is not None:
             raise rows.error
+        if ref.locator == TRAJECTORY:
+            return _trajectory(ref, rows)
         try:
             index = int(ref.locator)
         except ValueError:
@@ -227,7 +240,7 @@ class OpenHandsOutput:
         if instruction is not None and not isinstance(instruction, str):
             raise fail("instruction", f"expected a string, got {type(instruction).__name__}")
         finish = h.finish or {}
-        meta = {"row": index, "history": "pairs" if any(isinstance(x, list) for x in row["history"]) else "events",
+        meta = {"row": index, "history": _shape(row["history"]),
                 "events": h.events, "skipped_events": h.skipped, "agent_class": metadata.get("agent_class"),
                 "max_iterations": metadata.get("max_iterations"), "git_commit": metadata.get("git_commit"),
                 "dataset": metadata.get("dataset"), "openhands_version": h.version, "error": error,
@@ -246,6 +259,41 @@ class OpenHandsOutput:
             meta={k: v for k, v in meta.items() if v is not None},
             duration_s=duration(h.first_ts, h.last_ts),
         )
+
+
+def _is_event(top: dict[str, msgspec.Raw] | None) -> bool:
+    """An ``event_to_dict`` object: an ``action`` or ``observation`` string, and ``source``."""
+    if not top or "source" not in top:
+        return False
+    kind = top.get("action", top.get("observation"))
+    return kind is not None and bytes(kind).lstrip().startswith(b'"')
+
+
+def _starts_with(path: str, prefix: bytes) -> bool:
+    try:
+        with open_regular(path) as fh:
+            return fh.read(64).lstrip().startswith(prefix)
+    except (OSError, InputError):
+        return False
+
+
+def _trajectory(ref: SessionRef, rows: Any) -> Session:
+    """A saved trajectory (a JSON list of events) as one session; errors name ``[i].field``."""
+    fail = lambda f, msg: InputError(ref.path, msg, field=f or None)  # noqa: E731
+    h = history_steps([rows.row(i) for i in range(len(rows))], fail, "")
+    finish = h.finish or {}
+    meta = {"history": "trajectory", "events": h.events, "skipped_events": h.skipped, "openhands_version": h.version,
+            "task_completed": finish.get("task_completed")}
+    return agent_session(ref, h.steps, fail=fail, tools=h.tools, termination=termination(None, h),
+                         model=next((s.model for s in h.steps if s.model), None), metrics=metrics(None, h),
+                         meta={k: v for k, v in meta.items() if v is not None}, duration_s=duration(h.first_ts, h.last_ts))
+
+
+def _shape(history: list) -> str:
+    """"pairs" (OpenDevin), "v1" (software-agent-sdk events) or "events"."""
+    if any(isinstance(x, list) for x in history):
+        return "pairs"
+    return "v1" if any(isinstance(x, dict) and isinstance(x.get("kind"), str) for x in history) else "events"
 
 
 def _task_id(top: dict[str, msgspec.Raw] | None) -> str | None:

@@ -236,7 +236,8 @@ def _call(h: History, e: dict, kind: str, args: dict, tcm: dict | None, where: s
         return StepToolCall(id=cid, name=name, arguments=arguments), None
     rw = f"{tw}.model_response"
     choices = response.get("choices")
-    message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
     if message is not None and not isinstance(message, dict):
         raise fail(f"{rw}.choices[0].message", f"expected an object, got {type(message).__name__}")
     message = message or {}
@@ -253,7 +254,8 @@ def _call(h: History, e: dict, kind: str, args: dict, tcm: dict | None, where: s
         return call, h.responses[rid]
     reasoning = message.get("reasoning_content")
     model = response.get("model")
-    step = Step(source="agent", message=text_of(message.get("content"), fail, f"{rw}.choices[0].message.content") or None,
+    text = text_of(message.get("content"), fail, f"{rw}.choices[0].message.content")
+    step = Step(source="agent", message=text or None,
                 reasoning=reasoning if isinstance(reasoning, str) and reasoning else None, timestamp=ts,
                 model=model if isinstance(model, str) else None, metrics=_usage(response.get("usage")))
     h.steps.append(step)
@@ -302,8 +304,8 @@ def _v1_event(h: History, e: dict, kind: str, where: str, fail: Fail, ts: str | 
     ``UserRejectObservation {rejection_reason}``, ``AgentErrorEvent {error}``; the others
     (condensation, pause, state updates, conversation errors, tokens) are skipped."""
     if kind == "SystemPromptEvent":
-        h.steps.append(Step(source="system", message=text_of(e.get("system_prompt"), fail, f"{where}.system_prompt") or "",
-                            timestamp=ts))
+        prompt = text_of(e.get("system_prompt"), fail, f"{where}.system_prompt")
+        h.steps.append(Step(source="system", message=prompt or "", timestamp=ts))
         tools = e.get("tools")
         if tools is not None:
             if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
@@ -345,7 +347,10 @@ def _v1_event(h: History, e: dict, kind: str, where: str, fail: Fail, ts: str | 
         if kind == "ObservationEvent":
             o = _dict(e, "observation", where, fail) or {}
             ow = f"{where}.observation"
-            content = text_of(o["content"], fail, f"{ow}.content") if o.get("content") is not None else _str(o, "output", ow, fail)
+            if o.get("content") is not None:
+                content = text_of(o["content"], fail, f"{ow}.content")
+            else:
+                content = _str(o, "output", ow, fail)
             flag = o.get("is_error", o.get("error"))
             is_error = flag if isinstance(flag, bool) else None
         elif kind == "UserRejectObservation":
