@@ -24,7 +24,8 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
-    "openhands": "OpenHands evaluation output.jsonl rows (instance_id, metadata, history of events or [action, observation] pairs)",
+    "openhands": "OpenHands evaluation output.jsonl rows (instance_id, metadata, history of events or [action, observation] pairs),"
+                 " or a saved trajectory .json (a list of events)",
     "openhands-completions": "a folder of OpenHands LLM completion logs <model>-<epoch seconds>.json ({messages, response, kwargs})",
 }
 
