@@ -66,6 +66,13 @@ def test_content_parts():
         text_of([5], fail, "c")
 
 
+def test_content_part_type_that_is_not_a_string():
+    """A part whose ``type`` is a list or object (mutated dumps) is an unknown part, not a crash."""
+    assert text_of([{"type": [], "text": "a"}, {"type": {"x": 1}}], fail, "content") == "a\n[part]"
+    steps = messages_to_steps([{"role": "assistant", "content": [{"type": ["thinking"], "thinking": "t"}, "b"]}], fail)
+    assert steps[0].message == "[part]\nb" and steps[0].reasoning is None
+
+
 def test_openai_messages_link_results_to_their_calls():
     msgs = [{"role": "system", "content": "policy"}, {"role": "user", "content": "do it"},
             {"role": "assistant", "content": None, "tool_calls": [

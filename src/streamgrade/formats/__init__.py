@@ -15,6 +15,8 @@ from .harbor import AtifFile, HarborTrial
 from .mini_swe_agent import MiniSWEAgentTrajectory
 from .inspect_ai import InspectLog
 from .openai_chat import OpenAIChat
+from .openhands import OpenHandsOutput
+from .openhands_completions import OpenHandsCompletions
 from .owa import OWACapture
 from .registry import plugin_formats, register_format, unregister_format
 from .swe_agent import SWEAgentTrajectory
@@ -41,6 +43,8 @@ BUILTIN: tuple[Format, ...] = (
     TerminalBenchTrial(),
     ClaudeCode(),
     CodexCLI(),
+    OpenHandsCompletions(),
+    OpenHandsOutput(),
     # the generic row readers last
     TraceRows(),
     OpenAIChat(),

@@ -17,6 +17,7 @@ from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_f
 from . import inspect_ai
 from .swebench_labels import run_files
 from .terminal_bench import RESULTS as TB_RESULTS, run_files as tb_run_files
+from .openhands import owned_beside as openhands_owned
 
 #: What each format reads, as a user would look for it.
 EXPECTS: dict[str, str] = {
@@ -36,6 +37,9 @@ EXPECTS: dict[str, str] = {
     "terminal-bench": "a Terminal-Bench trial folder: results.json with sessions/agent.cast (or agent.log), panes/ or commands.txt",
     "claude-code": "Claude Code transcripts ~/.claude/projects/<project>/<session>.jsonl (subagents folded in)",
     "codex-cli": "Codex CLI rollouts ~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl",
+    "openhands": "OpenHands evaluation output.jsonl rows (instance_id, metadata, history of events or [action, observation] pairs),"
+                 " or a saved trajectory .json (a list of events)",
+    "openhands-completions": "a folder of OpenHands LLM completion logs <model>-<epoch seconds>.json ({messages, response, kwargs})",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -49,10 +53,12 @@ def owned(folder: Path, names: list[str]) -> set[str]:
     mini-swe-agent trajectories (:func:`.swebench_labels.run_files`), and tau2-bench
     results files that hold no simulation (none run yet; a dir-format run's results.json),
     Inspect AI logs without samples yet (a running eval), a Terminal-Bench run folder's
-    ``results.json`` and ``run_metadata.json``, and Claude Code subagent transcripts,
-    summary-only files and ``tool-results/`` files."""
+    ``results.json`` and ``run_metadata.json``, Claude Code subagent transcripts,
+    summary-only files and ``tool-results/`` files, and the files an OpenHands evaluation
+    writes beside its output rows and in its log folders
+    (:func:`~streamgrade.formats.openhands.owned_beside`)."""
     out: set[str] = (run_files(folder, names) | set(tau2_owned(folder, names)) | inspect_ai.owned(folder, names)
-                     | tb_run_files(folder, names))
+                     | tb_run_files(folder, names) | openhands_owned(folder, names))
     if folder.name == "tool-results" or any(n.endswith(".jsonl") for n in names):
         out |= claude_owned(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
@@ -78,7 +84,8 @@ def _json_reasons(path: Path) -> list[str]:
     if rows.error is not None:
         return [str(rows.error)]
     reasons = ["openai-chat: no row holds a messages list", "trace-rows: no row has trial_name and episode",
-               "tau2: not an object with tasks and simulations lists"]
+               "tau2: not an object with tasks and simulations lists",
+               "openhands: no row holds an OpenHands history"]
     if path.suffix == ".json" and _scan_file(str(path))[0] != IS_ATIF:
         reasons.append("atif: no ATIF schema_version")
     if path.suffix == ".json":

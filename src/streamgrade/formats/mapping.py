@@ -145,7 +145,7 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
         if isinstance(part, str):
             parts.append(part)
         elif isinstance(part, dict):
-            kind = part.get("type") if isinstance(part.get("type"), str) else None
+            kind = _part_type(part)
             if kind in _REASONING_PARTS or kind in ("tool_use", "tool_result", "function_call", "function_call_output",
                                                     "data"):  # Inspect AI's "data": a provider's internal payload
                 continue
@@ -161,6 +161,12 @@ def text_of(content: Any, fail: Fail, field: str) -> str | None:
     return "\n".join(parts)
 
 
+def _part_type(part: dict) -> str | None:
+    """A content part's ``type`` when it is a string (a list or object there is no type)."""
+    kind = part.get("type")
+    return kind if isinstance(kind, str) else None
+
+
 def reasoning_of(content: Any) -> str | None:
     """The text of Anthropic ``thinking`` parts and ``reasoning`` parts in a content list
     (Inspect AI ``{type: reasoning, reasoning, redacted, summary}``: a redacted part's
@@ -168,7 +174,7 @@ def reasoning_of(content: Any) -> str | None:
     if not isinstance(content, list):
         return None
     texts = [(p.get("summary") if p.get("redacted") is True else p.get("thinking") or p.get("reasoning") or p.get("text"))
-             for p in content if isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _REASONING_PARTS]
+             for p in content if isinstance(p, dict) and _part_type(p) in _REASONING_PARTS]
     texts = [t for t in texts if isinstance(t, str) and t]
     return "\n".join(texts) or None
 

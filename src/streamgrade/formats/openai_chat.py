@@ -64,7 +64,8 @@ from .harbor import atif_files
 NAME = "openai-chat"
 
 SKIP_NAMES = frozenset({"meta.json", "input_log.jsonl", "result.json", "config.json", "trajectory.json", "sft.json"})
-SKIP_SUFFIXES = (".events.json", ".trajectory.json", ".traces.json")
+SKIP_SUFFIXES = (".events.json", ".trajectory.json", ".traces.json",
+                 ".swebench_eval.jsonl")  # OpenHands' SWE-bench verdicts: rows with "history": null
 
 
 def owned_elsewhere(name: str) -> bool:
