@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .adp import ADPTrajectories
 from .base import Format, fingerprint
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
@@ -17,6 +18,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
+              ADPTrajectories(),
               TraceRows(), OpenAIChat())
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import adp
 from ._rows import load_rows, looks_like_json
 from .harbor import RESULT, TRAJECTORY, _inside_harbor_trial, _scan_file, atif_files, IS_ATIF
 
@@ -23,6 +24,7 @@ EXPECTS: dict[str, str] = {
     "atif": "an ATIF trajectory .json (schema_version ATIF-v1.x)",
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
+    "adp": ".json/.jsonl Agent Data Protocol trajectories {id, content: [{class_: ..._action|..._observation}], details}",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -31,8 +33,10 @@ _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
 def owned(folder: Path, names: list[str]) -> set[str]:
     """Names in ``folder`` that belong to sessions without being found as one: ATIF
     continuation and subagent files, and a Harbor job folder's own summary files
-    (``result.json``, ``config.json``, ``job.log`` beside its trial folders)."""
+    (``result.json``, ``config.json``, ``job.log`` beside its trial folders), an ADP dataset
+    folder's config (``metadata.json``, ``schema_raw.json``)."""
     out: set[str] = set()
+    out |= adp.owned_config(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
         out |= atif_files(folder, names)[1]
     if RESULT in names and not os.path.isfile(folder / TRAJECTORY) and _has_trial(folder):
@@ -66,6 +70,9 @@ def explain(folder: Path, name: str, names: list[str]) -> str:
     path = Path(folder) / name
     low = name.lower()
     if low.endswith((".json", ".jsonl")):
+        withheld = adp.withheld_reason(Path(folder), name, names)
+        if withheld:
+            return withheld
         if name in ("meta.json", "input_log.jsonl"):
             other = "input_log.jsonl" if name == "meta.json" else "meta.json"
             return f"clones-desktop: {name} without {other} in its folder"
