@@ -9,6 +9,7 @@ from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
+from .react_text import ReactText
 from .owa import OWACapture
 from .trace_rows import TraceRows
 
@@ -18,7 +19,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              ADPTrajectories(),
+              ADPTrajectories(), ReactText(),
               TraceRows(), OpenAIChat())
 }
 
