@@ -7,6 +7,7 @@ from .base import Format, fingerprint
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
 from .crafter import CrafterEpisode
+from .ducktrack import DuckTrack
 from .harbor import AtifFile, HarborTrial
 from .openai_chat import OpenAIChat
 from .react_text import ReactText
@@ -19,7 +20,7 @@ from .trace_rows import TraceRows
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (ClonesDesktop(), ClonesWeb(), HarborTrial(), AtifFile(), CrafterEpisode(), OWACapture(),
-              ADPTrajectories(), ReactText(),
+              ADPTrajectories(), ReactText(), DuckTrack(),
               TraceRows(), OpenAIChat())
 }
 

@@ -25,6 +25,7 @@ EXPECTS: dict[str, str] = {
     "balrog-crafter": "<task>_run_NN.json with <task>_run_NN.csv (BALROG episodes)",
     "owa": "<stem>.mcap (with <stem>.mkv)",
     "react-text": ".json/.jsonl rows holding ReAct text (Thought:/Action:/Observation: lines; FireAct trajs, Alpaca records, chat turns)",
+    "ducktrack": "a folder with events.jsonl (time_stamp, action) and metadata.json (DuckTrack recordings)",
     "adp": ".json/.jsonl Agent Data Protocol trajectories {id, content: [{class_: ..._action|..._observation}], details}",
 }
 
@@ -77,6 +78,9 @@ def explain(folder: Path, name: str, names: list[str]) -> str:
         if name in ("meta.json", "input_log.jsonl"):
             other = "input_log.jsonl" if name == "meta.json" else "meta.json"
             return f"clones-desktop: {name} without {other} in its folder"
+        if name == "events.jsonl":
+            return "ducktrack: the first line has no time_stamp and action, and no DuckTrack metadata.json is beside it; " \
+                + "; ".join(_json_reasons(path))
         if name == RESULT:
             return "harbor: result.json without agent/trajectory.json"
         if low.endswith(".events.json"):
