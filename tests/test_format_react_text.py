@@ -230,10 +230,14 @@ def test_detection_is_specific(tmp_path: Path):
                               {"role": "assistant", "content": "Thought: x\nAction: search[y]"}]})
     write(tmp_path / "mostly_chat.json", chat)  # 1 ReAct row of 4: the generic reader's
     write(tmp_path / "mention.json", [{"text": "The film's tagline was\nAction: it never stops"}])
-    (tmp_path / "broken.json").write_text('[{"traj": "Thought: a\\nAction: b[c]"')
     assert FMT.find(tmp_path, sorted(os.listdir(tmp_path))) == []
     refs = list(scan([tmp_path], report=ScanReport()))
-    assert {Path(r.path).name: r.format for r in refs} == {"mostly_chat.json": "openai-chat", "broken.json": "openai-chat"}
+    assert {Path(r.path).name: r.format for r in refs} == {"mostly_chat.json": "openai-chat"}
+    # looks like ReAct but is cut short: one session that fails naming the line
+    (tmp_path / "broken.json").write_text('[{"traj": "Thought: a\\nAction: b[c]",\n')
+    (ref,) = FMT.find(tmp_path, ["broken.json"])
+    with pytest.raises(InputError, match=r"broken\.json:1: invalid JSON: Input data was truncated"):
+        FMT.assemble(ref, CFG)
 
 
 def test_gpt_format_is_taken_from_the_generic_reader(data: Path):

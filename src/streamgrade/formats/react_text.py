@@ -48,7 +48,8 @@ Answer, else "unknown".
 Finding: ``.json``/``.jsonl`` files whose first 64 KiB show a ``Thought``/``Action`` label
 at a line start are parsed; a file is claimed when at least half of its rows (values of a
 keyed object) hold ReAct transcripts, so an OpenAI-chat dump with a stray ``Action:`` stays
-the generic reader's. Ids ``<stem>.<question id>`` (keyed) or ``<stem>.row<i>``; the
+the generic reader's; a file that looks like ReAct but does not parse is one session whose
+assemble reports the error and its line. Ids ``<stem>.<question id>`` (keyed) or ``<stem>.row<i>``; the
 fingerprint hashes the row's JSON.
 """
 
@@ -181,9 +182,10 @@ class ReactText:
             if not n.endswith((".json", ".jsonl")) or not looks_like_json(path) or not _PEEK.search(peek(path)):
                 continue
             rows = load_rows(path)
-            if rows.error is not None:
-                continue  # not valid JSON: no sign it is ReAct beyond a peek (the generic readers report it)
             stem = sanitise(file_stem(n))
+            if rows.error is not None:  # looks like ReAct but does not parse: one session that fails
+                out.append(SessionRef(session_id=stem, format=NAME, path=path, files=(path,)))
+                continue
             if len(rows) == 1 and rows.lines is None:
                 keyed = _rows_of(rows.try_row(0))
                 if keyed[0][0] is not None:
