@@ -233,6 +233,10 @@ def test_detection_is_specific(tmp_path: Path):
     assert FMT.find(tmp_path, sorted(os.listdir(tmp_path))) == []
     refs = list(scan([tmp_path], report=ScanReport()))
     assert {Path(r.path).name: r.format for r in refs} == {"mostly_chat.json": "openai-chat"}
+    # a corrupted BALROG summary quoting "Action: Do", and a broken file with only Action lines, are not taken
+    (tmp_path / "default_run_00.json").write_bytes(b'\xff"failed_candidates": ["Thought: x\\n\\nAction: Do"]}')
+    (tmp_path / "acts.json").write_bytes(b'\xff[{"text": "Action: Do"')
+    assert FMT.find(tmp_path, ["acts.json", "default_run_00.json"]) == []
     # looks like ReAct but is cut short: one session that fails naming the line
     (tmp_path / "broken.json").write_text('[{"traj": "Thought: a\\nAction: b[c]",\n')
     (ref,) = FMT.find(tmp_path, ["broken.json"])

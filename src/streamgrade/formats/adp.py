@@ -46,7 +46,8 @@ when the last item is a message or a finish/stop/submit call, else "unknown". Pe
 steps. ``meta`` keeps ids, versions, tool names and the names (not values) of ``details``:
 its values may hold evaluation logs (nebius ``eval_logs``) and are never shown.
 
-Finding: ``.json``/``.jsonl`` files whose first 64 KiB name a ``class_`` with an
+Finding: ``.json``/``.jsonl`` files not owned by another format (openai_chat's
+``owned_elsewhere``) whose first 64 KiB name a ``class_`` with an
 ``_action``/``_observation`` value are parsed (the row cache shared with the generic
 readers); a file is claimed when a row is a trajectory (``content`` items with ADP
 classes), or when it does not parse (one failing session). Session id ``<stem>.<id>``
@@ -75,6 +76,7 @@ from ..errors import InputError
 from ..models import Observation, Session, SessionRef, Step, StepToolCall
 from ._rows import file_stem, load_rows, looks_like_json, peek, sanitise
 from .mapping import Fail, agent_session, arguments_of, as_float, as_text
+from .openai_chat import clones_desktop_folder, owned_elsewhere
 
 NAME = "adp"
 STD_NAMES = ("sample_std.json", "sample_standardized.json", "full_std.jsonl", "sample_std.jsonl")
@@ -142,8 +144,10 @@ class ADPTrajectories:
     def find(self, folder: Path, names: list[str]) -> list[SessionRef]:
         """One ref per row of each claimed file (see module docstring)."""
         out: list[SessionRef] = []
+        if clones_desktop_folder(names):
+            return out
         for n in sorted(names):
-            if not n.endswith((".json", ".jsonl")):
+            if not n.endswith((".json", ".jsonl")) or owned_elsewhere(n):
                 continue
             path = str(folder / n)
             if not looks_like_json(path) or not _PEEK.search(peek(path)):

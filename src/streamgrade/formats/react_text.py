@@ -45,8 +45,9 @@ sees (``Episode finished``), and ``gt``/``pred``/``f1`` never reach the steps or
 (``f1`` is ``metrics["f1"]``). termination: "stop" after a finish/answer call or a Final
 Answer, else "unknown".
 
-Finding: ``.json``/``.jsonl`` files whose first 64 KiB show a ``Thought``/``Action`` label
-at a line start are parsed; a file is claimed when at least half of its rows (values of a
+Finding: ``.json``/``.jsonl`` files not owned by another format (openai_chat's
+``owned_elsewhere``: Clones, Harbor, BALROG names) whose first 64 KiB show an ``Action``
+label and a ``Thought`` or ``Observation`` label at a line start are parsed; a file is claimed when at least half of its rows (values of a
 keyed object) hold ReAct transcripts, so an OpenAI-chat dump with a stray ``Action:`` stays
 the generic reader's; a file that looks like ReAct but does not parse is one session whose
 assemble reports the error and its line. Ids ``<stem>.<question id>`` (keyed) or ``<stem>.row<i>``; the
@@ -68,6 +69,7 @@ from ..errors import InputError
 from ..models import Observation, Session, SessionRef, Step, StepToolCall
 from ._rows import file_stem, load_rows, looks_like_json, peek, sanitise
 from .mapping import AGENT_ROLES, Fail, agent_session, as_float, as_text, first_user, messages_to_steps, role_of, text_of
+from .openai_chat import clones_desktop_folder, owned_elsewhere
 
 NAME = "react-text"
 TEXT_FIELDS = ("traj", "trajectory", "transcript", "response", "completion", "output", "text")
@@ -81,7 +83,8 @@ _LABEL = re.compile(r"^[ \t]*(Thought|Action[ \t]+Input|Action|Observation|Final
 _ALPACA = re.compile(r"###[ \t]*Instruction:[ \t]*\n?(?P<ins>.*?)(?:\n[ \t]*###[ \t]*Input:[ \t]*\n?(?P<inp>.*?))?"
                      r"\n[ \t]*###[ \t]*Response:[ \t]*\n?(?P<resp>.*)\Z", re.S)
 _REWARD = re.compile(r"(Episode finished)\s*,?\s*reward\s*=\s*([^\s,]+)", re.I)
-_PEEK = re.compile(rb'(?:\\n|")[ \t]*(?:Thought|Action)(?: \d+)?:')
+_PEEK_ACTION = re.compile(rb'(?:\\n|")[ \t]*Action(?: \d+)?:')
+_PEEK_OTHER = re.compile(rb'(?:\\n|")[ \t]*(?:Thought|Observation)(?: \d+)?:')
 _NAMED = re.compile(r"^([A-Za-z_][\w.\-]*)\s*(?:\[(.*)\]|\((.*)\))\s*$", re.S)
 _NUMBERED = re.compile(r"^[ \t]*(?:Thought|Action|Observation)[ \t]+\d+[ \t]*:", re.I | re.M)
 
@@ -177,9 +180,14 @@ class ReactText:
     def find(self, folder: Path, names: list[str]) -> list[SessionRef]:
         """One ref per transcript of each claimed file (see module docstring)."""
         out: list[SessionRef] = []
+        if clones_desktop_folder(names):
+            return out
         for n in sorted(names):
             path = str(folder / n)
-            if not n.endswith((".json", ".jsonl")) or not looks_like_json(path) or not _PEEK.search(peek(path)):
+            if not n.endswith((".json", ".jsonl")) or owned_elsewhere(n) or not looks_like_json(path):
+                continue
+            head = peek(path)
+            if not (_PEEK_ACTION.search(head) and _PEEK_OTHER.search(head)):
                 continue
             rows = load_rows(path)
             stem = sanitise(file_stem(n))
