@@ -375,6 +375,14 @@ def test_zero_delta_ticks_ignored():
     assert [(a.t_ms, a.ticks, a.dy) for a in acts] == [(100, 1, -1.0), (900, 1, -1.0)]
 
 
+def test_horizontal_ticks_are_summed_and_kept_alone():
+    hz = lambda t, dx, dy=0: RawEvent(t, "mousewheel", {"delta": dy, "delta_x": dx})  # noqa: E731
+    acts = run([move(0, 5, 6), hz(100, 1), hz(150, 2, -1), wheel(200, -1)])
+    assert [(a.t_ms, a.ticks, a.dx, a.dy, a.x, a.y) for a in acts] == [(100, 3, 3.0, -2.0, 5, 6)]
+    assert [(a.dx, a.dy) for a in run([move(0, 1, 1), hz(100, -2)])] == [(-2.0, 0.0)]
+    assert run([move(0, 1, 1), hz(100, 0), RawEvent(150, "mousewheel", {"delta": True})]) == []
+
+
 def test_scroll_ticks_exactly_gap_apart_are_two_bursts():
     acts = run([move(0, 1, 1), wheel(100, -1), wheel(600, -1)])
     assert [(a.t_ms, a.ticks) for a in acts] == [(100, 1), (600, 1)]

@@ -30,8 +30,9 @@ emitted one item per raw event and so doubled every duplicated event and every s
    modifiers first (``hotkey("Meta", "Tab")``). A modifier pressed and released alone is
    not an action.
 6. Scroll: wheel ticks less than ``scroll_gap_ms`` (500 ms) apart form one burst, one
-   ``scroll`` action with the summed delta (sign as recorded) and the tick count, at the
-   pointer position where it began.
+   ``scroll`` action with the summed deltas (``delta`` vertical, ``delta_x`` horizontal;
+   sign as recorded) and the tick count, at the pointer position where it began. A tick
+   with neither delta is dropped (a horizontal-only tick is kept).
 7. App focus: a change of the focused application's name is an ``app_focus`` action.
 
 Times are integer ms from the session start (the first event's time, which is also the
@@ -178,13 +179,14 @@ class _Extractor:
                                                   self.cfg.drag_min_step_px, self.cfg.drag_max_points)))
 
     def on_wheel(self, t: int, data: dict[str, Any]) -> None:
-        delta = data.get("delta")
-        if not isinstance(delta, (int, float)) or delta == 0:
+        delta, dx = _number(data.get("delta")), _number(data.get("delta_x"))
+        if delta == 0 and dx == 0:
             return
-        dx = data.get("delta_x") if isinstance(data.get("delta_x"), (int, float)) else 0.0
         if self.scroll is not None and t - self.scroll_last < self.cfg.scroll_gap_ms:
             self.scroll.dy = (self.scroll.dy or 0.0) + float(delta)
             self.scroll.ticks = (self.scroll.ticks or 0) + 1
+            if dx:
+                self.scroll.dx = round((self.scroll.dx or 0.0) + float(dx), 2)
         else:
             self.flush()
             x, y = (round(self.pos[0]), round(self.pos[1])) if self.pos else (None, None)
@@ -230,6 +232,11 @@ class _Extractor:
         if isinstance(name, str) and name and name != self.app:
             self.app = name
             self.emit(Action(kind="app_focus", t_ms=t, text=name))
+
+
+def _number(value: Any) -> float:
+    """A wheel delta as a number (0 when missing or not a number)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def _mod_order(name: str) -> int:
@@ -280,7 +287,7 @@ def dedupe(events: Iterable[RawEvent], window_ms: int) -> list[RawEvent]:
     for ev in sorted(events, key=lambda e: e.t_ms):
         if ev.kind not in _HANDLERS:
             continue
-        if ev.kind == "mousewheel" and ev.data.get("delta") in (0, 0.0):
+        if ev.kind == "mousewheel" and not _number(ev.data.get("delta")) and not _number(ev.data.get("delta_x")):
             continue
         key = (ev.kind, _canonical(ev.data))
         prev = last_seen.get(key)

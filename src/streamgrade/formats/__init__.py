@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 
 from ..errors import ConfigError
+from .adp import ADPTrajectories
 from .base import Format, fingerprint
 from .claude_code import ClaudeCode
 from .clones_desktop import ClonesDesktop
 from .clones_web import ClonesWeb
 from .codex_cli import CodexCLI
 from .crafter import CrafterEpisode
+from .ducktrack import DuckTrack
 from .harbor import AtifFile, HarborTrial
 from .mini_swe_agent import MiniSWEAgentTrajectory
 from .inspect_ai import InspectLog
 from .openai_chat import OpenAIChat
 from .openhands import OpenHandsOutput
 from .openhands_completions import OpenHandsCompletions
+from .react_text import ReactText
 from .owa import OWACapture
 from .registry import plugin_formats, register_format, unregister_format
 from .swe_agent import SWEAgentTrajectory
@@ -45,6 +48,9 @@ BUILTIN: tuple[Format, ...] = (
     CodexCLI(),
     OpenHandsCompletions(),
     OpenHandsOutput(),
+    ADPTrajectories(),
+    ReactText(),
+    DuckTrack(),
     # the generic row readers last
     TraceRows(),
     OpenAIChat(),

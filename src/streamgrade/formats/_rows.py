@@ -136,6 +136,17 @@ def looks_like_json(path: str | Path) -> bool:
     return text[:1] in ("[", "{", '"')
 
 
+def peek(path: str | Path, n: int = 65536) -> bytes:
+    """The first ``n`` bytes of a regular file (opened without blocking, see
+    :func:`streamgrade.inputs.open_regular`), or b"" when it cannot be read: for the cheap
+    content checks of ``find``."""
+    try:
+        with open_regular(path) as fh:
+            return fh.read(n)
+    except (OSError, InputError):
+        return b""
+
+
 def load_rows(path: str | Path) -> Rows:
     """The file's rows, from the LRU when the file's size and mtime are unchanged. Parse
     errors are returned in ``Rows.error`` (and cached), not raised."""

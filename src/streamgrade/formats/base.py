@@ -31,7 +31,11 @@ class Format(Protocol):
     :class:`InputError` naming the file and the line or field.
     A format may set ``exclusive = True``: the files of the sessions it finds are then not
     shown to the formats after it in the registry (the generic row readers), so that one
-    file is never read as two kinds of session.
+    file is never read as two kinds of session. An exclusive format may also define
+    ``withhold(folder, names) -> set[str]``: names of files of its own layout that it does
+    not read (a dataset's raw sample beside the trajectories it grades); they are kept from
+    the formats after it too, and reported as not recognised with the reason
+    :func:`~streamgrade.formats.explain.explain` gives (never dropped silently).
     """
 
     name: str

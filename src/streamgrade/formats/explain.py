@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import adp
 from ._rows import load_rows, looks_like_json
 from ._tau2_run import owned_names as tau2_owned
 from .claude_code import owned_names as claude_owned
@@ -40,6 +41,9 @@ EXPECTS: dict[str, str] = {
     "openhands": "OpenHands evaluation output.jsonl rows (instance_id, metadata, history of events or [action, observation] pairs),"
                  " or a saved trajectory .json (a list of events)",
     "openhands-completions": "a folder of OpenHands LLM completion logs <model>-<epoch seconds>.json ({messages, response, kwargs})",
+    "react-text": ".json/.jsonl rows holding ReAct text (Thought:/Action:/Observation: lines; FireAct trajs, Alpaca records, chat turns)",
+    "ducktrack": "a folder with events.jsonl (time_stamp, action) and metadata.json (DuckTrack recordings)",
+    "adp": ".json/.jsonl Agent Data Protocol trajectories {id, content: [{class_: ..._action|..._observation}], details}",
 }
 
 _HARBOR_JOB_FILES = ("result.json", "config.json", "job.log")
@@ -56,9 +60,10 @@ def owned(folder: Path, names: list[str]) -> set[str]:
     ``results.json`` and ``run_metadata.json``, Claude Code subagent transcripts,
     summary-only files and ``tool-results/`` files, and the files an OpenHands evaluation
     writes beside its output rows and in its log folders
-    (:func:`~streamgrade.formats.openhands.owned_beside`)."""
+    (:func:`~streamgrade.formats.openhands.owned_beside`), and an ADP dataset folder's
+    config (``metadata.json``, ``schema_raw.json``)."""
     out: set[str] = (run_files(folder, names) | set(tau2_owned(folder, names)) | inspect_ai.owned(folder, names)
-                     | tb_run_files(folder, names) | openhands_owned(folder, names))
+                     | tb_run_files(folder, names) | openhands_owned(folder, names) | adp.owned_config(folder, names))
     if folder.name == "tool-results" or any(n.endswith(".jsonl") for n in names):
         out |= claude_owned(folder, names)
     if any(n.endswith(".json") for n in names) and not _inside_harbor_trial(folder):
@@ -102,9 +107,15 @@ def explain(folder: Path, name: str, names: list[str]) -> str:
     if low.endswith(".traj.json"):
         return "mini-swe-agent: a .traj.json file that does not start like JSON"
     if low.endswith((".json", ".jsonl")):
+        withheld = adp.withheld_reason(Path(folder), name, names)
+        if withheld:
+            return withheld
         if name in ("meta.json", "input_log.jsonl"):
             other = "input_log.jsonl" if name == "meta.json" else "meta.json"
             return f"clones-desktop: {name} without {other} in its folder"
+        if name == "events.jsonl":
+            return "ducktrack: the first line has no time_stamp and action, and no DuckTrack metadata.json is beside it; " \
+                + "; ".join(_json_reasons(path))
         if name == RESULT:
             return "harbor: result.json without agent/trajectory.json"
         if name == TB_RESULTS:

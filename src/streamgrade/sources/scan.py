@@ -70,7 +70,10 @@ def with_fingerprint(ref: SessionRef) -> SessionRef:
 def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | None = None) -> list[SessionRef]:
     """Sessions of every format named by files in ``folder`` (no fingerprint yet), the
     formats asked in registry order. A format with ``exclusive = True`` owns what it finds:
-    later formats (the generic row readers come last) are not shown those files."""
+    later formats (the generic row readers come last) are not shown those files, nor the
+    files its optional ``withhold(folder, names)`` names (files of its layout that it does
+    not read, e.g. an ADP dataset's raw sample: they are reported as not recognised, with
+    the reason :func:`~streamgrade.formats.explain.explain` gives)."""
     out: list[SessionRef] = []
     taken: set[str] = set()
     for fmt in formats or FORMATS.values():
@@ -79,6 +82,9 @@ def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | N
         out.extend(refs)
         if getattr(fmt, "exclusive", False):
             taken.update(f for r in refs for f in (r.path, *r.files))
+            withhold = getattr(fmt, "withhold", None)
+            if withhold is not None:
+                taken.update(str(folder / n) for n in withhold(folder, avail))
     return out
 
 
