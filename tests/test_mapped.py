@@ -188,3 +188,37 @@ def test_the_readme_plugin_example_works_through_an_entry_point(tmp_path: Path):
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(tmp_path / "out2")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 5 and "reader plugin mydump" in res.stderr and "not loaded" in res.stderr
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as hst  # noqa: E402
+
+_json = hst.recursive(hst.none() | hst.booleans() | hst.integers() | hst.text(max_size=8),
+                      lambda kids: hst.lists(kids, max_size=4) | hst.dictionaries(hst.text(max_size=6), kids, max_size=4),
+                      max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_json, mutate=hst.sampled_from(["as_is", "messages", "tool_calls", "truncate"]))
+def test_fuzz_a_mapped_dump_gives_input_errors_only(tmp_path_factory, doc, mutate):
+    """Whatever a file holds, a mapping's find never raises and its assemble returns a
+    Session or raises InputError naming the file."""
+    folder = tmp_path_factory.mktemp("fz")
+    base = json.loads(json.dumps(TAU2_LIKE))
+    if mutate == "messages":
+        base["simulations"][0]["messages"] = doc
+    elif mutate == "tool_calls":
+        base["simulations"][0]["messages"][2]["tool_calls"] = doc
+    elif mutate == "as_is":
+        base = {"simulations": doc, "tasks": doc}
+    text = json.dumps(base)
+    if mutate == "truncate":
+        text = text[: len(text) // 2]
+    f = folder / "results.json"
+    f.write_text(text)
+    cfg = cfg_with(TAU2_MAPPING)
+    for ref in FORMATS["tau2-like"].find(folder, ["results.json"]):
+        try:
+            FORMATS["tau2-like"].assemble(ref, cfg)
+        except InputError as exc:
+            assert exc.path == str(f)
