@@ -257,6 +257,31 @@ def _parse_jsonl(path: str) -> Rows:
     return Rows(path, raws, lines=lines)
 
 
+def row_at(path: str, locator: str) -> tuple[Rows, int, Any]:
+    """(the file's rows, the index ``locator`` names, that row decoded) for a reader's
+    ``assemble``. Raises InputError naming the file: it does not parse, the locator is not a
+    row index, the row is gone, or it is over the size limit."""
+    rows = load_rows(path)
+    if rows.error is not None:
+        raise rows.error
+    try:
+        index = int(locator)
+    except ValueError:
+        raise InputError(path, f"bad row locator {locator!r}") from None
+    if not 0 <= index < len(rows):
+        raise InputError(path, f"row {index} not found: the file has {len(rows)} rows")
+    return rows, index, rows.row(index)
+
+
+def unique_id(seen: set[str], sid: str, index: int) -> str:
+    """``sid``, or ``sid.row<index>`` when another row of the same file took it first;
+    records the result in ``seen`` (session ids unique within a file)."""
+    if sid in seen:
+        sid = f"{sid}.row{index}"
+    seen.add(sid)
+    return sid
+
+
 def file_stem(name: str) -> str:
     """The name without ``.traces.json``, ``.jsonl`` or ``.json``."""
     for suffix in (".traces.json", ".jsonl", ".json"):

@@ -74,7 +74,7 @@ from typing import Any
 from ..config import Config
 from ..errors import InputError
 from ..models import Observation, Session, SessionRef, Step, StepToolCall
-from ._rows import file_stem, load_rows, looks_like_json, peek, sanitise
+from ._rows import file_stem, load_rows, looks_like_json, peek, row_at, sanitise, unique_id
 from .mapping import Fail, agent_session, arguments_of, as_float, as_text
 from .openai_chat import clones_desktop_folder, owned_elsewhere
 
@@ -165,9 +165,7 @@ class ADPTrajectories:
             for i, row in enumerate(decoded):
                 tid = as_text(row.get("id")) if isinstance(row, dict) else None
                 sid = f"{base}.{sanitise(tid)}" if tid else f"{base}.row{i}"
-                if sid in seen:
-                    sid = f"{sid}.row{i}"
-                seen.add(sid)
+                sid = unique_id(seen, sid, i)
                 out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=str(i),
                                       fingerprint=rows.fingerprint(i)))
         return out
@@ -175,16 +173,7 @@ class ADPTrajectories:
     def assemble(self, ref: SessionRef, config: Config) -> Session:
         """Read trajectory ``int(ref.locator)``; InputError naming the file and the field
         (``[3].content[7].function``; for JSONL the line and ``content[7].function``)."""
-        rows = load_rows(ref.path)
-        if rows.error is not None:
-            raise rows.error
-        try:
-            index = int(ref.locator)
-        except ValueError:
-            raise InputError(ref.path, f"bad row locator {ref.locator!r}") from None
-        if not 0 <= index < len(rows):
-            raise InputError(ref.path, f"row {index} not found: the file has {len(rows)} rows")
-        row = rows.row(index)
+        rows, index, row = row_at(ref.path, ref.locator)
         fail: Fail = lambda f, msg: rows.fail(index, f, msg)  # noqa: E731 - errors name this row
         if not isinstance(row, dict):
             raise fail("", f"expected a trajectory object, got {type(row).__name__}")

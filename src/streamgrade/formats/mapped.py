@@ -32,7 +32,7 @@ from ..config import Config, MappingSpec
 from ..errors import InputError
 from ..inputs import max_file_bytes, max_session_bytes, too_large
 from ..models import Session, SessionRef, Step
-from ._rows import _decode, check_utf8, file_stem, load_rows, looks_like_json, read_bytes, sanitise
+from ._rows import _decode, check_utf8, file_stem, load_rows, looks_like_json, read_bytes, sanitise, unique_id
 from .mapping import agent_session, as_float, as_text, get, messages_to_steps, rows_at
 
 _RAW_OBJ = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -152,9 +152,7 @@ class MappedFormat:
                     row = _try(raw)
                     rid = as_text(get(row, self.spec.id)) if row is not None else None
                 sid = f"{stem}.{sanitise(rid)}" if rid is not None else f"{stem}.row{i}"
-                if sid in seen:
-                    sid = f"{sid}.row{i}"
-                seen.add(sid)
+                sid = unique_id(seen, sid, i)
                 out.append(SessionRef(session_id=sid, format=self.name, path=path, files=(path,), locator=str(i),
                                       fingerprint=hashlib.sha256(bytes(raw)).hexdigest()[:16]))
         return out

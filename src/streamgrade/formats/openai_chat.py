@@ -56,7 +56,7 @@ from typing import Any
 from ..config import Config, OpenAIChatMapping
 from ..errors import InputError
 from ..models import ChatMessage, Session, SessionRef
-from ._rows import file_stem, load_rows, looks_like_json, sanitise
+from ._rows import file_stem, load_rows, looks_like_json, row_at, sanitise, unique_id
 from .mapping import agent_session, as_float, as_text, first_user, messages_to_steps
 from .mapping import get as dotted
 from .harbor import atif_files
@@ -144,9 +144,7 @@ class OpenAIChat:
                     task_id, trial = as_text(dotted(row, mapping.task_id)), as_text(dotted(row, mapping.trial))
                     if task_id is not None and trial is not None:
                         sid = f"{stem}.task{sanitise(task_id)}.trial{sanitise(trial)}"
-                        if sid in seen:
-                            sid = f"{sid}.row{i}"
-                seen.add(sid)
+                sid = unique_id(seen, sid, i)
                 out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=str(i),
                                       fingerprint=rows.fingerprint(i)))
         return out
@@ -156,16 +154,7 @@ class OpenAIChat:
         the file and the field (``[17].traj[3].tool_calls[0].function.arguments``; for JSONL
         the line and ``traj[3]...``)."""
         mapping = config.formats.openai_chat
-        rows = load_rows(ref.path)
-        if rows.error is not None:
-            raise rows.error
-        try:
-            index = int(ref.locator)
-        except ValueError:
-            raise InputError(ref.path, f"bad row locator {ref.locator!r}") from None
-        if not 0 <= index < len(rows):
-            raise InputError(ref.path, f"row {index} not found: the file has {len(rows)} rows")
-        row = rows.row(index)
+        rows, index, row = row_at(ref.path, ref.locator)
         if not isinstance(row, dict):
             raise rows.fail(index, "", f"expected a row object, got {type(row).__name__}")
         field = _messages_field(row, mapping)

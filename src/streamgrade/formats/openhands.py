@@ -73,7 +73,7 @@ from ..config import Config
 from ..errors import InputError
 from ..inputs import open_regular
 from ..models import Session, SessionRef
-from ._rows import file_stem, load_rows, looks_like_json, sanitise
+from ._rows import file_stem, load_rows, looks_like_json, row_at, sanitise, unique_id
 from .mapping import agent_session, as_text, get
 from .openai_chat import owned_elsewhere
 from .openhands_events import History, history_steps
@@ -201,9 +201,7 @@ class OpenHandsOutput:
             for i, top in enumerate(tops):
                 tid = _task_id(top)
                 sid = f"{stem}.{sanitise(tid)}" if tid else f"{stem}.row{i}"
-                if sid in seen:
-                    sid = f"{sid}.row{i}"
-                seen.add(sid)
+                sid = unique_id(seen, sid, i)
                 out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=str(i),
                                       fingerprint=rows.fingerprint(i)))
         return out
@@ -211,18 +209,12 @@ class OpenHandsOutput:
     def assemble(self, ref: SessionRef, config: Config) -> Session:
         """Row ``int(ref.locator)`` as a session. Raises InputError naming the file and the
         line and field (``history[3][0].args``)."""
-        rows = load_rows(ref.path)
-        if rows.error is not None:
-            raise rows.error
         if ref.locator == TRAJECTORY:
+            rows = load_rows(ref.path)
+            if rows.error is not None:
+                raise rows.error
             return _trajectory(ref, rows)
-        try:
-            index = int(ref.locator)
-        except ValueError:
-            raise InputError(ref.path, f"bad row locator {ref.locator!r}") from None
-        if not 0 <= index < len(rows):
-            raise InputError(ref.path, f"row {index} not found: the file has {len(rows)} rows")
-        row = rows.row(index)
+        rows, index, row = row_at(ref.path, ref.locator)
         fail = lambda f, msg: rows.fail(index, f, msg)  # noqa: E731 - errors name this row
         if not isinstance(row, dict):
             raise fail("", f"expected a row object, got {type(row).__name__}")
