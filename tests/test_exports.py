@@ -14,10 +14,12 @@ import anyio
 import pytest
 
 from streamgrade.config import load_config
-from streamgrade.exports.build import NothingToExport, build_export
+from streamgrade.exports.build import ExportOptions, NothingToExport, build_export
+from streamgrade.exports.tools import source_key
+from streamgrade.stats import pass_mark
 from streamgrade.exports.dpo import PairError, group_key, pick_pair
 from streamgrade.exports.filters import ExportFilter
-from streamgrade.exports.sharegpt import ShareGPTError, to_sharegpt, validate
+from streamgrade.exports.sharegpt import ShareGPTError, _split_thought, to_sharegpt, validate
 from streamgrade.exports.store import GradedSession, load_graded
 from streamgrade.judges.heuristic import HeuristicJudge
 from streamgrade.pipeline import Pipeline, scan_source
@@ -66,36 +68,60 @@ def _check_openai_messages(messages: list[dict]) -> None:
             assert isinstance(m["content"], str)
 
 
+def _passing(out: Path) -> set[str]:
+    """The sessions the default SFT files keep, computed from the records: reward at least
+    its source's pass mark (1.0 for 0/1 rewards, else the median), else score >= 50."""
+    recs = [s.record for s in load_graded(out, with_messages=False)]
+    rewards: dict[str, list[float]] = {}
+    for r in recs:
+        if r["reward"] is not None:
+            rewards.setdefault(source_key(r), []).append(r["reward"])
+    marks = {k: pass_mark(v, None) for k, v in rewards.items()}
+    return {r["session_id"] for r in recs
+            if (r["reward"] >= marks[source_key(r)] if r["reward"] is not None else r["score"] >= 50)}
+
+
 def test_sft_chatml_rows_are_valid_and_load(out: Path, tmp_path: Path):
     rows = _jsonl(out / "exports" / "sft.chatml.jsonl")
-    assert len(rows) == 370  # 381 graded, less the web session and 10 Crafter episodes without steps
+    ids = {r["metadata"]["session_id"] for r in rows}
+    passing = _passing(out)
+    assert ids <= passing and len(ids) == len(rows) and len(rows) >= len(passing) - 12  # no-assistant sessions aside
     for row in rows:
-        assert set(row) <= {"messages", "tools"}
+        assert set(row) <= {"messages", "tools", "metadata"}
+        assert set(row["metadata"]) == {"session_id", "source_format", "task_id", "score", "reward", "judge"}
         msgs = row["messages"]
         assert msgs[-1]["role"] == "assistant"
+        assert all(m["content"] is not None for m in msgs)  # null content breaks DeepSeek-V3's template
         _check_openai_messages(msgs)
         for tool in row.get("tools", []):
             assert tool["type"] == "function" and "name" in tool["function"]
-    tau = [r for r in rows if r["messages"][0]["content"].startswith("# Airline Agent Policy")]
-    assert len(tau) == 200  # the system prompt (the policy) is kept
-    for r in tau:  # tau-bench has no tool list: it is inferred from the calls made
-        called = {tc["function"]["name"] for m in r["messages"] for tc in m.get("tool_calls") or []}
-        assert {t["function"]["name"] for t in r.get("tools", [])} == called
+            assert isinstance(tool["function"]["parameters"], dict)
+    tau = [r for r in rows if r["metadata"]["source_format"] == "openai-chat"]
+    assert len(tau) == 84 and all(r["metadata"]["reward"] == 1.0 for r in tau)  # the failed runs do not train
+    assert all(r["messages"][0]["content"].startswith("# Airline Agent Policy") for r in tau)
+    # one tool list for the whole benchmark, never per trajectory: every function the dump calls
+    lists = {json.dumps(r["tools"], sort_keys=True) for r in tau}
+    assert len(lists) == 1
+    names = {t["function"]["name"] for t in tau[0]["tools"]}
+    called = {tc["function"]["name"] for s in load_graded(out) if s.record["source_format"] == "openai-chat"
+              for m in s.messages for tc in m.get("tool_calls") or []}
+    assert names == called and len(names) >= 10
     ds = _load_with_datasets(out / "exports" / "sft.chatml.jsonl", tmp_path)
     assert ds.num_rows == len(rows) and "messages" in ds.column_names
 
 
 def test_sharegpt_rows_obey_llamafactory_rules_and_load(out: Path, tmp_path: Path):
     rows = _jsonl(out / "exports" / "sharegpt.jsonl")
-    assert len(rows) >= 360
+    assert len(rows) >= 100
     for row in rows:
         validate(row)
+        assert row["metadata"]["session_id"]
         assert isinstance(row["system"], str)
         if "tools" in row:
             assert isinstance(json.loads(row["tools"]), list)
         for turn in row["conversations"]:
             if turn["from"] == "function_call":
-                call = json.loads(turn["value"])
+                call = json.loads(_split_thought(turn["value"])[1])
                 assert all("name" in c and "arguments" in c for c in (call if isinstance(call, list) else [call]))
     ds = _load_with_datasets(out / "exports" / "sharegpt.jsonl", tmp_path)
     assert ds.num_rows == len(rows)
@@ -116,8 +142,9 @@ def test_sharegpt_converter_merges_and_rejects_with_reason():
     ]
     row = to_sharegpt(msgs)
     assert [t["from"] for t in row["conversations"]] == ["human", "function_call", "observation", "gpt"]
-    assert json.loads(row["conversations"][1]["value"]) == [{"name": "f", "arguments": {"i": 1}},
-                                                             {"name": "f", "arguments": {"i": 2}}]
+    thought, calls = _split_thought(row["conversations"][1]["value"])
+    assert thought == "let me look"  # the assistant text that came with the calls is kept
+    assert json.loads(calls) == [{"name": "f", "arguments": {"i": 1}}, {"name": "f", "arguments": {"i": 2}}]
     assert row["system"] == "sys"
     with pytest.raises(ShareGPTError, match="turn 0 is 'gpt'"):
         to_sharegpt([{"role": "assistant", "content": "I start"}, {"role": "user", "content": "x"},
@@ -154,7 +181,8 @@ def test_dpo_pairs_exist_for_tau_bench_and_stay_within_a_task(out: Path, tmp_pat
         _check_openai_messages(row["prompt"] + row["chosen"])
     assert len({json.dumps(r["prompt"][:2]) for r in rows}) == len(rows)  # one pair per task
     ds = _load_with_datasets(res.path, tmp_path)
-    assert set(ds.column_names) == {"prompt", "chosen", "rejected"}
+    assert {"prompt", "chosen", "rejected", "metadata"} <= set(ds.column_names) <= {"prompt", "chosen", "rejected",
+                                                                                 "metadata", "tools"}
 
 
 def test_openai_dpo_shape(out: Path, tmp_path: Path):
@@ -184,17 +212,21 @@ def test_pick_pair_groups_and_gap():
 
 
 def test_filters(out: Path, tmp_path: Path):
-    base = build_export(out, "sft", ExportFilter(), dest=tmp_path / "all.jsonl")
-    only_pass = build_export(out, "sft", ExportFilter(min_reward=1.0, formats=["openai-chat"]), dest=tmp_path / "r.jsonl")
+    every = lambda **kw: ExportOptions(flt=ExportFilter(**kw), pass_only=False)  # noqa: E731 - --all
+    base = build_export(out, "sft", dest=tmp_path / "all.jsonl", options=every())
+    passing = build_export(out, "sft", dest=tmp_path / "p.jsonl", options=ExportOptions())
+    assert passing.rows < base.rows and passing.reasons  # the default leaves failed runs out, with reasons
+    assert any(k.startswith("reward") for k in passing.reasons)
+    only_pass = build_export(out, "sft", dest=tmp_path / "r.jsonl", options=every(min_reward=1.0, formats=["openai-chat"]))
     assert only_pass.rows == 84 < base.rows
-    high = build_export(out, "sft", ExportFilter(min_score=70), dest=tmp_path / "s.jsonl")
+    high = build_export(out, "sft", dest=tmp_path / "s.jsonl", options=every(min_score=70))
     recs = {s.session_id: s.record for s in load_graded(out, with_messages=False)}
     assert high.rows == sum(1 for r in recs.values() if r["score"] >= 70 and r["source_format"] != "clones-web"
                             and r["turns"] > 0)
-    crafter = build_export(out, "sft", ExportFilter(min_achievements=5, min_progression=0.2), dest=tmp_path / "c.jsonl")
+    crafter = build_export(out, "sft", dest=tmp_path / "c.jsonl", options=every(min_achievements=5, min_progression=0.2))
     assert 0 < crafter.rows < 160
     assert all(json.loads(x)["messages"] for x in (tmp_path / "c.jsonl").read_text().splitlines())
-    short = build_export(out, "sft", ExportFilter(max_turns=40, require_termination=["completed"]), dest=tmp_path / "t.jsonl")
+    short = build_export(out, "sft", dest=tmp_path / "t.jsonl", options=every(max_turns=40, require_termination=["completed"]))
     assert short.rows == sum(1 for r in recs.values() if r["termination"] == "completed" and r["turns"] <= 40) > 0
     with pytest.raises(NothingToExport, match="none passed"):
         build_export(out, "sft", ExportFilter(min_score=101), dest=tmp_path / "none.jsonl")
@@ -220,3 +252,52 @@ def test_export_cli_nothing_to_export_exit_3_and_stats_json(out: Path, tmp_path:
     assert Counter(k.split("/")[0] for k in st["by_task"])["openai-chat"] == 50
     res = run("stats", str(out))
     assert res.returncode == 0 and "openai-chat" in res.stdout and "AUROC" in res.stdout
+
+
+def test_openai_sft_rows_pass_the_rules(out: Path, tmp_path: Path):
+    from streamgrade.exports.openai_sft import check_openai_sft
+
+    res = build_export(out, "openai-sft", dest=tmp_path / "o.jsonl", options=ExportOptions(pass_only=False))
+    rows = _jsonl(res.path)
+    assert len(rows) == res.rows > 300
+    problems = {i: check_openai_sft(r) for i, r in enumerate(rows)}
+    assert not any(problems.values()), {i: p for i, p in problems.items() if p}
+    assert all(set(r) <= {"messages", "tools"} for r in rows)  # no metadata: OpenAI rejects unknown keys
+
+
+def test_to_openai_sft_repairs_what_openai_rejects():
+    from streamgrade.exports.openai_sft import check_openai_sft, to_openai_sft
+
+    call = lambda cid, name, args: {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}  # noqa: E731
+    msgs = [{"role": "system", "content": "policy"}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [call("c", "get.user", '{"id": 1}')]},
+            {"role": "tool", "tool_call_id": "c", "name": "get.user", "content": "u1"},
+            {"role": "system", "content": "reminder: be brief"},
+            {"role": "assistant", "content": "", "tool_calls": [call("c", "bash", "ls -la")]},  # the id again
+            {"role": "tool", "tool_call_id": "c", "content": "a.txt"},
+            {"role": "tool", "tool_call_id": "zzz", "content": "orphan"},
+            {"role": "assistant", "content": "done"}, {"role": "user", "content": "thanks"}]
+    tools = [{"type": "function", "function": {"name": "get.user", "description": "", "parameters": None}}]
+    assert check_openai_sft({"messages": msgs, "tools": tools})  # the raw row breaks the rules
+    row = to_openai_sft(msgs, tools)
+    assert check_openai_sft(row) == []
+    m = row["messages"]
+    assert [x["role"] for x in m] == ["system", "user", "assistant", "tool", "user", "assistant", "tool", "user",
+                                      "assistant"]
+    assert m[4]["content"] == "[system] reminder: be brief" and "name" not in m[3]
+    assert m[2]["tool_calls"][0]["id"] != m[5]["tool_calls"][0]["id"]
+    assert json.loads(m[5]["tool_calls"][0]["function"]["arguments"]) == {"input": "ls -la"}
+    assert {t["function"]["name"] for t in row["tools"]} == {"get_user", "bash"}
+    assert all(isinstance(t["function"]["parameters"], dict) for t in row["tools"])
+
+
+def test_exported_files_are_readable_by_others_and_metadata_can_be_left_out(out: Path, tmp_path: Path):
+    for f in (out / "exports").glob("*.jsonl"):
+        assert f.stat().st_mode & 0o777 == 0o644, f
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    res = subprocess.run([sys.executable, "-m", "streamgrade", "export", str(out), "--format", "sft", "--no-metadata",
+                          "--all", "-o", str(tmp_path / "plain.jsonl")], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    rows = _jsonl(tmp_path / "plain.jsonl")
+    assert rows and all("metadata" not in r for r in rows)
+    assert (tmp_path / "plain.jsonl").stat().st_mode & 0o777 == 0o644

@@ -387,4 +387,5 @@ def test_cli_grades_the_corpus_folder(tmp_path):
         ("tool_heavy", "graded", "claude-code")]
     short = next(r for r in recs if r["session_id"] == "short")
     assert (short["model"], short["termination"], short["tool_calls"]) == ("claude-opus-4-6", "interrupted", 2)
-    assert "2 files not recognised" in proc.stderr and ".jsonl" not in proc.stderr.split("not recognised")[1]
+    unrecognised = proc.stderr.split("not recognised")[1].split("\nstreamgrade:")[0]  # the block's lines
+    assert "2 files not recognised" in proc.stderr and ".jsonl" not in unrecognised

@@ -28,8 +28,8 @@ from .pipeline import Pipeline, RunStats, scan_source
 from .sinks.jsonl import ExportMismatch
 from .sinks.lock import OutputLocked
 from .sources.scan import ScanReport
-from .summary import EXIT_NOTHING, EXIT_OK, EXIT_USAGE, Progress, dpo_line, exit_code, finish, judge_line, \
-    print_summary
+from .summary import EXIT_NOTHING, EXIT_OK, EXIT_USAGE, Progress, exit_code, finish, judge_line, print_summary, \
+    training_lines
 
 log = logging.getLogger("streamgrade.cli")
 
@@ -227,7 +227,7 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     t0 = time.monotonic()
     stats, signalled, _ = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress, verbose=verbose))
     print_summary(stats, cfg, time.monotonic() - t0, signal_name=signalled, verbose=verbose)
-    dpo_line(stats, cfg)
+    training_lines(stats, verbose)
     finish(exit_code(stats, signalled=signalled is not None, strict=strict))
 
 
@@ -258,14 +258,14 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labe
     finish(130 if interrupted or stats.drain_timed_out else EXIT_OK)
 
 
-_FORMATS = ["sft", "sharegpt", "dpo", "openai-dpo"]
+_FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo"]
 
 
 @main.command("export")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True,
-              help="sft: ChatML (TRL SFTTrainer, OpenAI fine-tuning); sharegpt: LLaMA-Factory; "
-                   "dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning.")
+              help="sft: ChatML (TRL SFTTrainer); sharegpt: LLaMA-Factory; openai-sft: strict OpenAI chat "
+                   "fine-tuning; dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning.")
 @click.option("-o", "--output", "dest", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write.  [default: OUT/exports/rebuilt/<name>.jsonl]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -279,14 +279,22 @@ _FORMATS = ["sft", "sharegpt", "dpo", "openai-dpo"]
 @click.option("--source-format", "formats", multiple=True, help="Keep only this input format (repeatable).")
 @click.option("--model", "models", multiple=True, help="Keep only this model (repeatable).")
 @click.option("--min-gap", type=float, help="DPO: least score gap between chosen and rejected.  [default: 10]")
+@click.option("--all", "keep_all", is_flag=True,
+              help="SFT: keep every graded session, not only those that pass (reward at the pass mark, else "
+                   "score >= [exports] pass_score).")
+@click.option("--no-metadata", is_flag=True, help="Leave out the rows' metadata (session id, source, task, score, "
+                                                  "reward, judge).")
 def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achievements, min_progression, max_turns,
-               require_termination, formats, models, min_gap) -> None:
+               require_termination, formats, models, min_gap, keep_all, no_metadata) -> None:
     """Rebuild a training-data file from the graded results in OUT, without regrading.
 
-    Exit code 0 when rows were written, 3 when nothing passed the filters (no file is
-    written), 2 on a usage error.
+    SFT files keep only sessions that pass by default (--all keeps every one); every row
+    carries its metadata (--no-metadata leaves it out; never in openai-sft rows) and its
+    source's one tool list. The output says what was left out and why. Exit code 0 when
+    rows were written, 3 when nothing passed the filters (no file is written), 2 on a usage
+    error.
     """
-    from .exports.build import NothingToExport, build_export
+    from .exports.build import ExportOptions, NothingToExport, build_export
     from .exports.filters import ExportFilter
 
     cfg = _build_config(config_file, None, None, None)
@@ -296,13 +304,18 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
              "require_termination": list(require_termination) or None, "formats": list(formats) or None,
              "models": list(models) or None}
     flt = ExportFilter(**{k: (given[k] if given.get(k) is not None else getattr(base, k)) for k in ExportFilter.__struct_fields__})
+    opts = ExportOptions.from_config(cfg.exports, flt=flt, min_gap=min_gap, pass_only=False if keep_all else None,
+                                     metadata=False if no_metadata else None)
     try:
-        res = build_export(out, fmt, flt, min_gap=cfg.exports.dpo_min_gap if min_gap is None else min_gap, dest=dest)
+        res = build_export(out, fmt, dest=dest, options=opts)
     except NothingToExport as exc:
         click.echo(f"streamgrade: {exc}", err=True)
         sys.exit(EXIT_NOTHING)
+    left = sum(res.reasons.values())
     click.echo(f"streamgrade: wrote {res.rows} {fmt} rows to {res.path} ({res.considered} graded sessions considered, "
-               f"{len(res.rejected)} left out)", err=True)
+               f"{left} left out)", err=True)
+    for kind, n in sorted(res.reasons.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {n} left out: {kind}", err=True)
     for sid, reason in res.rejected[:10]:
         click.echo(f"  left out {sid}: {reason}", err=True)
     if len(res.rejected) > 10:
@@ -372,5 +385,5 @@ def repair_cmd(out, config_file) -> None:
         sys.exit(EXIT_USAGE)
     click.echo(f"streamgrade: repaired {out}: scores.jsonl kept {rep.kept} lines, dropped {rep.duplicates} duplicate "
                f"and {rep.broken} broken lines, restored {rep.restored} from scores.json; "
-               f"{rep.rows.get('sft.chatml.jsonl', 0)} ChatML and {rep.rows.get('sharegpt.jsonl', 0)} ShareGPT rows "
-               f"rebuilt; {len(rep.reset)} sessions set back to pending; old files in {rep.backup}", err=True)
+               f"training files rebuilt ({', '.join(f'{k} {v}' for k, v in rep.rows.items() if k != 'scores.jsonl')}); "
+               f"{len(rep.reset)} sessions set back to pending; old files in {rep.backup}", err=True)

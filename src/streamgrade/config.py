@@ -164,17 +164,26 @@ class OpenAIChatMapping(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ExportsConfig(ExportFilter, forbid_unknown_fields=True):
-    """``[exports]``: the quality filter applied to the incremental exports (sft.chatml,
-    sharegpt) and the DPO file written at the end of a grade run (fields as in
+    """``[exports]``: the quality filter applied to the training files rebuilt at the end of
+    a grade run (fields as in
     :class:`~streamgrade.exports.filters.ExportFilter`; ``min_score`` is the quality
     threshold); ``dpo_min_gap`` the least score gap (points) of a best-vs-worst pair;
-    ``dpo_rebuild_s`` how often at most (s) ``watch`` rebuilds dpo.jsonl when idle;
-    ``reward_pass`` the reward at or above which ``stats`` counts a session as passed
-    (unset: 1.0 for binary rewards, else the group's median)."""
+    ``dpo_rebuild_s`` how often at most (s) ``watch`` rebuilds the training files when idle;
+    ``reward_pass`` the reward at or above which a session passes (``stats``, and the SFT
+    pass filter; unset: 1.0 for binary rewards, else the group's median); ``training`` the
+    training files a grade run rebuilds at its end under OUT/exports/ (sft, sharegpt,
+    openai-sft, dpo, openai-dpo); ``pass_only`` keeps only sessions that pass in SFT files
+    (the reward at least the pass mark where there is one, else the score at least
+    ``pass_score``); ``metadata`` adds row metadata (session id, source, task, score,
+    reward, judge)."""
 
     dpo_min_gap: float = 10.0
     dpo_rebuild_s: float = 60.0
     reward_pass: float | None = None
+    training: list[str] = msgspec.field(default_factory=lambda: ["sft", "sharegpt", "dpo"])
+    pass_only: bool = True
+    pass_score: float = 50.0
+    metadata: bool = True
 
     def filter(self) -> ExportFilter:
         return ExportFilter(**{f: getattr(self, f) for f in ExportFilter.__struct_fields__})

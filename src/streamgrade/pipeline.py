@@ -99,6 +99,7 @@ class RunStats:
     started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str]] = field(default_factory=list)
     dpo_pairs: int | None = None  # pairs in dpo.jsonl after the last rebuild of this run
+    training: dict = field(default_factory=dict)  # format -> ExportResult of the last rebuild
     budget_pending: int = 0  # sessions left pending because the run budget was spent
 
     @property
@@ -114,9 +115,10 @@ class Pipeline:
 
     ``run(source)`` returns the :class:`RunStats` once the source is exhausted (grade) or
     stopped (watch) and everything in flight drained. ``stop()`` asks for that stop.
-    ``on_record`` is called with every ScoreRecord written (progress display). dpo.jsonl is
-    rebuilt at the end of a run that graded something and, with ``rebuild_when_idle``
-    (watch), whenever nothing is in flight, at most every ``exports.dpo_rebuild_s``."""
+    ``on_record`` is called with every ScoreRecord written (progress display). The training
+    files (``[exports] training``) are rebuilt at the end of a run that graded something and,
+    with ``rebuild_when_idle`` (watch), whenever nothing is in flight, at most every
+    ``exports.dpo_rebuild_s``."""
 
     def __init__(self, config: Config, out_dir: str | Path, judge: Judge,
                  on_record: Callable[[ScoreRecord], None] | None = None, rebuild_when_idle: bool = False):
@@ -126,8 +128,8 @@ class Pipeline:
         self.judge = judge
         self.on_record = on_record
         self.rebuild_when_idle = rebuild_when_idle
-        self._graded_since_dpo = 0
-        self._last_dpo = time.monotonic()
+        self._graded_since_build = 0
+        self._last_build = time.monotonic()
         self.stats = RunStats()
         self._source_scope: anyio.CancelScope | None = None
         self._stopping = False
@@ -217,8 +219,8 @@ class Pipeline:
                     for _ in range(self.config.pipeline.file_writers):
                         tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
                 tg.start_soon(self._sink, written_rx)
-            if self._graded_since_dpo and not self._interrupted():
-                await self._rebuild_dpo()
+            if self._graded_since_build and not self._interrupted():
+                await self._rebuild_training()
             if not self._interrupted():
                 await self._update_reports([], final=True)
             self.stats.stopped_early = self._stopping
@@ -242,13 +244,22 @@ class Pipeline:
     def _interrupted(self) -> bool:
         return self._tg is not None and self._tg.cancel_scope.cancel_called
 
-    async def _rebuild_dpo(self) -> None:
-        from .exports.build import write_dpo
+    async def _rebuild_training(self) -> None:
+        """Rebuild the training files (``[exports] training``) from the session folders; a
+        failure is logged, never stops grading (they are derived data)."""
+        from .exports.build import ExportOptions, rebuild_training
 
         ex = self.config.exports
-        self._graded_since_dpo = 0
-        self._last_dpo = time.monotonic()
-        self.stats.dpo_pairs = await anyio.to_thread.run_sync(write_dpo, self.out, ex.filter(), ex.dpo_min_gap)
+        self._graded_since_build = 0
+        self._last_build = time.monotonic()
+        try:
+            res = await anyio.to_thread.run_sync(rebuild_training, self.out, list(ex.training),
+                                                 ExportOptions.from_config(ex))
+        except Exception as exc:
+            log.warning("training files not rebuilt: %s", exc, extra={"file": str(self.layout.exports)})
+            return
+        self.stats.training = res
+        self.stats.dpo_pairs = res["dpo"].rows if "dpo" in res else None
 
     async def _run_source(self, source: Source, send: ObjectSendStream[SessionRef]) -> None:
         with anyio.CancelScope() as scope:
@@ -416,9 +427,9 @@ class Pipeline:
                     break
             await self._commit(batch)
             await self._update_reports([w.job.ref.session_id for w in batch if w.error is None])
-            if (self.rebuild_when_idle and self._graded_since_dpo and self.stats.in_flight == 0
-                    and time.monotonic() - self._last_dpo >= self.config.exports.dpo_rebuild_s):
-                await self._rebuild_dpo()
+            if (self.rebuild_when_idle and self._graded_since_build and self.stats.in_flight == 0
+                    and time.monotonic() - self._last_build >= self.config.exports.dpo_rebuild_s):
+                await self._rebuild_training()
 
     async def _commit(self, batch: list[Written]) -> None:
         self.stats.in_flight -= len(batch)
@@ -458,7 +469,7 @@ class Pipeline:
             if self._current.get(w.job.ref.session_id) == w.job.ref.fingerprint:
                 del self._current[w.job.ref.session_id]
             self._count(w.record)
-            self._graded_since_dpo += w.record.status == "graded"
+            self._graded_since_build += w.record.status == "graded"
 
     def _write_failed(self, w: Written, exc: OSError) -> None:
         """Disk full, read-only output: nothing half-written stays; the session stays pending

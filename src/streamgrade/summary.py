@@ -174,12 +174,15 @@ def finish(code: int) -> None:
     sys.exit(code)
 
 
-def dpo_line(stats: RunStats, cfg: Config) -> None:
-    """Where the run's DPO pairs are, or why there are none."""
-    if stats.dpo_pairs:
-        from .exports.build import FILE_NAMES
-        from .sinks.layout import Layout
-
-        _echo(f"streamgrade: {stats.dpo_pairs} DPO pairs in {Layout(cfg.run.output).export(FILE_NAMES['dpo'])}")
-    elif stats.dpo_pairs == 0:
-        _echo(f"streamgrade: no DPO pairs (no task has two graded sessions {cfg.exports.dpo_min_gap:g} points apart)")
+def training_lines(stats: RunStats, verbose: bool = False) -> None:
+    """What the rebuilt training files hold: rows per file, and how many sessions (or
+    groups) were left out and why (the most common reasons; every reason with -v)."""
+    for fmt, res in stats.training.items():
+        where = res.path if res.rows else "(no file)"
+        line = f"streamgrade: {fmt}: {res.rows} rows {where}"
+        if res.reasons:
+            shown = sorted(res.reasons.items(), key=lambda kv: -kv[1])
+            line += "; left out: " + ", ".join(f"{k} ({n})" for k, n in (shown if verbose else shown[:3]))
+            if len(shown) > 3 and not verbose:
+                line += f", ... ({len(shown) - 3} more reasons with -v)"
+        _echo(clean(line))

@@ -1,33 +1,35 @@
-"""Build an export file from the graded results in an output folder, without regrading.
+"""Build training files from the graded results in an output folder, without regrading:
+``streamgrade export OUT --format F`` one file at a time, and :func:`rebuild_training` for
+the files a grade run rebuilds at its end (``[exports] training``).
 
-Formats: ``sft`` (ChatML, sft.chatml.jsonl), ``sharegpt`` (LLaMA-Factory, sharegpt.jsonl),
-``dpo`` (TRL conversational preference pairs, dpo.jsonl) and ``openai-dpo`` (OpenAI
-preference fine-tuning, dpo.openai.jsonl). Rows are written atomically; when nothing passes
-the filters :class:`NothingToExport` is raised and no file is written, never an empty file
-that looks like success.
+Formats: ``sft`` (ChatML, TRL's conversational "messages" datasets), ``sharegpt``
+(LLaMA-Factory), ``openai-sft`` (strict OpenAI chat fine-tuning rows, :mod:`.openai_sft`),
+``dpo`` (TRL conversational preference pairs) and ``openai-dpo`` (OpenAI preference
+fine-tuning). Rows come from :mod:`.training` (metadata, one tool list per source, the pass
+filter) and :mod:`.dpo`. Files are written atomically and readable by others (0644 less
+the umask); when nothing passes, :class:`NothingToExport` is raised and no file is written,
+never an empty file that looks like success.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable
 
 from ..sinks.atomic import atomic_writer
 from ..sinks.layout import Layout
-from .chatml import agent_chatml, infer_tools
 from .dpo import PairError, PairPicker, openai_pair, trl_pair
 from .filters import ExportFilter
-from .sharegpt import ShareGPTError, to_sharegpt
-from .store import GradedSession, fill, load_graded
+from .store import fill, load_graded
+from .tools import SourceTools, source_key
+from .training import (FILE_NAMES, SESSION_FORMATS, Built, PassRule, build_session_exports, encode, first_pass,
+                       row_metadata)
 
 log = logging.getLogger("streamgrade.exports")
 
-FILE_NAMES = {"sft": "sft.chatml.jsonl", "sharegpt": "sharegpt.jsonl", "dpo": "dpo.jsonl",
-              "openai-dpo": "dpo.openai.jsonl"}
+__all__ = ["FILE_NAMES", "NothingToExport", "ExportResult", "build_export", "rebuild_training", "ExportOptions"]
 
 
 class NothingToExport(Exception):
@@ -36,118 +38,145 @@ class NothingToExport(Exception):
 
 
 @dataclass
+class ExportOptions:
+    """How rows are chosen and written: ``flt`` the ``[exports]`` filters; ``pass_only``
+    keeps only passing sessions (False: ``--all``); ``reward_pass`` / ``pass_score`` the
+    pass marks; ``metadata`` adds row metadata; ``min_gap`` the least score gap of a pair
+    ranked by score."""
+
+    flt: ExportFilter = field(default_factory=ExportFilter)
+    pass_only: bool = True
+    reward_pass: float | None = None
+    pass_score: float = 50.0
+    metadata: bool = True
+    min_gap: float = 10.0
+
+    @classmethod
+    def from_config(cls, ex: Any, **overrides: Any) -> "ExportOptions":
+        """From an ``[exports]`` config section, with ``overrides``."""
+        base = cls(flt=ex.filter(), pass_only=ex.pass_only, reward_pass=ex.reward_pass, pass_score=ex.pass_score,
+                   metadata=ex.metadata, min_gap=ex.dpo_min_gap)
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(base, k, v)
+        return base
+
+    def rule(self) -> PassRule | None:
+        return PassRule(self.reward_pass, self.pass_score) if self.pass_only else None
+
+
+@dataclass
 class ExportResult:
-    """``rows`` written to ``path``; ``considered`` sessions; ``rejected`` (id, reason)."""
+    """``rows`` written to ``path``; ``considered`` sessions; ``rejected`` (id, reason) and
+    the counts by reason."""
 
     path: Path
     rows: int
     considered: int
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
-def session_row(fmt: str, s: GradedSession) -> dict[str, Any]:
-    """One session's row in ``fmt`` (sft or sharegpt); ValueError with a reason if none."""
-    if fmt == "sft":
-        row = agent_chatml(s.messages, s.tools)
-        if row is None:
-            raise ValueError("no assistant turn")
-        return row
-    if fmt == "sharegpt":
-        return to_sharegpt(s.messages, s.tools or infer_tools(s.messages))
-    raise ValueError(f"unknown session format {fmt!r}")
-
-
-class _Rejections:
-    """Why sessions or groups were left out: counts by reason, the first 1,000 in full."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
-        self.count = 0
-        self.by_reason: dict[str, int] = defaultdict(int)
-
-    def add(self, what: str, reason: str) -> None:
-        self.count += 1
-        self.by_reason[reason.split(" ")[0]] += 1
-        if len(self.items) < 1000:
-            self.items.append((what, reason))
-
-
-def _rows(fmt: str, out: Path, flt: ExportFilter, min_gap: float, rejected: _Rejections,
-          counter: list[int]) -> Iterator[dict[str, Any]]:
-    """Rows of ``fmt``, streamed: SFT and ShareGPT read one session at a time; DPO groups
-    records (and task texts) first and reads messages only for the two sessions of a pair."""
-    if fmt in ("sft", "sharegpt"):
-        for s in load_graded(out):
-            counter[0] += 1
-            reason = flt.reject_reason(s.record)
-            if reason:
-                rejected.add(s.session_id, reason)
-                continue
-            try:
-                yield session_row(fmt, s)
-            except (ValueError, ShareGPTError) as exc:
-                rejected.add(s.session_id, str(exc))
-        return
+def _pairs(fmt: str, out: Path, opts: ExportOptions, tools: SourceTools, write: Callable[[dict[str, Any]], None],
+           built: Built) -> int:
+    """Write DPO rows (the pass rule does not apply: a rejected side fails by design);
+    returns the sessions considered."""
     picker = PairPicker()
-    for s in load_graded(out, with_messages=False, with_task=True):
-        counter[0] += 1
-        reason = flt.reject_reason(s.record)
+    considered = 0
+    for gs in load_graded(out, with_messages=False, with_task=True):
+        considered += 1
+        reason = opts.flt.reject_reason(gs.record)
         if reason:
-            rejected.add(s.session_id, reason)
+            built.rejected.add(gs.session_id, reason)
         else:
-            picker.add(s)
-    make: Callable[[GradedSession, GradedSession], dict[str, Any]] = trl_pair if fmt == "dpo" else openai_pair
-    for key, picked in picker.pairs(min_gap):
+            picker.add(gs)
+    make = trl_pair if fmt == "dpo" else openai_pair
+    for key, picked in picker.pairs(opts.min_gap):
         try:
             if isinstance(picked, PairError):
                 raise picked
             best, worst = picked
             if not (fill(out, best) and fill(out, worst)):
                 raise PairError("a session's files are missing")
-            yield make(best, worst)
+            row = make(best, worst)
+            skey = source_key(best.record)
+            row_tools = tools.tools_for(skey, best.messages + worst.messages) if (
+                tools.declared.get(skey) or tools.called.get(skey)) else []
+            if row_tools:
+                (row["input"] if fmt == "openai-dpo" else row)["tools"] = row_tools
+            if opts.metadata and fmt == "dpo":
+                row["metadata"] = {"chosen": row_metadata(best.record), "rejected": row_metadata(worst.record)}
+            write(row)
+            built.rows += 1
             best.messages = worst.messages = []  # keep memory flat
         except PairError as exc:
-            rejected.add("/".join(key), str(exc))
+            built.rejected.add("/".join(key), str(exc))
+    return considered
 
 
-def build_export(out: str | Path, fmt: str, flt: ExportFilter, *, min_gap: float = 10.0,
-                 dest: str | Path | None = None) -> ExportResult:
-    """Write ``fmt`` rows of the graded sessions under ``out`` that pass ``flt`` to ``dest``
-    (default OUT/exports/rebuilt/<file name>), streamed to a temporary file and renamed into
-    place. Raises NothingToExport (no file is written), or ValueError for an unknown format."""
-    if fmt not in FILE_NAMES:
-        raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FILE_NAMES)}")
-    dest = Path(dest) if dest else Layout(out).export(f"rebuilt/{FILE_NAMES[fmt]}")
-    rejected = _Rejections()
-    considered = [0]
-    rows = 0
+def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
+    """Build every format of ``dests`` (format -> file), each file atomically; formats that
+    get no row leave no file (an old one is removed). Returns (built, considered)."""
+    rule = opts.rule()
+    tools, _ = first_pass(out, opts.flt, rule)
+    built: dict[str, Built] = {}
+    considered = 0
+    files: dict[str, BinaryIO] = {}
+    writers: list[Any] = []
     try:
-        with atomic_writer(dest) as f:
-            for row in _rows(fmt, Path(out), flt, min_gap, rejected, considered):
-                f.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-                rows += 1
-            if not rows:
-                raise _Empty
-    except _Empty:
-        common = ", ".join(f"{k} ({n})" for k, n in sorted(rejected.by_reason.items(), key=lambda kv: -kv[1])[:3])
-        raise NothingToExport(f"nothing to export as {fmt}: {considered[0]} graded sessions considered, none passed"
-                              + (f"; most common reasons: {common}" if common else "")) from None
-    return ExportResult(path=dest, rows=rows, considered=considered[0], rejected=rejected.items)
+        for fmt, dest in dests.items():
+            w = atomic_writer(dest)
+            writers.append(w)
+            files[fmt] = w.__enter__()
+        session = {f: (lambda row, f=f: files[f].write(encode(row))) for f in dests if f in SESSION_FORMATS}
+        if session:
+            b, considered = build_session_exports(out, session, opts.flt, rule=rule, metadata=opts.metadata, tools=tools)
+            built.update(b)
+        for fmt in (f for f in dests if f not in SESSION_FORMATS):
+            built[fmt] = Built(fmt)
+            considered = max(considered, _pairs(fmt, out, opts, tools, lambda row, f=fmt: files[f].write(encode(row)),
+                                                built[fmt]))
+    except BaseException as exc:
+        for w in writers:
+            w.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    for w, fmt in zip(writers, dests):
+        if built[fmt].rows:
+            w.__exit__(None, None, None)
+        else:  # no row: no file (an empty file would look like success)
+            w.__exit__(_Empty, _Empty(), None)
+            dests[fmt].unlink(missing_ok=True)
+    return built, considered
 
 
 class _Empty(Exception):
     pass
 
 
-def write_dpo(out: str | Path, flt: ExportFilter, min_gap: float) -> int:
-    """Rewrite OUT/exports/dpo.jsonl (TRL pairs) from all graded results under ``out``; a
-    pair needs its whole task group, so the file is rebuilt rather than appended. Returns
-    the number of pairs (0 when none: the old file, if any, is removed rather than left
-    stale)."""
-    dest = Layout(out).export(FILE_NAMES["dpo"])
-    try:
-        return build_export(out, "dpo", flt, min_gap=min_gap, dest=dest).rows
-    except NothingToExport as exc:
-        log.info("%s", exc)
-        dest.unlink(missing_ok=True)
-        return 0
+def build_export(out: str | Path, fmt: str, flt: ExportFilter | None = None, *, min_gap: float = 10.0,
+                 dest: str | Path | None = None, options: ExportOptions | None = None) -> ExportResult:
+    """Write ``fmt`` rows of the graded sessions under ``out`` to ``dest`` (default
+    OUT/exports/rebuilt/<file name>). ``options`` (or ``flt`` and ``min_gap``) choose the
+    rows. Raises NothingToExport (no file is written), or ValueError for an unknown format."""
+    if fmt not in FILE_NAMES:
+        raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FILE_NAMES)}")
+    opts = options or ExportOptions(flt=flt or ExportFilter(), min_gap=min_gap)
+    dest = Path(dest) if dest else Layout(out).export(f"rebuilt/{FILE_NAMES[fmt]}")
+    built, considered = _write_all(Path(out), {fmt: dest}, opts)
+    b = built[fmt]
+    if not b.rows:
+        common = b.rejected.common()
+        raise NothingToExport(f"nothing to export as {fmt}: {considered} graded sessions considered, none passed"
+                              + (f"; most common reasons: {common}" if common else ""))
+    return ExportResult(path=dest, rows=b.rows, considered=considered, rejected=b.rejected.items,
+                        reasons=dict(b.rejected.by_reason))
+
+
+def rebuild_training(out: str | Path, formats: list[str], opts: ExportOptions) -> dict[str, ExportResult]:
+    """Rebuild the training files ``formats`` under OUT/exports/ (what a grade run does at
+    its end); a format with no row leaves no file. Returns each format's result."""
+    layout = Layout(out)
+    dests = {f: layout.export(FILE_NAMES[f]) for f in formats if f in FILE_NAMES}
+    built, considered = _write_all(Path(out), dests, opts)
+    return {f: ExportResult(path=dests[f], rows=b.rows, considered=considered, rejected=b.rejected.items,
+                            reasons=dict(b.rejected.by_reason)) for f, b in built.items()}

@@ -4,7 +4,10 @@ Shape (LLaMA-Factory data/README.md, "sharegpt" format): ``{"conversations": [{"
 "value"}], "system": str, "tools": str}`` with ``from`` one of human, gpt, function_call,
 observation; ``tools`` a JSON string of function definitions ``[{"name", "description",
 "parameters"}]``; a function_call value is a JSON string ``{"name", "arguments"}`` (a list of
-them for parallel calls).
+them for parallel calls). The assistant text that comes with a call is kept in the
+function_call value before the JSON, inside LLaMA-Factory's default thought words
+(``<think>\n`` ... ``\n</think>\n\n``): its ``FunctionFormatter`` (data/formatter.py)
+cuts that part out before parsing the calls and puts it back in front of the rendered call.
 
 Rules (LLaMA-Factory src/llamafactory/data/converter.py, SharegptDatasetConverter): after an
 optional leading system turn, turns at even positions (0, 2, ...) must be human or
@@ -40,16 +43,30 @@ def _call_value(tool_calls: list[dict[str, Any]]) -> str:
     return json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
 
 
+THOUGHT = ("<think>\n", "\n</think>\n\n")  # LLaMA-Factory's default Template.thought_words
+
+
+def _with_thought(text: str, calls: str) -> str:
+    return f"{THOUGHT[0]}{text}{THOUGHT[1]}{calls}" if text.strip() else calls
+
+
+def _split_thought(value: str) -> tuple[str, str]:
+    if value.startswith(THOUGHT[0]) and THOUGHT[1] in value:
+        text, _, calls = value[len(THOUGHT[0]):].partition(THOUGHT[1])
+        return text, calls
+    return "", value
+
+
 def to_sharegpt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Convert OpenAI chat messages to a ShareGPT row, then :func:`validate` it.
 
     System messages become ``system`` (joined); consecutive tool results become one
-    observation; an assistant message with tool calls becomes one function_call (its text,
-    if any, is dropped, as LLaMA-Factory's own OpenAI converter does); consecutive human or
-    gpt turns are merged, consecutive calls become one function_call list, and assistant
-    text right before a call is dropped; trailing human/observation turns are dropped so the
-    row ends on the model. Raises ShareGPTError when the result still breaks the rules (e.g.
-    a call followed by assistant text with no result between)."""
+    observation; an assistant message with tool calls becomes one function_call whose text
+    is kept as its thought (see the module docstring); consecutive human or gpt turns are
+    merged, consecutive calls become one function_call list, and assistant text right
+    before a call joins that call's thought; trailing human/observation turns are dropped so
+    the row ends on the model. Raises ShareGPTError when the result still breaks the rules
+    (e.g. a call followed by assistant text with no result between)."""
     system: list[str] = []
     conv: list[dict[str, str]] = []
 
@@ -61,11 +78,13 @@ def to_sharegpt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | No
             conv[-1]["value"] += TOOL_JOIN + value
         elif prev == role == "function_call":
             # calls made in separate assistant messages with no result between: one turn
-            calls = [json.loads(conv[-1]["value"]), json.loads(value)]
+            (t1, c1), (t2, c2) = _split_thought(conv[-1]["value"]), _split_thought(value)
+            calls = [json.loads(c1), json.loads(c2)]
             flat = [c for group in calls for c in (group if isinstance(group, list) else [group])]
-            conv[-1]["value"] = json.dumps(flat, ensure_ascii=False)
+            conv[-1]["value"] = _with_thought("\n".join(t for t in (t1, t2) if t), json.dumps(flat, ensure_ascii=False))
         elif prev == "gpt" and role == "function_call":
-            conv[-1] = {"from": role, "value": value}  # text before a call is dropped, as above
+            thought, calls = _split_thought(value)  # text before a call joins its thought
+            conv[-1] = {"from": role, "value": _with_thought("\n".join(t for t in (conv[-1]["value"], thought) if t), calls)}
         else:
             conv.append({"from": role, "value": value})
 
@@ -78,7 +97,7 @@ def to_sharegpt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | No
             push("human", text)
         elif role == "assistant":
             if m.get("tool_calls"):
-                push("function_call", _call_value(m["tool_calls"]))
+                push("function_call", _with_thought(text, _call_value(m["tool_calls"])))
             else:
                 push("gpt", text)
         elif role == "tool":

@@ -27,16 +27,29 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux /proc; else the usual 022)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
-    """Stream a file into place atomically: yields a binary file open on a temporary file
-    in the same folder; on a clean exit it is renamed over ``path`` (after an fsync of the
+    """Stream a file into place atomically, readable as a normal file is (0666 less the
+    umask, 0644 usually): yields a binary file open on a temporary file in the same folder; on a clean exit it is renamed over ``path`` (after an fsync of the
     file and, after the rename, of the folder, unless ``fsync=False`` for regenerable data
     such as cached frames); on an error it is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: a trainer running as another user must read it
         with os.fdopen(fd, "wb") as f:
             yield f
             if fsync:

@@ -7,10 +7,11 @@
       index.html                   the run's HTML index (sinks/html.py)
       sessions/<folder>/           one per session: scores.json, results.json, sft.json,
                                    results.html, sft.html, frames/<t_ms>.jpg
-      exports/scores.jsonl         run-level JSONL, appended exactly once (sinks/jsonl.py)
-      exports/sft.chatml.jsonl
-      exports/sharegpt.jsonl
-      exports/dpo.jsonl            rebuilt after each grade run (exports/build.py)
+      exports/scores.jsonl         one line per graded or failed version, appended exactly once
+                                   (sinks/jsonl.py)
+      exports/sft.chatml.jsonl     training files, rebuilt from the session folders at the end
+      exports/sharegpt.jsonl       of each grade run and when watch is idle (exports/build.py;
+      exports/dpo.jsonl            [exports] training)
 
 Session folder names (:func:`session_folder`) are one-to-one with session ids and at most
 :data:`MAX_NAME_BYTES` bytes: an id made only of ASCII letters, digits, ``.``, ``_`` and
@@ -40,8 +41,8 @@ FRAMES = "frames"
 SCORES_JSONL = "scores.jsonl"
 SFT_JSONL = "sft.chatml.jsonl"
 SHAREGPT_JSONL = "sharegpt.jsonl"
-#: The run-level JSONL files appended exactly once, in the order a batch appends them.
-APPENDED_EXPORTS = (SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL)
+#: The run-level JSONL files appended exactly once (the training files are rebuilt instead).
+APPENDED_EXPORTS = (SCORES_JSONL,)
 
 #: Longest session folder name, in bytes (most filesystems allow 255).
 MAX_NAME_BYTES = 150

@@ -1,6 +1,7 @@
 """What a finished session leaves behind: its :class:`ScoreRecord`, its per-session files
 (``scores.json``, ``results.json``, ``sft.json`` under ``OUT/sessions/<folder>/``, see
-:mod:`.layout`) and the lines it adds to the run-level JSONL exports.
+:mod:`.layout`) and its scores.jsonl line. (Training rows are built from these files at
+the end of a run: :mod:`streamgrade.exports.build`.)
 
 :func:`write_session` is blocking (the pipeline's file writers call it in worker threads);
 the files are written atomically but not fsynced: the committer's one ``syncfs`` per batch
@@ -11,19 +12,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
 
 import msgspec
 
 from ..config import Config
-from ..exports.chatml import agent_chatml, infer_tools, to_chatml
-from ..exports.filters import ExportFilter
-from ..exports.sharegpt import ShareGPTError, to_sharegpt
 from ..job import Job
 from ..judges.rubric import final_confidence, final_score
 from ..models import JudgeInfo, ScoreRecord
 from .atomic import write_files_atomic
-from .layout import SCORES_JSONL, SFT_JSONL, SHAREGPT_JSONL, Layout
+from .layout import SCORES_JSONL, Layout
 
 log = logging.getLogger("streamgrade.sinks")
 
@@ -69,45 +66,6 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float]) -> Score
         graded_at=rfc3339_now(),
         fingerprint=job.ref.fingerprint,
     )
-
-
-def training_rows(job: Job, record: ScoreRecord, config: Config,
-                  enc: msgspec.json.Encoder) -> list[tuple[str, bytes]]:
-    """The ChatML and ShareGPT lines of a graded session (see :func:`training_lines`)."""
-    s = job.session
-    assert s is not None
-    if s.has_transcript:
-        messages, tools = job.messages, s.tools
-    else:
-        row = to_chatml(job.messages)
-        messages, tools = (row["messages"] if row else []), []
-    return training_lines(msgspec.to_builtins(record), messages, tools, config.exports.filter(), enc)
-
-
-def training_lines(record: dict[str, Any], messages: list, tools: list[dict], flt: ExportFilter,
-                   enc: msgspec.json.Encoder) -> list[tuple[str, bytes]]:
-    """The (export name, line) pairs of a graded session whose ``record`` (scores.jsonl
-    fields) passes ``flt``: one ChatML row (sft.chatml.jsonl) and one ShareGPT row
-    (sharegpt.jsonl, when LLaMA-Factory's turn order allows it) built from its OpenAI-shaped
-    ``messages`` and ``tools`` (inferred from the calls when empty). None when it is
-    filtered out or has no assistant turn (logged with the reason)."""
-    sid = str(record.get("session_id"))
-    ctx = {"session": sid, "file": record.get("source_path")}
-    reason = flt.reject_reason(record)
-    if reason:
-        log.info("not exported %s: %s", sid, reason, extra=ctx)
-        return []
-    tools = tools or infer_tools(messages)
-    chatml = agent_chatml(messages, tools)
-    if chatml is None:
-        log.info("not exported %s: no assistant turn", sid, extra=ctx)
-        return []
-    out: list[tuple[str, bytes]] = [(SFT_JSONL, enc.encode(chatml))]
-    try:
-        out.append((SHAREGPT_JSONL, enc.encode(to_sharegpt(messages, tools))))
-    except ShareGPTError as exc:
-        log.warning("no ShareGPT row for %s: %s", sid, exc, extra=ctx)
-    return out
 
 
 def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.json.Encoder) -> dict[str, bytes]:
@@ -158,10 +116,7 @@ def write_session(layout: Layout, job: Job, record: ScoreRecord, config: Config)
     output) with nothing half-written left behind."""
     enc = msgspec.json.Encoder()
     write_files_atomic(layout.session_dir(job.ref.session_id), session_files(job, record, config, enc), fsync=False)
-    lines: list[tuple[str, bytes]] = [(SCORES_JSONL, enc.encode(record))]
-    if record.status == "graded" and job.session is not None:
-        lines += training_rows(job, record, config, enc)
-    return lines
+    return [(SCORES_JSONL, enc.encode(record))]
 
 
-__all__ = ["build_record", "write_session", "session_files", "training_rows", "training_lines", "rfc3339_now"]
+__all__ = ["build_record", "write_session", "session_files", "rfc3339_now"]

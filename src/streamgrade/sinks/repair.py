@@ -10,10 +10,9 @@ Repair rebuilds the exports from what is certain, under the output lock:
   as graded or failed whose line is missing gets it back from its ``scores.json`` when that
   file holds the same version; otherwise the session is set back to pending, so the next
   run grades it again.
-- ``sft.chatml.jsonl`` and ``sharegpt.jsonl`` are rebuilt from the session folders of the
-  graded sessions, in the order the ledger finished them, with the run's ``[exports]``
-  filter (their lines do not name their session, so they cannot be checked line by line).
 - The ledger's ``appends`` rows and committed lengths are rewritten to match.
+- The training files (``[exports] training``) are rebuilt from the session folders, as at
+  the end of a run.
 
 Nothing is deleted: the old files move to ``OUT/exports/backup-<UTC time>/``.
 """
@@ -33,7 +32,6 @@ from .atomic import atomic_writer, fsync_dir
 from .layout import APPENDED_EXPORTS, SCORES_JSONL, Layout
 from .ledger import Ledger
 from .lock import OutputLock
-from .records import training_lines
 
 
 @dataclass
@@ -138,28 +136,7 @@ def _repair(layout: Layout, ledger: Ledger, config: Config) -> RepairReport:
             rep.restored += 1
     appends += [(sid, fp, SCORES_JSONL, status) for sid, fp, status in seen]
 
-    # the training rows, rebuilt from the graded sessions' folders
-    from ..exports.store import GradedSession, fill
-
-    reset = set(rep.reset)
-    flt = config.exports.filter()
-    counts = {name: 0 for name in APPENDED_EXPORTS if name != SCORES_JSONL}
-    with atomic_writer(new[APPENDED_EXPORTS[1]]) as f1, atomic_writer(new[APPENDED_EXPORTS[2]]) as f2:
-        files = {APPENDED_EXPORTS[1]: f1, APPENDED_EXPORTS[2]: f2}
-        for sid, (fp, status) in done.items():
-            if status != "graded" or sid in reset:
-                continue
-            found = _session_files(layout, sid)
-            if found is None:
-                continue
-            gs = GradedSession(session_id=sid, record=found[1], folder=found[0])
-            if not fill(layout.out, gs):
-                continue
-            for name, line in training_lines(gs.record, gs.messages, gs.tools, flt, enc):
-                files[name].write(line + b"\n")
-                counts[name] += 1
-                appends.append((sid, fp, name, "graded"))
-    rep.rows = {SCORES_JSONL: len(seen), **counts}
+    rep.rows = {SCORES_JSONL: len(seen)}
 
     # swap the files in (the old ones into the backup folder), then the ledger
     rep.backup = layout.export(f"backup-{stamp}")
@@ -179,6 +156,11 @@ def _repair(layout: Layout, ledger: Ledger, config: Config) -> RepairReport:
         ledger.db.executemany("UPDATE sessions SET status='pending' WHERE session_id=?", [(s,) for s in rep.reset])
         for name in APPENDED_EXPORTS:
             ledger.set_committed_bytes(name, layout.export(name).stat().st_size)
+    # the training files are derived from the session folders: rebuilt whole
+    from ..exports.build import ExportOptions, rebuild_training
+
+    for fmt, res in rebuild_training(layout.out, list(config.exports.training), ExportOptions.from_config(config.exports)).items():
+        rep.rows[fmt] = res.rows
     return rep
 
 

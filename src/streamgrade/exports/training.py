@@ -1,0 +1,209 @@
+"""Training rows built from the graded sessions of an output folder: ChatML SFT, ShareGPT and
+strict OpenAI SFT, with their metadata, one tool list per source and the pass filter.
+
+Training files are derived data: they are rebuilt from the session folders (the durable
+record) at the end of a grade run, when ``watch`` is idle, and by ``streamgrade export``;
+scores.jsonl is the one file appended exactly once. Building is two streaming passes over
+the sessions: the first collects each source's tools (:mod:`.tools`) and rewards (for the
+pass mark), the second writes the rows, one session's messages in memory at a time.
+
+Which sessions train (:class:`PassRule`): by default only those that pass: the reward is
+at least the source's pass mark where the session has a reward (``[exports] reward_pass``,
+else 1.0 when the source's rewards are 0/1 and their median otherwise, as ``stats`` does),
+else the judge score is at least ``[exports] pass_score`` (50). ``--all`` keeps every graded
+session; the ``[exports]`` filters (min_score, min_reward, ...) apply in both cases. Every
+session left out is counted with its reason.
+
+Metadata (``--no-metadata`` leaves it out): ``{"metadata": {session_id, source_format,
+task_id, score, reward, judge}}`` on ChatML and ShareGPT rows (TRL and LLaMA-Factory ignore
+a column they do not map); never on the strict OpenAI rows (OpenAI rejects unknown keys).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .filters import ExportFilter
+from .openai_sft import to_openai_sft
+from .sharegpt import ShareGPTError, to_sharegpt
+from .store import GradedSession, load_graded
+from .tools import SourceTools, source_key
+
+#: Training files and their names under OUT/exports/.
+FILE_NAMES = {"sft": "sft.chatml.jsonl", "sharegpt": "sharegpt.jsonl", "openai-sft": "sft.openai.jsonl",
+              "dpo": "dpo.jsonl", "openai-dpo": "dpo.openai.jsonl"}
+SESSION_FORMATS = ("sft", "sharegpt", "openai-sft")
+
+
+class Rejections:
+    """Why sessions (or pairs) were left out: counts by reason, the first 1,000 in full."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+        self.count = 0
+        self.by_reason: dict[str, int] = defaultdict(int)
+
+    def add(self, what: str, reason: str) -> None:
+        self.count += 1
+        self.by_reason[_kind(reason)] += 1
+        if len(self.items) < 1000:
+            self.items.append((what, reason))
+
+    def common(self, n: int = 3) -> str:
+        return ", ".join(f"{k} ({c})" for k, c in sorted(self.by_reason.items(), key=lambda kv: -kv[1])[:n])
+
+
+def _kind(reason: str) -> str:
+    """The kind of a reason, for counting: its words before the first figure or quote."""
+    words = []
+    for w in reason.split():
+        if any(ch.isdigit() for ch in w) or w[:1] in "'\"(":
+            break
+        words.append(w)
+    return " ".join(words[:6]) or reason[:40]
+
+
+def row_metadata(record: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of a training row, from the session's record."""
+    judge = record.get("judge") if isinstance(record.get("judge"), dict) else {}
+    kind, model = judge.get("kind"), judge.get("model")
+    return {"session_id": record.get("session_id"), "source_format": record.get("source_format"),
+            "task_id": record.get("task_id"), "score": record.get("score"), "reward": record.get("reward"),
+            "judge": f"{kind}/{model}" if kind and model else kind}
+
+
+class PassRule:
+    """Which sessions pass (see the module docstring): :meth:`add` every record in the first
+    pass, then :meth:`reject_reason`."""
+
+    def __init__(self, reward_pass: float | None = None, pass_score: float = 50.0):
+        self.reward_pass = reward_pass
+        self.pass_score = pass_score
+        self._rewards: dict[str, list[float]] = defaultdict(list)
+        self._marks: dict[str, float] | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        r = record.get("reward")
+        if isinstance(r, (int, float)) and not isinstance(r, bool):
+            self._rewards[source_key(record)].append(float(r))
+
+    def mark(self, key: str) -> float | None:
+        """The reward pass mark of a source (None without rewards)."""
+        from ..stats import pass_mark
+
+        if self._marks is None:
+            self._marks = {k: pass_mark(v, self.reward_pass) for k, v in self._rewards.items() if v}
+            self._rewards.clear()
+        return self._marks.get(key)
+
+    def reject_reason(self, record: dict[str, Any]) -> str | None:
+        r = record.get("reward")
+        mark = self.mark(source_key(record))
+        if isinstance(r, (int, float)) and not isinstance(r, bool) and mark is not None:
+            return None if r >= mark else f"reward {r:g} below the pass mark {mark:g}"
+        score = record.get("score")
+        if isinstance(score, (int, float)) and score >= self.pass_score:
+            return None
+        return f"no reward and score {score} below pass_score {self.pass_score:g}"
+
+
+def chat_messages(gs: GradedSession) -> list[dict[str, Any]]:
+    """A session's OpenAI chat messages as training rows use them: null contents as ""
+    (DeepSeek-V3's template, among others, breaks on null)."""
+    out = []
+    for m in gs.messages:
+        m = dict(m)
+        if m.get("content") is None:
+            m["content"] = ""
+        out.append(m)
+    return out
+
+
+def session_rows(fmt: str, gs: GradedSession, tools: list[dict[str, Any]], *, metadata: bool) -> dict[str, Any]:
+    """One session's row in ``fmt`` (sft, sharegpt, openai-sft); ValueError (or
+    ShareGPTError) with the reason when it has none."""
+    messages = chat_messages(gs)
+    while messages and messages[-1].get("role") != "assistant":
+        messages.pop()
+    if not any(m.get("role") == "assistant" for m in messages):
+        raise ValueError("no assistant turn")
+    if fmt == "openai-sft":
+        row = to_openai_sft(messages, tools)
+        if row is None:
+            raise ValueError("no assistant turn")
+        return row
+    if fmt == "sft":
+        row = {"messages": messages}
+        if tools:
+            row["tools"] = tools
+    elif fmt == "sharegpt":
+        row = to_sharegpt(messages, tools)
+    else:
+        raise ValueError(f"unknown session format {fmt!r}")
+    if metadata:
+        row["metadata"] = row_metadata(gs.record)
+    return row
+
+
+@dataclass
+class Built:
+    """What a build wrote for one format: ``rows`` and the sessions ``rejected`` (reasons)."""
+
+    fmt: str
+    rows: int = 0
+    rejected: Rejections = field(default_factory=Rejections)
+
+
+def first_pass(out: Path, flt: ExportFilter, rule: PassRule | None) -> tuple[SourceTools, int]:
+    """Each source's tools and the rewards of the pass rule; returns (tools, graded)."""
+    tools = SourceTools()
+    n = 0
+    for gs in load_graded(out):
+        n += 1
+        tools.add(source_key(gs.record), gs.messages, gs.tools)
+        if rule is not None:
+            rule.add(gs.record)
+    return tools, n
+
+
+def build_session_exports(out: str | Path, writers: dict[str, Callable[[dict[str, Any]], None]], flt: ExportFilter,
+                          *, rule: PassRule | None, metadata: bool = True,
+                          tools: SourceTools | None = None) -> tuple[dict[str, Built], int]:
+    """Write the rows of the session formats in ``writers`` (format -> a function taking a
+    row) for the graded sessions under ``out`` (two passes; see the module docstring).
+    ``rule`` None keeps every session that passes ``flt`` (``--all``). Returns (what each
+    format got, sessions considered)."""
+    out = Path(out)
+    if tools is None:
+        tools, _ = first_pass(out, flt, rule)
+    built = {fmt: Built(fmt) for fmt in writers}
+    considered = 0
+    for gs in load_graded(out):
+        considered += 1
+        reason = flt.reject_reason(gs.record) or (rule.reject_reason(gs.record) if rule is not None else None)
+        if reason:
+            for b in built.values():
+                b.rejected.add(gs.session_id, reason)
+            continue
+        key = source_key(gs.record)
+        row_tools = tools.tools_for(key, gs.messages) if (tools.declared.get(key) or tools.called.get(key)) else []
+        for fmt, write in writers.items():
+            try:
+                write(session_rows(fmt, gs, row_tools, metadata=metadata))
+                built[fmt].rows += 1
+            except (ValueError, ShareGPTError) as exc:
+                built[fmt].rejected.add(gs.session_id, str(exc))
+        gs.messages = []
+    return built, considered
+
+
+def encode(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, ensure_ascii=False).encode() + b"\n"
+
+
+__all__ = ["FILE_NAMES", "SESSION_FORMATS", "Rejections", "PassRule", "row_metadata", "session_rows",
+           "build_session_exports", "first_pass", "Built", "encode", "chat_messages"]
