@@ -258,16 +258,22 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labe
     finish(130 if interrupted or stats.drain_timed_out else EXIT_OK)
 
 
-_FORMATS = ["sft", "sharegpt", "dpo", "openai-dpo"]
+_FORMATS = ["sft", "sharegpt", "dpo", "openai-dpo", "computer-use"]
 
 
 @main.command("export")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True,
               help="sft: ChatML (TRL SFTTrainer, OpenAI fine-tuning); sharegpt: LLaMA-Factory; "
-                   "dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning.")
-@click.option("-o", "--output", "dest", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write.  [default: OUT/exports/rebuilt/<name>.jsonl]")
+                   "dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning; "
+                   "computer-use: screenshots + pyautogui steps of recordings (OpenAI vision and "
+                   "LLaMA-Factory multimodal files in a folder).")
+@click.option("-o", "--output", "dest", type=click.Path(path_type=Path),
+              help="File to write (computer-use: the folder).  "
+                   "[default: OUT/exports/rebuilt/<name>.jsonl; OUT/exports/computer_use/]")
+@click.option("--inline-images", is_flag=True,
+              help="computer-use: images as data URLs in the OpenAI file (for an upload; OpenAI "
+                   "cannot read local paths).  [default: relative paths]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config file; its [exports] section gives the default filters.")
 @click.option("--min-score", type=float, help="Least judge score (0-100).")
@@ -280,7 +286,7 @@ _FORMATS = ["sft", "sharegpt", "dpo", "openai-dpo"]
 @click.option("--model", "models", multiple=True, help="Keep only this model (repeatable).")
 @click.option("--min-gap", type=float, help="DPO: least score gap between chosen and rejected.  [default: 10]")
 def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achievements, min_progression, max_turns,
-               require_termination, formats, models, min_gap) -> None:
+               require_termination, formats, models, min_gap, inline_images) -> None:
     """Rebuild a training-data file from the graded results in OUT, without regrading.
 
     Exit code 0 when rows were written, 3 when nothing passed the filters (no file is
@@ -296,6 +302,11 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
              "require_termination": list(require_termination) or None, "formats": list(formats) or None,
              "models": list(models) or None}
     flt = ExportFilter(**{k: (given[k] if given.get(k) is not None else getattr(base, k)) for k in ExportFilter.__struct_fields__})
+    if fmt == "computer-use":
+        _export_computer_use(out, dest, flt, cfg, inline_images)
+        return
+    if dest is not None and dest.is_dir():
+        raise click.UsageError(f"--output {dest} is a folder; name the file to write")
     try:
         res = build_export(out, fmt, flt, min_gap=cfg.exports.dpo_min_gap if min_gap is None else min_gap, dest=dest)
     except NothingToExport as exc:
@@ -303,6 +314,28 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
         sys.exit(EXIT_NOTHING)
     click.echo(f"streamgrade: wrote {res.rows} {fmt} rows to {res.path} ({res.considered} graded sessions considered, "
                f"{len(res.rejected)} left out)", err=True)
+    for sid, reason in res.rejected[:10]:
+        click.echo(f"  left out {sid}: {reason}", err=True)
+    if len(res.rejected) > 10:
+        click.echo(f"  ... and {len(res.rejected) - 10} more", err=True)
+
+
+def _export_computer_use(out: Path, dest: Path | None, flt, cfg, inline: bool) -> None:
+    """``export --format computer-use``: see :mod:`streamgrade.exports.computer_use`."""
+    from .exports.build import NothingToExport
+    from .exports.computer_use import build_computer_use
+
+    try:
+        res = build_computer_use(out, dest, flt, inline_images=inline, frames=cfg.frames)
+    except NothingToExport as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        for sid, reason in getattr(exc, "result").rejected[:10]:
+            click.echo(f"  left out {sid}: {reason}", err=True)
+        sys.exit(EXIT_NOTHING)
+    click.echo(f"streamgrade: wrote {res.rows} computer-use rows ({res.images} images; {res.openai_rows} rows in "
+               f"{res.files['openai'].name}, {res.rows} in {res.files['sharegpt'].name}) to "
+               f"{res.files['openai'].parent} ({res.considered} recording sessions considered, "
+               f"{len(res.rejected)} left out, {res.dropped_actions} actions dropped)", err=True)
     for sid, reason in res.rejected[:10]:
         click.echo(f"  left out {sid}: {reason}", err=True)
     if len(res.rejected) > 10:
