@@ -30,7 +30,7 @@ from streamgrade.exports.build import NothingToExport  # noqa: E402
 from streamgrade.exports.computer_use import build_computer_use  # noqa: E402
 from streamgrade.judges.heuristic import HeuristicJudge  # noqa: E402
 from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
-from test_format_ducktrack import META as DUCK_META, recording as duck_recording  # noqa: E402
+from test_format_ducktrack import recording as duck_recording  # noqa: E402
 from test_frames_pipeline import make_recording  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -282,3 +282,35 @@ def test_cli_export_format_computer_use(graded, tmp_path):
     res = subprocess.run([*cmd, "-o", str(tmp_path / "none"), "--source-format", "tau-bench"],
                          capture_output=True, text=True, env=ENV)
     assert res.returncode == 3 and not (tmp_path / "none" / "computer_use.openai.jsonl").exists()
+
+
+def test_broken_results_or_frames_are_left_out_with_the_file_named_never_a_crash(graded, tmp_path):
+    _, out = graded
+    copy = tmp_path / "out"
+    shutil.copytree(out / "sessions", copy / "sessions")
+    results = copy / "sessions" / "rec1" / "results.json"
+    doc = json.loads(results.read_text())
+    doc["steps"], doc["video"] = [], "not an object"
+    results.write_text(json.dumps(doc))
+    duck = next(p for p in (copy / "sessions").iterdir() if p.name.startswith("Search_duck"))
+    frame = json.loads((duck / "results.json").read_text())["steps"][0]["path"]
+    (duck / frame).write_bytes(b"not a jpeg")
+    res = build_computer_use(copy, tmp_path / "e")
+    reasons = dict(res.rejected)
+    assert reasons["rec1"].startswith(f"{results}: unexpected content (AttributeError")
+    assert reasons["Search duck"].startswith(f"image {Path(frame).name} does not open")
+    rows = [json.loads(x)["metadata"]["session_id"] for x in (tmp_path / "e" / "computer_use.sharegpt.jsonl").read_text().splitlines()]
+    assert "Search duck" not in rows and not (tmp_path / "e" / "images" / duck.name).exists()
+
+
+def test_a_literal_image_tag_in_typed_text_keeps_the_row_out_of_sharegpt_only(tmp_path):
+    data = tmp_path / "data"
+    events = [{"time_stamp": 10.0 + 0.1 * i, "action": "press" if i % 2 == 0 else "release", "name": ch}
+              for i, ch in enumerate(c for c in "<image>" for _ in (0, 1))]
+    duck = duck_recording(data / "tagged", evs=[{"time_stamp": 9.9, "action": "move", "x": 5, "y": 5}, *events])
+    paint_video(duck / "obs.mp4", 302, 196, seconds=4)
+    grade(data, tmp_path / "out")
+    res = build_computer_use(tmp_path / "out", tmp_path / "e")
+    assert (res.rows, res.openai_rows) == (0, 1)
+    assert "literal <image>" in dict(res.rejected)["tagged"]
+    assert "pyautogui.write('<image>')" in (tmp_path / "e" / "computer_use.openai.jsonl").read_text()

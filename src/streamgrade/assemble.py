@@ -5,7 +5,10 @@ Frames: the moments that matter (see :mod:`streamgrade.extract.frames`) are writ
 ``OUT/sessions/<folder>/frames/`` and attached to their chunks, each adding its image
 tokens to the chunk's budget. A recording that cannot be decoded is logged and the session
 goes on without frames; one over ``[frames] max_pixels`` raises FrameTooLarge (an
-InputError, not a FrameError): the session becomes a failed record.
+InputError, not a FrameError): the session becomes a failed record. With ``[frames]
+steps`` the computer-use steps' "before" frames (:mod:`streamgrade.extract.steps`) are
+taken in the same pass into the same folder; they go to results.json ``steps``, not to the
+judge.
 """
 
 from __future__ import annotations

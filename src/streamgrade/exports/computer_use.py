@@ -43,7 +43,6 @@ step frames, filtered, no screen size, no action on the recorded screen, ...).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from collections import Counter
@@ -61,8 +60,6 @@ from .build import NothingToExport
 from .cu_actions import ACTION_SPACE, Offscreen, platform_of, render
 from .store import session_folders
 
-log = logging.getLogger("streamgrade.exports")
-
 CU_FORMATS = ("clones-desktop", "clones-web", "owa", "ducktrack")
 OPENAI_FILE, SHAREGPT_FILE, DATASET_INFO, IMAGES = (
     "computer_use.openai.jsonl", "computer_use.sharegpt.jsonl", "dataset_info.json", "images")
@@ -73,8 +70,10 @@ MAX_OPENAI_IMAGES = 64
 @dataclass
 class ComputerUseResult:
     """``rows`` written (ShareGPT; ``openai_rows`` in the OpenAI file, fewer when a row has
-    more than 64 images), ``rejected`` (session id, reason) for recording sessions left
-    out, ``images`` files referenced, ``considered`` recording sessions seen,
+    more than 64 images: such a row is also listed in ``rejected``, "left out of ... only"),
+    ``rejected`` (session id, reason) for recording sessions left out (and rows left out
+    of the ShareGPT file only, whose text holds a literal ``<image>``), ``images`` files
+    referenced, ``considered`` recording sessions seen,
     ``other_formats`` sessions of other formats (not considered), ``dropped_actions``
     actions left out of kept rows, ``files`` the paths written."""
 
@@ -113,7 +112,7 @@ def system_prompt(layout: ScreenLayout, platform: str | None, image: tuple[int, 
 def _reason_no_steps(results: dict[str, Any]) -> str:
     video = results.get("video")
     meta = (results.get("session") or {}).get("meta") or {}
-    if video is None and "video" not in results and (meta.get("has_video") or meta.get("has_guac")):
+    if "video" not in results and meta.get("has_video"):
         return "no step frames: graded by a version without computer-use steps; grade it again"
     if not video or not video.get("path"):
         return "no screen recording: nothing to show before each action"
@@ -183,16 +182,16 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
         raise _Skip(f"results unreadable: {exc}") from None
     session, fmt = results.get("session") or {}, rec.get("source_format")
     meta = session.get("meta") or {}
+    steps = results.get("steps") or []
+    if not steps and (not (results.get("video") or {}).get("path") or not Path(results["video"]["path"]).exists()):
+        raise _Skip(_reason_no_steps(results))
     try:
         layout = resolve_layout(str(fmt), meta, results.get("video"))
     except LayoutError as exc:
         raise _Skip(str(exc)) from None
     dest = images_root / folder.name
     dest.mkdir(parents=True, exist_ok=True)
-    steps = results.get("steps") or []
     if not steps:
-        if not (results.get("video") or {}).get("path") or not Path(results["video"]["path"]).exists():
-            raise _Skip(_reason_no_steps(results))
         steps = _export_steps(results, dest, frames)
     actions, platform = results.get("actions") or [], platform_of(str(fmt), meta)
     hints = [(int(m.get("timestamp") or 0), m["content"]) for m in (sft.get("messages") or [])[1:]
@@ -286,22 +285,27 @@ def build_computer_use(out: str | Path, dest_dir: str | Path | None = None, flt:
     files = {"openai": dest / OPENAI_FILE, "sharegpt": dest / SHAREGPT_FILE, "dataset_info": dest / DATASET_INFO}
     try:
         with atomic_writer(files["openai"]) as fo, atomic_writer(files["sharegpt"]) as fs:
-            for folder, rec in sorted(session_folders(out), key=lambda fr: fr[0].name):
+            for folder, rec in session_folders(out):  # streamed, in directory order
                 row = _one(folder, rec, images_root, res, flt, metadata=metadata, inline=inline_images,
                            keep_offscreen=keep_offscreen, frames=fc, mode=mode)
                 if row is None:
                     continue
                 oa, sg = row
                 keep.update(sg["images"])
-                fs.write(json.dumps(sg, ensure_ascii=False).encode() + b"\n")
-                res.rows += 1
+                sid = str(rec.get("session_id"))
+                if _placeholders(sg) != len(sg["images"]):
+                    res.rejected.append((sid, f"left out of {SHAREGPT_FILE} only: its text holds a literal "
+                                              f"<image>, <video> or <audio>, which LLaMA-Factory takes for a placeholder"))
+                else:
+                    fs.write(json.dumps(sg, ensure_ascii=False).encode() + b"\n")
+                    res.rows += 1
                 if len(sg["images"]) > MAX_OPENAI_IMAGES:
-                    res.rejected.append((str(rec.get("session_id")), f"left out of {OPENAI_FILE} only: "
-                                         f"{len(sg['images'])} images, OpenAI takes {MAX_OPENAI_IMAGES} an example"))
-                    continue
-                fo.write(json.dumps(oa, ensure_ascii=False).encode() + b"\n")
-                res.openai_rows += 1
-            if not res.rows:
+                    res.rejected.append((sid, f"left out of {OPENAI_FILE} only: "
+                                              f"{len(sg['images'])} images, OpenAI takes {MAX_OPENAI_IMAGES} an example"))
+                else:
+                    fo.write(json.dumps(oa, ensure_ascii=False).encode() + b"\n")
+                    res.openai_rows += 1
+            if not res.rows and not res.openai_rows:
                 raise _Empty
     except _Empty:
         common = Counter(r.split(":")[0] for _, r in res.rejected).most_common(3)
@@ -325,6 +329,16 @@ class _Empty(Exception):
     pass
 
 
+def _placeholders(sg: dict[str, Any]) -> int:
+    """The placeholders LLaMA-Factory 0.9.5 counts in a ShareGPT row (``data/mm_plugin.py``
+    ``_validate_messages``: ``<image>``, ``<video>``, ``<audio>`` in every turn), -1 when the
+    system text holds one (it is prepended to the first turn by some templates)."""
+    tags = ("<image>", "<video>", "<audio>")
+    if any(t in sg.get("system", "") for t in tags):
+        return -1
+    return sum(c["value"].count(t) for c in sg["conversations"] for t in tags)
+
+
 def _one(folder: Path, rec: dict[str, Any], images_root: Path, res: ComputerUseResult, flt: Any,
          **kw: Any) -> tuple[dict, dict] | None:
     """The rows of one session folder, or None (counted in ``res``: another format, or
@@ -344,6 +358,9 @@ def _one(folder: Path, rec: dict[str, Any], images_root: Path, res: ComputerUseR
     except (_Skip, OSError) as exc:
         what = str(exc) if isinstance(exc, _Skip) else f"cannot place its images: {exc}"
         res.rejected.append((sid, what))  # its images, if any, go at the end (_prune)
+        return None
+    except (KeyError, TypeError, ValueError, AttributeError, msgspec.MsgspecError) as exc:
+        res.rejected.append((sid, f"{folder / 'results.json'}: unexpected content ({type(exc).__name__}: {exc})"))
         return None
     res.images += n_img
     res.dropped_actions += n_drop
