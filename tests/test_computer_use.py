@@ -314,3 +314,16 @@ def test_a_literal_image_tag_in_typed_text_keeps_the_row_out_of_sharegpt_only(tm
     assert (res.rows, res.openai_rows) == (0, 1)
     assert "literal <image>" in dict(res.rejected)["tagged"]
     assert "pyautogui.write('<image>')" in (tmp_path / "e" / "computer_use.openai.jsonl").read_text()
+
+
+def test_results_from_before_steps_existed_are_left_out_with_what_to_do(graded, tmp_path):
+    _, out = graded
+    shutil.copytree(out / "sessions" / "rec1", tmp_path / "out" / "sessions" / "rec1")
+    results = tmp_path / "out" / "sessions" / "rec1" / "results.json"
+    doc = json.loads(results.read_text())
+    del doc["video"], doc["steps"]
+    results.write_text(json.dumps(doc))
+    with pytest.raises(NothingToExport) as err:
+        build_computer_use(tmp_path / "out", tmp_path / "e")
+    assert err.value.result.rejected == [("rec1", "no step frames: graded before computer-use steps existed "
+                                                  "(results.json has no video); grade it again into a new output folder")]

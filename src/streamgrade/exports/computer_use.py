@@ -113,7 +113,8 @@ def _reason_no_steps(results: dict[str, Any]) -> str:
     video = results.get("video")
     meta = (results.get("session") or {}).get("meta") or {}
     if "video" not in results and meta.get("has_video"):
-        return "no step frames: graded by a version without computer-use steps; grade it again"
+        return ("no step frames: graded before computer-use steps existed (results.json has no video); "
+                "grade it again into a new output folder")
     if not video or not video.get("path"):
         return "no screen recording: nothing to show before each action"
     if not Path(video["path"]).exists():
