@@ -219,6 +219,7 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
         now = [h for t, h in hints if (k == 0 or t > turns[k - 1][0]["t_ms"]) and t <= st["t_ms"]]
         turns[k] = (st, code, structs, "\n".join(now))
     paths: list[str] = []
+    sizes: list[tuple[int, int]] = []
     for st, *_ in turns:
         name = Path(st["path"]).name
         target = dest / name
@@ -229,9 +230,9 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
             _place(src, target, mode)
         elif (target.stat().st_mode & 0o777) != mode:
             os.chmod(target, mode)
-        _check_image(target)
+        sizes.append(_check_image(target))
         paths.append(f"{IMAGES}/{folder.name}/{name}")
-    image_size = (int(turns[0][0].get("width") or 0), int(turns[0][0].get("height") or 0))
+    image_size = sizes[0]  # all frames of a recording share the size
     system = system_prompt(layout, platform, image_size)
     task = str(session.get("task") or "").strip()
     objectives = [] if fmt == "clones-web" else [o for o in session.get("objectives") or [] if isinstance(o, str)]

@@ -20,8 +20,10 @@ Rules, by recorder (sources read for each):
   ``primary_monitor / scale``. ``scale`` is ``primary_monitor.scale_factor`` when present;
   else on macOS 2 for a display 2560 px wide or more (every built-in Retina panel; the
   recorder keeps no scale factor, so this is an assumption and the layout says so) and 1
-  below; on Windows and Linux 1 (input in px). In the corpus sessions (2880x1800 px ->
-  1440x900 pt) no pointer position inside the primary display goes past 1440x900.
+  below; on Windows and Linux 1 (input in px). Evidence in the two corpus sessions
+  (2880x1800 px primary, 4,397 pointer moves): while 0 <= y < 900 the pointer never goes
+  past x = 1438.6, while 0 <= x < 1440 never past y = 898.1, and every position with
+  x >= 1440 has y < 0: a 1440x900 pt primary display with a monitor above it.
 - **Clones web** (Guacamole, ``<id>.guac``): the remote display is layer 0 of the
   recording's first ``size`` instruction (px, origin (0, 0)); guacenc's video shows it
   (scaled). A resized display is flagged approximate.
