@@ -75,10 +75,12 @@ async def test_frames_reach_the_judge_in_chunked_mode(tmp_path: Path):
             assert p["image_url"]["url"].startswith("data:image/jpeg;base64,") and p["image_url"]["detail"] == "low"
         images += len(parts)
     folder = out / "sessions" / "rec1"
-    jpgs = sorted((folder / "frames").glob("*.jpg"))
-    assert len(jpgs) == images
     results = json.loads((folder / "results.json").read_text())
-    assert [f["path"] for f in results["frames"]] == [f"frames/{p.name}" for p in jpgs]
+    # the judge's frames, and the computer-use steps' "before" frames, share the folder
+    jpgs = sorted((folder / "frames").glob("*.jpg"), key=lambda p: int(p.stem))
+    assert len(results["frames"]) == images
+    assert {f["path"] for f in results["frames"] + results["steps"]} == {f"frames/{p.name}" for p in jpgs}
+    jpgs = [p for p in jpgs if f"frames/{p.name}" in {f["path"] for f in results["frames"]}]
     assert all(f["width"] == 160 for f in results["frames"])  # longest side
     sft = json.loads((folder / "sft.json").read_text())["messages"]
     entries = [m for m in sft if isinstance(m["content"], dict)]
@@ -102,7 +104,8 @@ def test_owa_captures_get_frames_from_their_hevc_video_that_reach_the_judge(tmp_
     total = 0
     for folder in (out / "sessions").iterdir():
         results = json.loads((folder / "results.json").read_text())
-        assert results["frames"] and len(list((folder / "frames").glob("*.jpg"))) == len(results["frames"])
+        assert results["frames"] and results["steps"]
+        assert len(list((folder / "frames").glob("*.jpg"))) == len({f["path"] for f in results["frames"] + results["steps"]})
         assert max(f["width"] for f in results["frames"]) <= 1280
         total += len(results["frames"])
     assert stats["requests_with_images"] == 3 and stats["image_parts"] == total

@@ -258,16 +258,22 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labe
     finish(130 if interrupted or stats.drain_timed_out else EXIT_OK)
 
 
-_FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo"]
+_FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"]
 
 
 @main.command("export")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True,
               help="sft: ChatML (TRL SFTTrainer); sharegpt: LLaMA-Factory; openai-sft: strict OpenAI chat "
-                   "fine-tuning; dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning.")
-@click.option("-o", "--output", "dest", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write.  [default: OUT/exports/rebuilt/<name>.jsonl]")
+                   "fine-tuning; dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning; "
+                   "computer-use: screenshots + pyautogui steps of recordings (OpenAI vision and "
+                   "LLaMA-Factory multimodal files in a folder).")
+@click.option("-o", "--output", "dest", type=click.Path(path_type=Path),
+              help="File to write (computer-use: the folder).  "
+                   "[default: OUT/exports/rebuilt/<name>.jsonl; OUT/exports/computer_use/]")
+@click.option("--inline-images", is_flag=True,
+              help="computer-use: images as data URLs in the OpenAI file (for an upload; OpenAI "
+                   "cannot read local paths).  [default: relative paths]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config file; its [exports] section gives the default filters.")
 @click.option("--min-score", type=float, help="Least judge score (0-100).")
@@ -285,7 +291,7 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo"]
 @click.option("--no-metadata", is_flag=True, help="Leave out the rows' metadata (session id, source, task, score, "
                                                   "reward, judge).")
 def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achievements, min_progression, max_turns,
-               require_termination, formats, models, min_gap, keep_all, no_metadata) -> None:
+               require_termination, formats, models, min_gap, keep_all, no_metadata, inline_images) -> None:
     """Rebuild a training-data file from the graded results in OUT, without regrading.
 
     SFT files keep only sessions that pass by default (--all keeps every one); every row
@@ -304,6 +310,11 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
              "require_termination": list(require_termination) or None, "formats": list(formats) or None,
              "models": list(models) or None}
     flt = ExportFilter(**{k: (given[k] if given.get(k) is not None else getattr(base, k)) for k in ExportFilter.__struct_fields__})
+    if fmt == "computer-use":
+        _export_computer_use(out, dest, flt, cfg, inline_images, metadata=not no_metadata)
+        return
+    if dest is not None and dest.is_dir():
+        raise click.UsageError(f"--output {dest} is a folder; name the file to write")
     opts = ExportOptions.from_config(cfg.exports, flt=flt, min_gap=min_gap, pass_only=False if keep_all else None,
                                      metadata=False if no_metadata else None)
     try:
@@ -316,6 +327,28 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
                f"{left} left out)", err=True)
     for kind, n in sorted(res.reasons.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n} left out: {kind}", err=True)
+    for sid, reason in res.rejected[:10]:
+        click.echo(f"  left out {sid}: {reason}", err=True)
+    if len(res.rejected) > 10:
+        click.echo(f"  ... and {len(res.rejected) - 10} more", err=True)
+
+
+def _export_computer_use(out: Path, dest: Path | None, flt, cfg, inline: bool, *, metadata: bool = True) -> None:
+    """``export --format computer-use``: see :mod:`streamgrade.exports.computer_use`."""
+    from .exports.build import NothingToExport
+    from .exports.computer_use import build_computer_use
+
+    try:
+        res = build_computer_use(out, dest, flt, inline_images=inline, frames=cfg.frames, metadata=metadata)
+    except NothingToExport as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        for sid, reason in getattr(exc, "result").rejected[:10]:
+            click.echo(f"  left out {sid}: {reason}", err=True)
+        sys.exit(EXIT_NOTHING)
+    click.echo(f"streamgrade: wrote {res.rows} computer-use rows ({res.images} images; {res.openai_rows} rows in "
+               f"{res.files['openai'].name}, {res.rows} in {res.files['sharegpt'].name}) to "
+               f"{res.files['openai'].parent} ({res.considered} recording sessions considered, "
+               f"{len(res.rejected)} left out, {res.dropped_actions} actions dropped)", err=True)
     for sid, reason in res.rejected[:10]:
         click.echo(f"  left out {sid}: {reason}", err=True)
     if len(res.rejected) > 10:

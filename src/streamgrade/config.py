@@ -238,6 +238,10 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
     about 24 MiB a frame in the decoder (YUV 4:2:0) and 48 MiB in RGB; a recording over it
     is not decoded and its session becomes a failed record naming the file, its size and
     this setting (an 8192x8192 H.264 file of 200 KB took 1.6 GB RSS to decode without it).
+    ``steps`` also takes one "before" frame per action (or action group) for the
+    computer-use export, at most ``max_steps`` a session (see
+    :mod:`streamgrade.extract.steps`; JPEGs like the others, listed in results.json
+    ``steps``; not sent to the judge).
     """
 
     longest_side: int = 1280
@@ -251,6 +255,8 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool = True
     detail: Literal["low", "high", "auto"] = "low"
     max_pixels: int = 4096 * 4096
+    steps: bool = True
+    max_steps: int = 50
 
 
 class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -441,6 +447,7 @@ def _check(cfg: Config) -> None:
         "limits.max_session_bytes": cfg.limits.max_session_bytes,
         "limits.max_file_bytes": cfg.limits.max_file_bytes,
         "frames.max_pixels": cfg.frames.max_pixels,
+        "frames.max_steps": cfg.frames.max_steps,
     }
     for name, value in positive.items():
         if value <= 0:

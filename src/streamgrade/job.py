@@ -13,7 +13,11 @@ class Job:
     (Clones shape, or OpenAI chat dicts for agents), ``chunks`` and ``frames``
     (``{t_ms, path (relative to the session folder), width, height}``, px); once graded its
     ``verdict``; or, when it failed, ``error`` (naming the file and line or field),
-    ``error_kind`` (input | judge | internal) and the ``usage`` its judge calls spent."""
+    ``error_kind`` (input | judge | internal) and the ``usage`` its judge calls spent.
+    Recordings also get ``video`` (``{path, offset_ms, width, height}``: the recording, the
+    video time of session time 0, its size in px or None) and ``steps`` (one "before"
+    frame per action group for the computer-use export: ``{t_ms, path, width, height,
+    actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`)."""
 
     ref: SessionRef
     session: Session | None = None
@@ -24,6 +28,8 @@ class Job:
     error_kind: str | None = None
     usage: Usage | None = None
     frames: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    video: dict | None = None
 
 
 __all__ = ["Job"]

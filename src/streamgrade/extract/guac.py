@@ -267,11 +267,14 @@ class _State:
     pos: tuple[int, int] | None = None
 
 
-def instruction_events(instructions: Iterable[Instruction]) -> Iterator[RawEvent]:
+def instruction_events(instructions: Iterable[Instruction],
+                       sizes: list[tuple[int, int, int]] | None = None) -> Iterator[RawEvent]:
     """Translate ``sync``/``mouse``/``key`` instructions to :class:`RawEvent` objects (see
-    the module docstring); other instructions (drawing, ``size``, ``img``, ``blob``...) are
-    skipped. ``RawEvent.line`` holds the byte offset of the source instruction. Non-integer
-    arguments of these three instructions raise :class:`GuacError`."""
+    the module docstring); other instructions (drawing, ``img``, ``blob``...) are skipped.
+    ``RawEvent.line`` holds the byte offset of the source instruction. Non-integer
+    arguments of these three instructions raise :class:`GuacError`. ``sizes``, when given,
+    gets ``(t_ms, width, height)`` for each ``size`` of layer 0 (the remote display, in px;
+    protocol reference, "size": layer, width, height) whose integers parse."""
     st = _State()
 
     def at(args: tuple[str, ...], i: int, off: int) -> int:
@@ -281,7 +284,10 @@ def instruction_events(instructions: Iterable[Instruction]) -> Iterator[RawEvent
 
     for ins in instructions:
         op, args, off = ins
-        if op == "sync":
+        if op == "size" and sizes is not None and len(args) >= 3 and args[0] == "0":
+            if args[1].isdigit() and args[2].isdigit():
+                sizes.append((st.now, int(args[1]), int(args[2])))
+        elif op == "sync":
             if not args:
                 raise GuacError(off, "sync without a timestamp")
             ts = _int(args[0], off, "sync timestamp")
@@ -316,13 +322,16 @@ def instruction_events(instructions: Iterable[Instruction]) -> Iterator[RawEvent
                            {"key": keysym_name(keysym), "actual_char": keysym_char(keysym)}, off)
 
 
-def events_from_guac(path: str | os.PathLike[str]) -> list[RawEvent]:
+def events_from_guac(path: str | os.PathLike[str],
+                     sizes: list[tuple[int, int, int]] | None = None) -> list[RawEvent]:
     """Raw input events of a Guacamole recording file (streamed in 64 KiB blocks), in
-    recording order. Raises :class:`GuacError` for a malformed recording."""
-    return list(instruction_events(parse_instructions(_read_chunks(path))))
+    recording order (``sizes`` as in :func:`instruction_events`). Raises
+    :class:`GuacError` for a malformed recording."""
+    return list(instruction_events(parse_instructions(_read_chunks(path)), sizes))
 
 
-def actions_from_guac(path: str | os.PathLike[str], cfg: ExtractConfig | None = None) -> list[Action]:
+def actions_from_guac(path: str | os.PathLike[str], cfg: ExtractConfig | None = None,
+                      sizes: list[tuple[int, int, int]] | None = None) -> list[Action]:
     """Actions of a Guacamole recording: :func:`events_from_guac` then
     :func:`~streamgrade.extract.actions.extract_actions`."""
-    return extract_actions(events_from_guac(path), cfg or ExtractConfig())
+    return extract_actions(events_from_guac(path, sizes), cfg or ExtractConfig())

@@ -87,7 +87,9 @@ class ClonesDesktop:
                 "start_ms": t0,
                 "platform": meta.get("platform"),
                 "locale": meta.get("locale"),
-                "monitor": {"width": monitor.get("width"), "height": monitor.get("height")},
+                "monitor": {"width": monitor.get("width"), "height": monitor.get("height"),
+                            # newer recorders may add it; it places input points on the video
+                            **({"scale_factor": monitor["scale_factor"]} if "scale_factor" in monitor else {})},
                 "task_id": quest.get("task_id"),
                 "n_events": len(events),
                 "completed": meta.get("status") == "completed",

@@ -88,6 +88,8 @@ class ClonesWeb:
             for t, k, m, _ in parsed
             if k in ("quest", "hint") and m
         ]
+        sizes: list[tuple[int, int, int]] = []
+        actions = self._guac_actions(path, config, sizes)
         scores = [m.get("scoreValue") for _, k, _, m in parsed if k == "reward"]
         scores = [float(s) for s in scores if isinstance(s, (int, float)) and not isinstance(s, bool)]
         return Session(
@@ -95,7 +97,7 @@ class ClonesWeb:
             task=task,
             objectives=quests,
             app=doc.get("challenge") if isinstance(doc.get("challenge"), str) else None,
-            actions=self._guac_actions(path, config),
+            actions=actions,
             # the screen video of the Guacamole recording: time 0 at its first sync
             video=path[: -len(SUFFIX)] + ".guac.m4v" if Path(path[: -len(SUFFIX)] + ".guac.m4v").exists() else None,
             events=context,
@@ -107,10 +109,13 @@ class ClonesWeb:
                 "n_events": len(parsed),
                 "has_guac": Path(path[: -len(SUFFIX)] + ".guac").exists(),
                 "race_status": race.get("status") if race else None,
+                # the remote display (px): the Guacamole recording's first layer-0 size
+                "display": {"width": sizes[0][1], "height": sizes[0][2]} if sizes else None,
+                "display_resized": len({s[1:] for s in sizes}) > 1,
             },
         )
 
-    def _guac_actions(self, events_path: str, config: Config) -> list:
+    def _guac_actions(self, events_path: str, config: Config, sizes: list | None = None) -> list:
         """Actions from ``<id>.guac`` beside the events file, when there is one: the
         Guacamole recording's mouse and key instructions (see extract/guac.py), times in ms
         from its first ``sync``, taken as the session start. InputError names the file and
@@ -121,7 +126,7 @@ class ClonesWeb:
         from ..extract.guac import GuacError, actions_from_guac
 
         try:
-            return actions_from_guac(guac, config.extract)
+            return actions_from_guac(guac, config.extract, sizes)
         except GuacError as exc:
             raise InputError(guac, str(exc)) from None
         except OSError as exc:

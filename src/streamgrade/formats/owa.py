@@ -55,7 +55,11 @@ The task: OWA captures carry no task description and no reward, so the task is t
 ``first_frame_ms`` (that message's time on the session timeline), ``n_frames`` (screen
 messages), ``frame_shape`` ([w, h]), ``topics`` (messages per topic), ``n_messages``,
 ``start_ns`` (epoch ns of the first message), ``recorder`` (the MCAP header's library),
-``window_rect`` (the first window's rect), ``windows`` (distinct titles in order).
+``window_rect`` (the first window's rect), ``windows`` (distinct titles in order),
+``window_rects`` (``[t_ms, hWnd, x0, y0, x1, y1]`` whenever a window's rect changes, at most
+:data:`MAX_RECTS`), ``source_shape`` (the captured source's [w, h] in desktop px, 0.4+) and
+``display_config`` (ocap's MCAP metadata ``{resolution: "WxH", refresh_rate}``, or None):
+what :mod:`streamgrade.extract.screens` places the capture on the desktop with.
 
 Bad input: anything the MCAP reader rejects (bad magic, truncation, CRC mismatch, a broken
 chunk, a chunk claiming over :data:`MAX_CHUNK_BYTES` uncompressed) raises
@@ -83,6 +87,7 @@ NAME = "owa"
 MCAP_EXT, VIDEO_EXT = ".mcap", ".mkv"
 # ancestors too generic to tell captures apart in a session id
 MAX_CHUNK_BYTES = 1 << 30  # an OWA chunk is ~1 MiB uncompressed
+MAX_RECTS = 10_000  # window rect changes kept in meta["window_rects"]
 _GENERIC_DIRS = {"data", "tests", "test", "examples", "example", "fixtures", "recordings", "captures", "mcap", ""}
 
 # --------------------------------------------------------------------------- keys
@@ -153,13 +158,16 @@ def _schema_kind(schema_name: str, topic: str) -> str:
     }.get(last, topic)
 
 
-def read_mcap(path: str | Path) -> tuple[list[tuple[int, int, str, str, bytes]], str | None]:
+def read_mcap(path: str | Path, metadata: dict[str, dict[str, str]] | None = None,
+              ) -> tuple[list[tuple[int, int, str, str, bytes]], str | None]:
     """All messages of an MCAP file in file order as ``(index, log_time_ns, topic, kind,
-    data)`` and the header's library string. Raises InputError (naming the byte offset and
-    the messages read so far) for anything the reader rejects."""
+    data)`` and the header's library string; ``metadata``, when given, gets the file's
+    MCAP Metadata records by name (ocap writes ``display_config`` {resolution, refresh_rate}
+    and ``os_version``). Raises InputError (naming the byte offset and the messages read
+    so far) for anything the reader rejects."""
     path = str(path)
     try:
-        from mcap.records import Channel, Chunk, Header, Message, Schema
+        from mcap.records import Channel, Chunk, Header, Message, Metadata, Schema
         from mcap.stream_reader import StreamReader, breakup_chunk
     except ImportError:
         raise InputError(path, "reading .mcap files needs the mcap package (pip install mcap)") from None
@@ -180,6 +188,8 @@ def read_mcap(path: str | Path) -> tuple[list[tuple[int, int, str, str, bytes]],
                 if rec.message_encoding.lower() != "json":
                     raise InputError(path, f"channel {rec.topic!r} uses message encoding {rec.message_encoding!r}; only JSON is supported")
                 channels[rec.id] = (rec.topic, _schema_kind(schemas.get(rec.schema_id, ""), rec.topic))
+            elif isinstance(rec, Metadata) and metadata is not None:
+                metadata[rec.name] = {str(k): str(v) for k, v in rec.metadata.items()}
             elif isinstance(rec, Message):
                 if rec.channel_id not in channels:
                     raise InputError(path, f"message {len(out)} refers to unknown channel {rec.channel_id} (byte offset {stream.tell()})")
@@ -248,7 +258,8 @@ class OWACapture:
 
         Raises InputError naming the file (and byte offset, or message index and topic)."""
         path = ref.path
-        messages, library = read_mcap(path)
+        mcap_meta: dict[str, dict[str, str]] = {}
+        messages, library = read_mcap(path, mcap_meta)
         if not messages:
             raise InputError(path, "no messages in the MCAP file")
         t0 = min(m[1] for m in messages)
@@ -266,6 +277,9 @@ class OWACapture:
         n_frames = 0
         video_uri = None
         frame_shape = None
+        source_shape = None
+        rects: list[list[Any]] = []  # [t_ms, hWnd, x0, y0, x1, y1] when a window's rect changes
+        last_rect: dict[Any, list[Any]] = {}
 
         for idx, log_time, topic, kind, raw in sorted(messages, key=lambda m: (m[1], m[0])):
             topics[topic] += 1
@@ -305,6 +319,12 @@ class OWACapture:
                     window_rect = msg.get("rect") if isinstance(msg.get("rect"), list) else None
                 if title and title not in windows:
                     windows.append(title)
+                rect = msg.get("rect")
+                if (isinstance(rect, list) and len(rect) == 4 and len(rects) < MAX_RECTS
+                        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rect)
+                        and last_rect.get(msg.get("hWnd")) != rect):
+                    last_rect[msg.get("hWnd")] = rect
+                    rects.append([t, msg.get("hWnd"), *rect])
                 key = (msg.get("hWnd"), _clean_title(title))
                 if title and key != focus_key:
                     focus_key = key
@@ -320,6 +340,8 @@ class OWACapture:
                         video_uri = msg["path"]
                     shape = msg.get("shape")
                     frame_shape = shape if isinstance(shape, list) else None
+                    src = msg.get("source_shape", msg.get("original_shape"))
+                    source_shape = src if isinstance(src, list) else None
 
         video_offset_ns = None
         if first_screen is not None:
@@ -362,6 +384,9 @@ class OWACapture:
                 "n_frames": n_frames,
                 "frame_shape": frame_shape,
                 "window_rect": window_rect,
+                "window_rects": rects,
+                "source_shape": source_shape,
+                "display_config": mcap_meta.get("display_config"),
                 "windows": windows,
                 "no_task_description": True,
             },

@@ -90,6 +90,8 @@ def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.js
         },
         "actions": s.actions,
         "frames": job.frames,
+        "video": job.video,
+        "steps": job.steps,
         "chunks": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms, "tokens": c.tokens,
              "line_chars": c.line_chars, "omitted": c.omitted,
