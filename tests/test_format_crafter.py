@@ -211,7 +211,8 @@ def test_invalid_actions_kept_with_a_flag(refs):
 
 def test_corpus_invalid_actions(refs, config):
     """Over the corpus: no assistant target is "(no valid action)" by default (there were
-    335), and the rows whose Action is no action name match BALROG's failed_candidates."""
+    335), no observation carries feedback about a dropped output, and the rows whose Action
+    is no action name match BALROG's failed_candidates."""
     empty = unparsed = targets = 0
     keep = keep_config()
     for ref in refs:
@@ -220,6 +221,8 @@ def test_corpus_invalid_actions(refs, config):
         s = CrafterEpisode().assemble(ref, config)
         targets += sum(m.content == NO_VALID_ACTION for m in s.transcript if m.role == "assistant")
         assert all(not st.extra.get("invalid_action") for st in s.steps)
+        # BALROG's feedback about a dropped output (both wordings) is taken off the next observation
+        assert not any("Defaulted to action" in (m.content or "") for m in s.transcript)
         inv = s.meta["invalid_actions"]
         empty, unparsed = empty + inv["empty"], unparsed + inv["unparsed"]
         if _header(ref.files[1])[1] == "Action":  # newer CSV: Action is the raw output

@@ -145,10 +145,12 @@ observation (naive: "You always have to output one of the above actions at a tim
 other text. ..."); the CSV does not say which version ran, so it is not added."""
 
 NO_VALID_ACTION = "(no valid action)"
-FEEDBACK_RE = re.compile(r"\A\s*Your previous output\b[^\n]*?\bDefaulted to action: [^\n]*\n+Observation:\n")
-"""BALROG's invalid-action feedback before an observation (``feedback_on_invalid_action``):
-"\\n\\nYour previous output did not contain a valid action. Defaulted to action:
-Noop\\n\\nObservation:\\n" (or "... output action was not a valid action. ...")."""
+FEEDBACK_RE = re.compile(r"\A\s*Your previous output\b.*?\bDefaulted to action: [^\n]*\n(?:\nObservation:\n)?", re.S)
+"""BALROG's invalid-action feedback before an observation (``feedback_on_invalid_action``),
+in the corpus's two wordings: "\\n\\nYour previous output did not contain a valid action.
+Defaulted to action: Noop\\n\\nObservation:\\n" (2025 runs) and "\\n\\nYour previous
+output action: '<the output, which may span lines>' is not a valid action. Defaulted to
+action: Noop\\n" (2024-12 and 2025-01 runs)."""
 
 csv.field_size_limit(1 << 30)
 
