@@ -5,8 +5,9 @@ Source: the BALROG leaderboard (balrog-ai/experiments); schema in
 ../shared/corpus/crafter-balrog/PROVENANCE.md. The JSON holds ``{task, episode_return,
 progression (0-1), achievements {name: count}, num_steps, done, input_tokens,
 output_tokens, agent {type, ...}, client {model_id, ...}, failed_candidates, ...}``; the CSV
-has columns ``Step, Observation, Action, Reasoning, Reward, Done`` (before 2024-12) or
-``Step, Action, Reasoning, Observation, Reward, Done`` (cells may hold newlines and commas).
+has columns ``Step, Observation, Action, Reasoning, Reward, Done`` (submissions up to
+2024-11-03) or ``Step, Action, Reasoning, Observation, Reward, Done`` (from 2024-11-15); cells
+may hold newlines and commas.
 An episode JSON without its CSV (DeepSeek-R1 submissions have summaries only) is still a
 session, with an empty transcript. The record's ``reward`` is ``episode_return`` (the sum of
 step rewards; not confined to [0, 1]; ``progression`` is the 0-1 figure). Per-step
@@ -44,8 +45,9 @@ taken off an observation whose action is not in the trajectory. Every agent step
 ``extra["step"]``: BALROG's Step number of its action.
 ``metrics["invalid_actions"]`` counts such rows, ``metrics["dropped_invalid_actions"]``
 those left out (neither counts action 0); ``meta["invalid_actions"]`` has ``{empty,
-unparsed, kept, unlocated}`` over all rows (``unlocated``: entries of ``failed_candidates`` with no row to point at, the older CSVs'
-hidden ``Noop`` fallbacks). ``failed_candidates`` that is not a list is ignored.
+unparsed, kept, unlocated}`` over all rows (``unlocated``: entries of ``failed_candidates``
+with no row to point at, the older CSVs' hidden ``Noop`` fallbacks). ``failed_candidates``
+that is not a list is ignored.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ FEEDBACK_RE = re.compile(r"\A\s*Your previous output\b.*?\bDefaulted to action: 
 in the corpus's two wordings: "\\n\\nYour previous output did not contain a valid action.
 Defaulted to action: Noop\\n\\nObservation:\\n" (2025 runs) and "\\n\\nYour previous
 output action: '<the output, which may span lines>' is not a valid action. Defaulted to
-action: Noop\\n" (2024-12 and 2025-01 runs)."""
+action: Noop\\n" (2024-11 to 2025-01 runs)."""
 
 csv.field_size_limit(1 << 30)
 
