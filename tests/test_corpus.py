@@ -41,6 +41,6 @@ async def test_grade_agent_corpus_with_rewards(tmp_path: Path):
     assert harbor["mozilla__bleach.73871d76.func_ba__kwVZBCH"]["model"] == "MiniMax-M2.7"
     crafter = next(r for r in recs if r["session_id"] == "LLM.20241103_Claude-3.5-Sonnet.default_run_00")
     assert crafter["reward"] == pytest.approx(6.1)
-    assert crafter["metrics"]["achievements"] == 7 and crafter["turns"] == 162
+    assert crafter["metrics"]["achievements"] == 7 and crafter["turns"] == 161  # actions 1-161: action 0 has no observation before it
     t0 = next(r for r in tau if r["session_id"] == "gpt-4o-airline.task0.trial0")
     assert (t0["task_id"], t0["trial"], t0["turns"], t0["tool_calls"]) == ("0", "0", 15, 8)

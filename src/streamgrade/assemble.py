@@ -46,10 +46,18 @@ def prepare(job: Job, fmt: Format, config: Config, layout: Layout, labels: Label
             job.frames = take_frames(session, job.chunks, config, layout, steps=job.steps)
     job.messages = to_openai_messages(session) if session.has_transcript else to_messages(session)
     if job.frames:
-        job.messages = sorted(
-            job.messages + [Message(role="user", content={"type": "image", "data": f["path"]}, timestamp=f["t_ms"])
-                            for f in job.frames],
-            key=lambda m: m.timestamp)
+        job.messages = with_frames(job.messages, job.frames)
+
+
+def with_frames(messages: list[Message], frames: list[dict]) -> list[Message]:
+    """SFT messages (the task first, then actions and context events, ``timestamp`` in ms)
+    with a user image message per frame (``{t_ms, path}``) at its time. A frame taken at the
+    very ms an action starts (a typing group's or a scroll's start) shows the screen before
+    that action: it goes before the messages of that ms, so the action follows what was on
+    screen. The task message stays first."""
+    images = [Message(role="user", content={"type": "image", "data": f["path"]}, timestamp=f["t_ms"]) for f in frames]
+    head, rest = messages[:1], messages[1:]
+    return head + sorted(images + rest, key=lambda m: m.timestamp)  # stable: images first at a tie
 
 
 def recording_info(session: Session, config: Config) -> dict:
@@ -115,4 +123,4 @@ def take_frames(session: Session, chunks: list[Chunk], config: Config, layout: L
     return out
 
 
-__all__ = ["prepare", "recording_info", "take_frames"]
+__all__ = ["prepare", "recording_info", "take_frames", "with_frames"]

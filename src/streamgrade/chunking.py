@@ -55,9 +55,11 @@ def estimate_tokens(text: str) -> int:
 def action_lines(session: Session) -> list[tuple[int, str]]:
     """(t_ms, line) for each action, the line prefixed with its time in seconds. For agent
     trajectories, (0, line) for each transcript message after the first user message (which
-    is the task), prefixed with its message index: their chunks have no times."""
+    is the task; game episodes keep it: there it is the first observation), prefixed with
+    its message index: their chunks have no times."""
     if session.has_transcript:
-        first_user = next((i for i, m in enumerate(session.transcript) if m.role == "user"), -1)
+        first_user = -1 if session.kind == "episode" else next(
+            (i for i, m in enumerate(session.transcript) if m.role == "user"), -1)
         # the system prompt (an agent's policy) is kept whole up to the chunk cap: adherence
         # to it is graded; other messages are cut at 4,000 characters
         return [(0, f"[{i}] {render_chat_message(m, 12000 if m.role == 'system' else 4000)}")

@@ -214,10 +214,24 @@ class MappingSpec(msgspec.Struct, forbid_unknown_fields=True):
     system: str | None = None
 
 
+class CrafterConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[formats.crafter]``: BALROG Crafter episodes (:mod:`streamgrade.formats.crafter`).
+
+    ``keep_invalid_actions``: a CSV row whose Action is not one of BALROG's 17 Crafter
+    actions (an empty or unparseable model output, which BALROG replaced by Noop) is dropped
+    from the trajectory, with the observation the agent saw before it, when False (the
+    default: training rows then only hold valid actions); when True it is kept, its step
+    flagged ``extra["invalid_action"]``. Either way ``metrics["invalid_actions"]`` counts
+    such rows and ``metrics["dropped_steps"]`` those left out."""
+
+    keep_invalid_actions: bool = False
+
+
 class FormatsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[formats]``: per-format settings, and ``mappings``: dumps described in TOML."""
 
     openai_chat: OpenAIChatMapping = msgspec.field(default_factory=OpenAIChatMapping)
+    crafter: CrafterConfig = msgspec.field(default_factory=CrafterConfig)
     mappings: list[MappingSpec] = msgspec.field(default_factory=list)
 
 

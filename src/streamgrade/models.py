@@ -77,7 +77,9 @@ class Step(msgspec.Struct, omit_defaults=True):
     agent's calls; ``observations`` the results, each linked to its call by
     ``source_call_id``; ``metrics`` per-step figures (``prompt_tokens``,
     ``completion_tokens``, ``cost_usd``, ...); ``timestamp`` ISO 8601 as given; ``model``
-    the model that produced an agent step, when the trace names it."""
+    the model that produced an agent step, when the trace names it; ``extra`` format-specific
+    flags of the step (ATIF's step ``extra``), e.g. BALROG Crafter's ``{"invalid_action":
+    True, "executed_action": "Noop"}`` on a kept step whose output was no valid action."""
 
     source: str
     message: str | None = None
@@ -87,6 +89,7 @@ class Step(msgspec.Struct, omit_defaults=True):
     metrics: dict[str, float] = {}
     timestamp: str | None = None
     model: str | None = None
+    extra: dict[str, Any] = {}
 
 
 class SessionRef(msgspec.Struct, frozen=True):

@@ -55,7 +55,8 @@ from ..models import Action
 from .actions import RawEvent, extract_actions
 
 __all__ = ["GuacError", "Instruction", "parse_instructions", "instruction_events",
-           "events_from_guac", "actions_from_guac", "keysym_name", "keysym_char", "encode_instruction"]
+           "events_from_guac", "actions_from_guac", "first_sync_ms", "keysym_name", "keysym_char",
+           "encode_instruction"]
 
 #: Longest accepted length prefix (digits). 10 digits is well above any real element.
 MAX_LENGTH_DIGITS = 10
@@ -328,6 +329,21 @@ def events_from_guac(path: str | os.PathLike[str],
     recording order (``sizes`` as in :func:`instruction_events`). Raises
     :class:`GuacError` for a malformed recording."""
     return list(instruction_events(parse_instructions(_read_chunks(path)), sizes))
+
+
+def first_sync_ms(path: str | os.PathLike[str]) -> int | None:
+    """The timestamp (ms) of the recording's first ``sync``: the time 0 of its actions and
+    of its video. guacd takes it from ``guac_timestamp_current()``, which is
+    ``clock_gettime(CLOCK_REALTIME)`` in ms, i.e. Unix epoch ms (apache/guacamole-server
+    ``src/libguac/timestamp.c``; the header only promises differences in ms). None without
+    a ``sync`` or with a non-integer one; reads only up to the first ``sync``."""
+    for op, args, _ in parse_instructions(_read_chunks(path)):
+        if op == "sync":
+            try:
+                return int(args[0]) if args else None
+            except ValueError:
+                return None
+    return None
 
 
 def actions_from_guac(path: str | os.PathLike[str], cfg: ExtractConfig | None = None,

@@ -9,6 +9,15 @@ metadata?}]}``; the race record (a Mongo export list) gives ``prompt`` (the task
 screen) lies beside it, its mouse and key instructions give the session's actions, and its
 video ``<id>.guac.m4v`` (guacenc's output, time 0 at the first ``sync``) gives the frames.
 
+One timeline: the events' times are epoch ms, and so is the recording's first ``sync``
+(guacd's clock, see :func:`~streamgrade.extract.guac.first_sync_ms`). The session starts at
+the earliest of the race's ``created_at``, the first event and the first ``sync``; the
+actions (ms from the first ``sync``) are moved by the recording's start on that timeline and
+``video_offset_ms`` is minus that start, so that a hint given before an action comes before
+it. A first ``sync`` more than :data:`MAX_CLOCK_GAP_MS` from the events is taken as another
+clock: the recording then starts with the session (``meta["guac_start_ms"]``, and
+``meta["guac_clock"]`` "events" or "other").
+
 What the judge sees: the task, the quests and the hints given during the session. It does not
 see ``reasoning`` and ``reward`` events: they are the live Clones judge's own assessment.
 The record's ``reward`` is the mean of the reward events' ``scoreValue`` (0-1).
@@ -28,6 +37,9 @@ from .base import load_json, require
 
 NAME = "clones-web"
 SUFFIX = ".events.json"
+MAX_CLOCK_GAP_MS = 6 * 3600 * 1000
+"""A recording whose first ``sync`` is further than this (ms) from the session's events is
+not on their clock (guacd's clock is epoch ms; any other is treated as unrelated)."""
 
 
 def _race_files(folder: Path, names: list[str]) -> list[str]:
@@ -78,6 +90,16 @@ class ClonesWeb:
         created = _mongo_date(race.get("created_at")) if race else None
         if created is not None and created <= t0:
             t0 = created
+        sizes: list[tuple[int, int, int]] = []
+        actions, sync0 = self._guac_actions(path, config, sizes)
+        on_clock = sync0 is not None and t0 - MAX_CLOCK_GAP_MS <= sync0 <= parsed[-1][0] + MAX_CLOCK_GAP_MS
+        if on_clock:
+            t0 = min(t0, sync0)
+        shift = sync0 - t0 if on_clock else 0  # session time of the recording's time 0
+        for a in actions:
+            a.t_ms += shift
+            if a.end_ms is not None:
+                a.end_ms += shift
         quests = [m for _, k, m, _ in parsed if k == "quest" and m]
         prompt = race.get("prompt") if race and isinstance(race.get("prompt"), str) else None
         task = prompt or (quests[0] if quests else None)
@@ -88,8 +110,6 @@ class ClonesWeb:
             for t, k, m, _ in parsed
             if k in ("quest", "hint") and m
         ]
-        sizes: list[tuple[int, int, int]] = []
-        actions = self._guac_actions(path, config, sizes)
         scores = [m.get("scoreValue") for _, k, _, m in parsed if k == "reward"]
         scores = [float(s) for s in scores if isinstance(s, (int, float)) and not isinstance(s, bool)]
         return Session(
@@ -100,14 +120,18 @@ class ClonesWeb:
             actions=actions,
             # the screen video of the Guacamole recording: time 0 at its first sync
             video=path[: -len(SUFFIX)] + ".guac.m4v" if Path(path[: -len(SUFFIX)] + ".guac.m4v").exists() else None,
+            video_offset_ms=float(-shift),
             events=context,
-            duration_s=round((parsed[-1][0] - t0) / 1000, 3),
+            duration_s=round(max(parsed[-1][0] - t0, max((a.end_ms or a.t_ms for a in actions), default=0)) / 1000, 3),
             reward=round(sum(scores) / len(scores), 4) if scores else None,
             meta={
                 "start_ms": t0,
                 "category": doc.get("category"),
                 "n_events": len(parsed),
                 "has_guac": Path(path[: -len(SUFFIX)] + ".guac").exists(),
+                # where the recording starts (ms into the session), and whether its clock was the events'
+                "guac_start_ms": shift if sync0 is not None else None,
+                "guac_clock": None if sync0 is None else ("events" if on_clock else "other"),
                 "race_status": race.get("status") if race else None,
                 # the remote display (px): the Guacamole recording's first layer-0 size
                 "display": {"width": sizes[0][1], "height": sizes[0][2]} if sizes else None,
@@ -115,18 +139,20 @@ class ClonesWeb:
             },
         )
 
-    def _guac_actions(self, events_path: str, config: Config, sizes: list | None = None) -> list:
-        """Actions from ``<id>.guac`` beside the events file, when there is one: the
-        Guacamole recording's mouse and key instructions (see extract/guac.py), times in ms
-        from its first ``sync``, taken as the session start. InputError names the file and
+    def _guac_actions(self, events_path: str, config: Config,
+                      sizes: list | None = None) -> tuple[list, int | None]:
+        """(actions, first sync in ms) of ``<id>.guac`` beside the events file, when there
+        is one (else ([], None)): the Guacamole recording's mouse and key instructions (see
+        extract/guac.py), times in ms from its first ``sync``; ``sizes`` gets the display
+        sizes it records. InputError names the file and
         byte offset of a malformed recording."""
         guac = events_path[: -len(SUFFIX)] + ".guac"
         if not Path(guac).exists():
-            return []
-        from ..extract.guac import GuacError, actions_from_guac
+            return [], None
+        from ..extract.guac import GuacError, actions_from_guac, first_sync_ms
 
         try:
-            return actions_from_guac(guac, config.extract, sizes)
+            return actions_from_guac(guac, config.extract, sizes), first_sync_ms(guac)
         except GuacError as exc:
             raise InputError(guac, str(exc)) from None
         except OSError as exc:

@@ -257,13 +257,21 @@ def grade_agent(session: Session, n_chunks: int) -> Verdict:
 def episode_signals(session: Session) -> dict[str, float]:
     """Signals of a game episode (observation -> action loop): steps taken, distinct actions
     used, the share of steps without a valid action, the share of no-op steps, and the
-    longest run of one repeated action."""
+    longest run of one repeated action. The invalid share counts the steps the reader
+    flagged (``metrics["invalid_actions"]``, of the shown steps plus
+    ``metrics["dropped_invalid_actions"]`` left out of the transcript: BALROG Crafter) when
+    it does, else the "no valid action" turns."""
     acts = []
     for m in session.transcript:
         if m.role == "assistant":
             text = m.content or ""
             acts.append(text.rsplit("Action:", 1)[-1].strip().lower())
     n = len(acts)
+    if "invalid_actions" in session.metrics:
+        total = n + session.metrics.get("dropped_invalid_actions", 0.0)
+        invalid_share = session.metrics["invalid_actions"] / total if total else 0.0
+    else:
+        invalid_share = sum("no valid action" in a for a in acts) / n if n else 0.0
     longest = run = 0
     for prev, cur in zip([None, *acts], acts):
         run = run + 1 if cur == prev else 1
@@ -271,7 +279,7 @@ def episode_signals(session: Session) -> dict[str, float]:
     return {
         "steps": float(n),
         "distinct_actions": float(len(set(acts))),
-        "invalid_share": sum("no valid action" in a for a in acts) / n if n else 0.0,
+        "invalid_share": invalid_share,
         "noop_share": sum(a == "noop" for a in acts) / n if n else 0.0,
         "longest_repeat": float(longest),
     }
