@@ -131,17 +131,18 @@ def test_parallel_calls_are_a_llama_limit_not_an_error():
     assert ("llama-3.3", "parallel-calls-unsupported") in kinds and ("gpt-oss", "parallel-calls-dropped") in kinds
 
 
-def test_a_missing_call_argument_is_found():
-    row = json.loads(json.dumps(GOOD))
-    # a template that does not print the call would lose it; simulate with an argument no template prints
-    problems = check_rows([_row(row)], ["qwen2.5"])
-    assert not errors(problems)
-    from consumers.templates import check_conversation
+def test_lost_text_and_arguments_are_found(monkeypatch):
+    """A template that loses a target (here: a stand-in renderer that prints no arguments and
+    no final answer) yields one problem per lost text, name and argument."""
+    import consumers.templates as tpl
 
-    fake = [dict(m) for m in row["messages"]]
-    fake[2] = {**fake[2], "tool_calls": [_call("c1", "get_weather", {"city": "Oslo", "unit": "kelvin"})]}
-    got = check_conversation("llama-3.3", fake, TOOLS, _row(row))
-    assert not [p for p in errors(got) if p.kind == "tool-arguments-missing"]  # Llama prints every argument
+    monkeypatch.setattr(tpl, "render", lambda name, msgs, tools=None: "I will look it up. get_weather")
+    problems = tpl.check_rows([_row(GOOD)], ["qwen2.5"])
+    assert sorted((p.kind, p.where.split(" ", 1)[1]) for p in problems) == [
+        ("assistant-text-missing", "messages[4].content"),
+        ("tool-arguments-missing", "messages[2].tool_calls[0].arguments.city"),
+        ("tool-arguments-missing", "messages[2].tool_calls[0].arguments.city"),
+    ]
 
 
 def test_openai_rules_accept_a_good_row_and_name_each_break():
@@ -258,8 +259,14 @@ def exports(tmp_path_factory) -> dict[str, Path]:
             files[fmt] = dest
         else:
             assert fmt == "openai-sft" and "openai-sft" in res.stderr, res.stderr[-2000:]  # not built yet
-    for mm in sorted((out / "exports").rglob("*.sharegpt.jsonl")):
-        files.setdefault("sharegpt-mm", mm)
+    # computer-use rows with screenshots (multimodal ShareGPT + OpenAI vision), once that
+    # export exists; its folder holds the rows, the images and a dataset_info.json
+    cu = out / "exports" / "computer_use"
+    if _cli("export", str(out), "--format", "computer-use", "-o", str(cu), check=False).returncode == 0:
+        for mm in sorted(cu.glob("*.sharegpt.jsonl")):
+            files.setdefault("sharegpt-mm", mm)
+        for vis in sorted(cu.glob("*.openai.jsonl")):
+            files.setdefault("openai-vision", vis)
     for name, path in files.items():
         assert path.exists() and path.stat().st_size > 0, f"{name}: {path} missing or empty"
     return files
@@ -285,6 +292,7 @@ def openai_problems(exports) -> dict[str, tuple[int, list]]:
     out = {}
     checks = {"sft": lambda r: check_sft_row(r, "openai-sft (ChatML file)", frozenset({"metadata"})),
               "openai-sft": check_sft_row,
+              "openai-vision": lambda r: check_sft_row(r, "openai-sft (vision)", frozenset({"metadata"})),
               "openai-dpo": lambda r: check_dpo_row(r, extra_keys=frozenset({"metadata"}))}
     for fmt, check in checks.items():
         if fmt in exports:

@@ -16,6 +16,11 @@ argument keys and values (templates reformat calls: Qwen wraps them in ``<tool_c
 Llama writes ``{"name", "parameters"}``, DeepSeek ``name<｜tool▁sep｜>arguments``, gpt-oss
 ``to=functions.name``).
 
+Null content: transformers (5.x, ``chat_template_utils._normalize_chat_messages``) drops
+the keys whose value is None before rendering, so ``content: null`` reaches a template as
+a missing key; a template that reads ``message['content']`` then raises (kind
+``null-content-breaks-template``).
+
 Argument shape: OpenAI rows carry ``arguments`` as a JSON string. Qwen2.5, Llama 3.3 and
 gpt-oss apply ``tojson`` to it, which double-encodes a string, so their callers pass an
 object (google/minja ``chat-template.hpp``, the template engine of llama.cpp, probes each
