@@ -10,8 +10,10 @@ the installed package (hiyouga/LlamaFactory, Apache-2.0):
   ``SharegptDatasetConverter`` that ``align_dataset`` maps over every row; a row it cannot
   align comes back with an empty ``_prompt`` and ``_response`` (it logs "Skipping this
   abnormal example");
-- ``data/formatter.py`` ``FunctionFormatter`` (tool format ``default``): how a template
-  encodes a ``function_call`` turn (it raises on a value that is not JSON);
+- ``data/formatter.py`` ``FunctionFormatter`` (tool format ``default``, with the thought and
+  tool-call words ``Template._encode`` passes by default): how a template encodes a
+  ``function_call`` turn (it raises on a value that is not JSON once a ``<think>`` part
+  is taken off);
 - ``data/tool_utils.py`` ``get_tool_utils(...).tool_formatter``: how the ``default`` and
   ``qwen`` tool formats render the ``tools`` column;
 - ``data/mm_plugin.py`` ``BasePlugin._validate_messages``: the number of ``<image>``
@@ -34,6 +36,13 @@ import sys
 
 # this script's folder (tests/consumers/) must not shadow installed packages
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+
+# what Template._encode passes to the function formatter: register_template's defaults
+# (data/template.py); Llama2Template (llama2/mistral-style templates) passes neither, so a
+# thought before a call only parses with the other templates
+THOUGHT_WORDS = ("<think>\n", "\n</think>\n\n")
+TOOL_CALL_WORDS = ("<tool_call>", "</tool_call>")
 
 
 def emit(result: dict) -> None:
@@ -84,7 +93,8 @@ def main(path: str, info_json: str, name: str) -> None:
             for i, m in enumerate(turns):
                 if m["role"] == "function":
                     try:
-                        fn_formatter.apply(content=m["content"])
+                        fn_formatter.apply(content=m["content"], thought_words=THOUGHT_WORDS,
+                                           tool_call_words=TOOL_CALL_WORDS)
                     except Exception as exc:  # noqa: BLE001
                         problems.append(["function-call-unparsed", f"turn {i}: {type(exc).__name__}: {exc}"[:300]])
             if out["_tools"]:
