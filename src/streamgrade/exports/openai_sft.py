@@ -8,9 +8,9 @@ fine-tuning"; the openai SDK's ``types.chat`` message params):
 - a row is ``{"messages": [...], "tools"?: [...]}``, no other key;
 - one system message at most, first; a system message later in a run (an injected
   reminder, a compaction summary) becomes a user message ``[system] ...``;
-- message keys: system/user ``{role, content}``; assistant ``{role, content?, tool_calls?}``
-  (``content`` left out when it only calls tools); tool ``{role, tool_call_id, content}``
-  (no ``name``); contents are non-empty strings;
+- message keys: system/user ``{role, content}``; assistant ``{role, content, tool_calls?}``
+  (``content`` "" when it only calls tools: chat templates such as DeepSeek-V3's index it);
+  tool ``{role, tool_call_id, content}`` (no ``name``); other contents are non-empty strings;
 - tool-call ids unique within the row (reused ids are renumbered, results follow their
   call's new id); every tool message answers a call of the assistant message before it,
   in call order (a result that answers none becomes a user message);
@@ -76,12 +76,11 @@ def to_openai_sft(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -
                 props = used_fns.setdefault(name, {})
                 for k, v in (args or {}).items():
                     props.setdefault(k, type(v).__name__)
-            if text.strip():
-                msg["content"] = text
+            if not text.strip() and not calls:
+                continue  # nothing said or called (reasoning only)
+            msg["content"] = text if text.strip() else ""  # "" not absent: chat templates index it
             if calls:
                 msg["tool_calls"] = calls
-            if len(msg) == 1:
-                continue  # nothing said or called (reasoning only)
             out.append(msg)
             pending = [c["id"] for c in calls]
             continue

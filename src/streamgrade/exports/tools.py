@@ -73,8 +73,9 @@ def infer_tools(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def normalise(tool: Any) -> dict[str, Any] | None:
     """A declared tool in OpenAI's shape with a non-null object ``parameters``, or None
-    when it names no function. Accepts ``{"type": "function", "function": {...}}`` and the
-    flat ``{"name", "description", "parameters" | "input_schema"}`` of other APIs."""
+    when it names no function; a property with a null schema gets ``{}``. Accepts
+    ``{"type": "function", "function": {...}}`` and the flat ``{"name", "description",
+    "parameters" | "input_schema"}`` of other APIs."""
     if not isinstance(tool, dict):
         return None
     fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
@@ -84,6 +85,10 @@ def normalise(tool: Any) -> dict[str, Any] | None:
     params = fn.get("parameters", fn.get("input_schema"))
     if not isinstance(params, dict) or not params:
         params = {"type": "object", "properties": {}}
+    props = params.get("properties")
+    if isinstance(props, dict) and not all(isinstance(v, dict) for v in props.values()):
+        # a null property schema breaks LLaMA-Factory's tool formatter (and OpenAI's check)
+        params = {**params, "properties": {k: (v if isinstance(v, dict) else {}) for k, v in props.items()}}
     out = {"name": name, "description": fn.get("description") if isinstance(fn.get("description"), str) else "",
            "parameters": params}
     return {"type": "function", "function": out}

@@ -113,12 +113,32 @@ class PassRule:
 
 def chat_messages(gs: GradedSession) -> list[dict[str, Any]]:
     """A session's OpenAI chat messages as training rows use them: null contents as ""
-    (DeepSeek-V3's template, among others, breaks on null)."""
+    (DeepSeek-V3's template, among others, breaks on null), an empty tool result as
+    ``(empty)``, and a tool-call id that an earlier call of the row already used renamed
+    (``<id>~<n>``), with the results that follow it."""
     out = []
+    seen: set[str] = set()
+    renamed: dict[str, str] = {}
     for m in gs.messages:
         m = dict(m)
         if m.get("content") is None:
             m["content"] = ""
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            calls = []
+            for tc in m["tool_calls"]:
+                cid = str(tc.get("id"))
+                new = cid
+                while new in seen:
+                    new = f"{cid}~{len(seen)}"
+                seen.add(new)
+                renamed[cid] = new
+                calls.append({**tc, "id": new} if new != cid else tc)
+            m["tool_calls"] = calls
+        elif m.get("role") == "tool":
+            if m.get("tool_call_id") in renamed:
+                m["tool_call_id"] = renamed[m["tool_call_id"]]
+            if m["content"] == "":
+                m["content"] = "(empty)"
         out.append(m)
     return out
 
