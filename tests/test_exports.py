@@ -20,7 +20,7 @@ from streamgrade.stats import pass_mark
 from streamgrade.exports.dpo import check_openai_dpo
 from streamgrade.exports.filters import ExportFilter
 from streamgrade.exports.sharegpt import ShareGPTError, _split_thought, to_sharegpt, validate
-from streamgrade.exports.store import GradedSession, load_graded
+from streamgrade.exports.store import load_graded
 from streamgrade.judges.heuristic import HeuristicJudge
 from streamgrade.pipeline import Pipeline, scan_source
 

@@ -152,10 +152,10 @@ def openai_row(prompt: list[dict[str, Any]], chosen: dict[str, Any], rejected: d
     the strict rules leave no valid row."""
     c, r = to_openai_sft(prompt + [chosen], tools), to_openai_sft(prompt + [rejected], tools)
     if c is None or r is None or len(c["messages"]) < 2:
-        raise PairError("not valid OpenAI preference data: no assistant turn left after the strict rules")
+        raise PairError("invalid OpenAI preference row (strict rules): no assistant turn left")
     cm, rm = c["messages"], r["messages"]
     if cm[:-1] != rm[:-1]:
-        raise PairError("not valid OpenAI preference data: a side's assistant turn says and calls nothing")
+        raise PairError("invalid OpenAI preference row (strict rules): a side says and calls nothing")
     listed = {t["function"]["name"]: t for t in _row_tools(tools, {}) + c.get("tools", []) + r.get("tools", [])}
     inp: dict[str, Any] = {"messages": cm[:-1]}
     if listed:
@@ -163,7 +163,7 @@ def openai_row(prompt: list[dict[str, Any]], chosen: dict[str, Any], rejected: d
     row = {"input": inp, "preferred_output": [cm[-1]], "non_preferred_output": [rm[-1]]}
     problems = check_openai_dpo(row)
     if problems:
-        raise PairError(f"not valid OpenAI preference data: {'; '.join(problems[:3])}")
+        raise PairError(f"invalid OpenAI preference row (strict rules): {'; '.join(problems[:3])}")
     return row
 
 
@@ -238,7 +238,7 @@ def _task_pairs(out: str | Path, fmt: str, label: str, runs: list[GradedSession]
     loaded = []
     for gs in runs:
         if not fill(out, gs):
-            built.rejected.add(f"{label}: {gs.session_id}", "a run's files are missing or broken")
+            built.rejected.add(f"{label}: {gs.session_id}", "a run's files missing or broken")
         elif not any(m.get("role") == "assistant" for m in gs.messages):
             built.rejected.add(f"{label}: {gs.session_id}", "a run has no assistant turn (no pair with it)")
         else:
@@ -287,10 +287,10 @@ def _unique(cands: list[tuple[int, int, Cut, str, str]], keys: list[list[Any]],
     seen: set[tuple[str, str, str]] = set()
     for cand, (p, x, y) in zip(cands, sig):
         if len(orientations[(p, frozenset((x, y)))]) > 1:
-            built.rejected.add(cand[4], "contradicted by another pair of the task: the same two sides ranked the "
-                                        "other way after the same prompt")
+            built.rejected.add(cand[4], "contradicted by another pair (the same two sides ranked the other "
+                                        "way after the same prompt)")
         elif (p, x, y) in seen:
-            built.rejected.add(cand[4], "duplicate of another pair of the task (the same prompt and sides)")
+            built.rejected.add(cand[4], "duplicate of another pair (the same prompt and sides)")
         else:
             seen.add((p, x, y))
             yield cand

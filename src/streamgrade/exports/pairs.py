@@ -167,10 +167,10 @@ def cut(chosen: list[Key], rejected: list[Key], mode: Mode) -> Cut:
     k = diverge(chosen, rejected)
     turn = 1 + sum(1 for key in chosen[:k] if key[0] == "assistant")
     if k == len(chosen) and k == len(rejected):
-        raise PairError("same messages up to ids and whitespace: no preference to learn")
+        raise PairError("identical up to ids and whitespace: no preference to learn")
     if mode == "step":
         if k == len(chosen) or k == len(rejected):
-            raise PairError(f"one run is a prefix of the other: it stops at message {k}")
+            raise PairError(f"a run ends before the divergence (message {k}): one run is a prefix of the other")
         rc, rr = chosen[k][0], rejected[k][0]
         if rc != "assistant" or rr != "assistant":
             raise PairError(_why(rc, rr, k))
@@ -183,7 +183,7 @@ def cut(chosen: list[Key], rejected: list[Key], mode: Mode) -> Cut:
     if ce == k or re_ == k:
         raise PairError(f"a side has no assistant turn after the shared prefix of {k} messages")
     if chosen[k:ce] == rejected[k:re_]:
-        raise PairError("same up to ids and whitespace once trailing non-assistant turns are dropped")
+        raise PairError("identical up to ids and whitespace: the sides differ only in trailing non-assistant turns")
     return Cut(k, ce, re_, turn)
 
 
