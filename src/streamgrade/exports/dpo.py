@@ -248,10 +248,13 @@ def _task_pairs(out: str | Path, fmt: str, label: str, runs: list[GradedSession]
     cands: list[tuple[int, int, Cut, str, str]] = []
     for i, j in itertools.combinations(range(len(loaded)), 2):
         what = f"{label}: {loaded[i].session_id} vs {loaded[j].session_id}"
-        try:
+        try:  # where they diverge first (it does not depend on the order), then which side wins
+            ct = cut(keys[i], keys[j], mode)
             w, how = rank(loaded[i].record, loaded[j].record, rank_by, min_gap)
-            c, r = (i, j) if w == 0 else (j, i)
-            cands.append((c, r, cut(keys[c], keys[r], mode), how, what))
+            if w == 0:
+                cands.append((i, j, ct, how, what))
+            else:
+                cands.append((j, i, Cut(ct.at, ct.rejected_end, ct.chosen_end, ct.turn), how, what))
         except PairError as exc:
             built.rejected.add(what, str(exc))
     for c, r, ct, how, what in _unique(cands, keys, built):

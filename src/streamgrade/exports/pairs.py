@@ -163,7 +163,8 @@ class Cut:
 
 def cut(chosen: list[Key], rejected: list[Key], mode: Mode) -> Cut:
     """Where the pair of two canonical runs is cut (see the module docstring); PairError
-    with the reason when they give no pair in ``mode``."""
+    with the reason when they give no pair in ``mode``. Symmetric: with the runs swapped,
+    only ``chosen_end`` and ``rejected_end`` swap."""
     k = diverge(chosen, rejected)
     turn = 1 + sum(1 for key in chosen[:k] if key[0] == "assistant")
     if k == len(chosen) and k == len(rejected):
