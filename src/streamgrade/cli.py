@@ -328,8 +328,9 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
     left = sum(res.reasons.values())
     # DPO: what is left out is candidate pairs (two runs of a task), one-run tasks and filtered runs
     verb = "dropped" if fmt in ("dpo", "openai-dpo") else "left out"
+    what = " (candidate pairs, one-run tasks, filtered runs)" if verb == "dropped" else ""
     click.echo(f"streamgrade: wrote {res.rows} {fmt} rows to {res.path} ({res.considered} graded sessions considered, "
-               f"{left} {'candidates ' if verb == 'dropped' else ''}{verb})", err=True)
+               f"{left} {verb}{what})", err=True)
     for kind, n in sorted(res.reasons.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n} {verb}: {kind}", err=True)
     for sid, reason in res.rejected[:10]:

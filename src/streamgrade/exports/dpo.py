@@ -32,7 +32,14 @@ rejected`` with the chat template and the row's ``tools`` (a list, or a JSON str
   (it scores the whole completion), so a trainer needs either these flags or the token mask
   that ``apply_chat_template(..., return_assistant_tokens_mask=True)`` gives with a chat
   template holding ``{% generation %}`` markers (TRL ships such templates,
-  trl/chat_templates/*_training.jinja; SFTTrainer's ``assistant_only_loss`` uses them).
+  trl/chat_templates/*_training.jinja; SFTTrainer's ``assistant_only_loss`` uses them). A
+  continuation may start with a user or tool turn (the runs diverged there: another seed,
+  a reworded user line); the prompt rendered with its generation prompt is then not a
+  prefix of prompt + side, and TRL starts the completion where the two token sequences
+  part (``common_prefix_length``) with a one-time warning. Such a prompt may end on a
+  system message (only the system prompt is shared: tau-bench, Crafter): DPOTrainer's text
+  path takes it, but TRL's ``apply_chat_template`` helper (trl/data_utils.py, used to
+  pre-render rows and by the vision collator) refuses a prompt whose last role is system.
 - ``tools``: the union of both runs' source lists (:class:`.tools.SourceTools`), present
   whenever the source declares or calls tools.
 - ``metadata`` (not with ``--no-metadata``): :func:`.training.row_metadata` of each side,
