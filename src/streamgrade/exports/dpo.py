@@ -47,12 +47,12 @@ rejected`` with the chat template and the row's ``tools`` (a list, or a JSON str
   equal"), ``diverge_at`` (the prompt's length in messages) and ``turn`` (the 1-based
   assistant turn at the divergence).
 
-OpenAI (fine-tuning guide "Direct preference optimization": ``{"input": {"messages",
-"tools"?, "parallel_tool_calls"?}, "preferred_output": [one assistant message],
-"non_preferred_output": [one assistant message]}``; it trains on one-turn outputs, so only
-step pairs, and rejects unknown keys, so no metadata): the input follows the strict chat
-rules of :mod:`.openai_sft`, and :func:`check_openai_dpo` checks every row before it is
-written.
+OpenAI (fine-tuning guide "Direct preference optimization" and the API reference's
+preference input: ``{"input": {"messages", "tools"?, "parallel_tool_calls"?},
+"preferred_output": [one assistant message], "non_preferred_output": [one assistant
+message]}``, the guide's shape; one assistant message per side, so only step pairs; OpenAI
+rejects unknown keys, so no metadata): the input follows the strict chat rules of
+:mod:`.openai_sft`, and :func:`check_openai_dpo` checks every row before it is written.
 
 Memory stays flat: each run adds one row (group key, id, folder, record) to a private
 temporary SQLite table on disk, and the pairs are made one task at a time from one ordered
