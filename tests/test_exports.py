@@ -17,10 +17,10 @@ from streamgrade.config import load_config
 from streamgrade.exports.build import ExportOptions, NothingToExport, build_export
 from streamgrade.exports.tools import source_key
 from streamgrade.stats import pass_mark
-from streamgrade.exports.dpo import PairError, group_key, pick_pair
+from streamgrade.exports.dpo import check_openai_dpo
 from streamgrade.exports.filters import ExportFilter
 from streamgrade.exports.sharegpt import ShareGPTError, _split_thought, to_sharegpt, validate
-from streamgrade.exports.store import GradedSession, load_graded
+from streamgrade.exports.store import load_graded
 from streamgrade.judges.heuristic import HeuristicJudge
 from streamgrade.pipeline import Pipeline, scan_source
 
@@ -156,59 +156,65 @@ def test_sharegpt_converter_merges_and_rejects_with_reason():
         to_sharegpt([{"role": "user", "content": "only a question"}])
 
 
-def test_dpo_pairs_exist_for_tau_bench_and_stay_within_a_task(out: Path, tmp_path: Path):
-    # the run itself rebuilt dpo.jsonl at its end: the same pairs as a rebuild with the defaults
+def _same_task(rec: dict) -> tuple:
+    return rec["source_format"], rec["task_id"]
+
+
+def test_dpo_step_pairs_share_their_prompt_and_follow_the_reward(out: Path, tmp_path: Path):
+    # the run itself rebuilt dpo.jsonl at its end (step pairs): the same pairs as a rebuild
     at_end = _jsonl(out / "exports" / "dpo.jsonl")
-    assert at_end == _jsonl(build_export(out, "dpo", ExportFilter(), dest=tmp_path / "again.jsonl").path)
-    res = build_export(out, "dpo", ExportFilter(formats=["openai-chat"]), min_gap=10.0, dest=tmp_path / "dpo.jsonl")
-    rows = _jsonl(res.path)
-    assert res.rows == len(rows) > 0
-    # map each side back to its session: the continuation after the first user message
-    sessions = [s for s in load_graded(out) if s.record["source_format"] == "openai-chat"]
-
-    def after_user(s: GradedSession) -> str:
-        i = next(i for i, m in enumerate(s.messages) if m["role"] == "user")
-        return json.dumps(s.messages[i + 1:], sort_keys=True)
-
-    by_cont = {after_user(s): s for s in sessions}
-    for row in rows:
-        assert row["prompt"][-1]["role"] == "user" and row["prompt"][0]["role"] == "system"
-        chosen = by_cont[json.dumps(row["chosen"], sort_keys=True)]
-        rejected = by_cont[json.dumps(row["rejected"], sort_keys=True)]
-        assert chosen.record["task_id"] == rejected.record["task_id"]
-        assert chosen.session_id != rejected.session_id
-        assert chosen.score - rejected.score >= 10.0
+    res = build_export(out, "dpo", ExportFilter(), dest=tmp_path / "again.jsonl")
+    assert at_end == _jsonl(res.path) and res.rows == len(at_end) > 0
+    # tau-bench's simulated user rewords its lines: its runs diverge at a user turn, never
+    # at an assistant one, so they give no step pair, and the report says so
+    assert res.reasons["diverge at a user turn"] >= 140
+    recs = {s.session_id: s.record for s in load_graded(out, with_messages=False)}
+    for row in at_end:
+        meta = row["metadata"]
+        c, r = recs[meta["chosen"]["session_id"]], recs[meta["rejected"]["session_id"]]
+        assert _same_task(c) == _same_task(r) and c["session_id"] != r["session_id"]
+        assert meta["pair"]["mode"] == "step" and meta["pair"]["diverge_at"] == len(row["prompt"])
+        assert [m["role"] for m in row["chosen"]] == ["assistant"] == [m["role"] for m in row["rejected"]]
+        assert any(m["role"] == "user" for m in row["prompt"])
+        if c["reward"] is not None and r["reward"] is not None:
+            assert c["reward"] >= r["reward"]
         _check_openai_messages(row["prompt"] + row["chosen"])
-    assert len({json.dumps(r["prompt"][:2]) for r in rows}) == len(rows)  # one pair per task
+        _check_openai_messages(row["prompt"] + row["rejected"])
     ds = _load_with_datasets(res.path, tmp_path)
-    assert {"prompt", "chosen", "rejected", "metadata"} <= set(ds.column_names) <= {"prompt", "chosen", "rejected",
-                                                                                 "metadata", "tools"}
+    assert {"prompt", "chosen", "rejected", "metadata"} <= set(ds.column_names)
+
+
+def test_dpo_trajectory_pairs_of_tau_bench(out: Path, tmp_path: Path):
+    opts = ExportOptions(flt=ExportFilter(formats=["openai-chat"]), pairs="trajectory")
+    res = build_export(out, "dpo", dest=tmp_path / "t.jsonl", options=opts)
+    rows = _jsonl(res.path)
+    assert res.rows == len(rows) >= 100
+    assert set(res.reasons) == {"format", "equal rewards and score gap"}  # other formats; ties the score cannot break
+    for row in rows:
+        c, r = row["metadata"]["chosen"], row["metadata"]["rejected"]
+        assert c["task_id"] == r["task_id"] and c["reward"] >= r["reward"]
+        assert row["prompt"][0]["content"].startswith("# Airline Agent Policy")
+        for side in ("chosen", "rejected"):
+            assert row[f"{side}_train"] == [m["role"] == "assistant" for m in row[side]]
+            assert row[side][-1]["role"] == "assistant"
+        assert len({json.dumps(r["tools"], sort_keys=True) for r in rows}) == 1  # the benchmark's one list
+    ranked = Counter(r["metadata"]["pair"]["ranked_by"] for r in rows)
+    assert ranked["reward"] >= 80 and set(ranked) <= {"reward", "score, rewards equal"}
+    ds = _load_with_datasets(res.path, tmp_path)
+    assert {"chosen_train", "rejected_train", "tools"} <= set(ds.column_names)
 
 
 def test_openai_dpo_shape(out: Path, tmp_path: Path):
-    res = build_export(out, "openai-dpo", ExportFilter(formats=["openai-chat"]), dest=tmp_path / "o.jsonl")
+    res = build_export(out, "openai-dpo", ExportFilter(), dest=tmp_path / "o.jsonl")
     rows = _jsonl(res.path)
     assert rows
     for row in rows:
+        assert check_openai_dpo(row) == []
         assert set(row) == {"input", "preferred_output", "non_preferred_output"}
         assert any(m["role"] == "user" for m in row["input"]["messages"])
-        assert isinstance(row["input"]["tools"], list)
         for side in ("preferred_output", "non_preferred_output"):
             assert len(row[side]) == 1 and row[side][0]["role"] == "assistant"
         assert row["preferred_output"] != row["non_preferred_output"]
-
-
-def test_pick_pair_groups_and_gap():
-    def gs(sid, task, score, model="m", fmt="f"):
-        return GradedSession(sid, {"source_format": fmt, "task_id": task, "model": model, "score": score, "reward": None})
-
-    a, b, c = gs("a", "1", 90), gs("b", "1", 20), gs("c", "2", 10)
-    assert group_key(a) == group_key(b) != group_key(c)
-    assert pick_pair([a, b], 10) == (a, b)
-    with pytest.raises(PairError, match="gap"):
-        pick_pair([a, gs("d", "1", 85)], 10)
-    with pytest.raises(PairError, match="fewer than two"):
-        pick_pair([c], 10)
 
 
 def test_filters(out: Path, tmp_path: Path):
@@ -239,9 +245,12 @@ def test_export_cli_nothing_to_export_exit_3_and_stats_json(out: Path, tmp_path:
     res = run("export", str(out), "--format", "sharegpt", "--min-score", "101", "-o", str(tmp_path / "x.jsonl"))
     assert res.returncode == 3 and "nothing to export" in res.stderr
     assert not (tmp_path / "x.jsonl").exists()
-    res = run("export", str(out), "--format", "openai-dpo", "--source-format", "openai-chat")
+    res = run("export", str(out), "--format", "openai-dpo", "--source-format", "balrog-crafter")
     assert res.returncode == 0, res.stderr
     assert (out / "exports" / "rebuilt" / "dpo.openai.jsonl").exists()
+    assert "dropped: diverge at a user turn" in res.stderr  # the reasons are printed
+    res = run("export", str(out), "--format", "openai-dpo", "--pairs", "trajectory")
+    assert res.returncode == 2 and "one assistant message per side" in res.stderr
     res = run("stats", str(out), "--json")
     assert res.returncode == 0, res.stderr
     st = json.loads(res.stdout)

@@ -284,25 +284,39 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"
 @click.option("--require-termination", multiple=True, help="Keep only these termination reasons (repeatable).")
 @click.option("--source-format", "formats", multiple=True, help="Keep only this input format (repeatable).")
 @click.option("--model", "models", multiple=True, help="Keep only this model (repeatable).")
-@click.option("--min-gap", type=float, help="DPO: least score gap between chosen and rejected.  [default: 10]")
+@click.option("--pairs", "pairs", type=click.Choice(["step", "trajectory"]),
+              help="DPO: step = the first assistant turn where two runs of a task diverge (one turn per side); "
+                   "trajectory = whole continuations after the shared prefix, with chosen_train/rejected_train "
+                   "flags marking the model's turns (dpo only).  [default: [exports] dpo_pairs, step]")
+@click.option("--rank-by", "rank_by", type=click.Choice(["reward", "score"]),
+              help="DPO: reward = the higher ground-truth reward is chosen, the judge score only without a reward "
+                   "or to break a tie; score = the judge score, never against the reward.  "
+                   "[default: [exports] dpo_rank_by, reward]")
+@click.option("--min-gap", type=float, help="DPO: least score gap between chosen and rejected where the score "
+                                            "ranks them.  [default: 10]")
 @click.option("--all", "keep_all", is_flag=True,
               help="SFT: keep every graded session, not only those that pass (reward at the pass mark, else "
                    "score >= [exports] pass_score).")
 @click.option("--no-metadata", is_flag=True, help="Leave out the rows' metadata (session id, source, task, score, "
                                                   "reward, judge).")
 def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achievements, min_progression, max_turns,
-               require_termination, formats, models, min_gap, keep_all, no_metadata, inline_images) -> None:
+               require_termination, formats, models, pairs, rank_by, min_gap, keep_all, no_metadata,
+               inline_images) -> None:
     """Rebuild a training-data file from the graded results in OUT, without regrading.
 
     SFT files keep only sessions that pass by default (--all keeps every one); every row
-    carries its metadata (--no-metadata leaves it out; never in openai-sft rows) and its
-    source's one tool list. The output says what was left out and why. Exit code 0 when
-    rows were written, 3 when nothing passed the filters (no file is written), 2 on a usage
-    error.
+    carries its metadata (--no-metadata leaves it out; never in openai-sft or openai-dpo
+    rows) and its source's one tool list. DPO pairs two runs of one task on their shared
+    prompt (--pairs, --rank-by). The output says what was left out and why. Exit code 0
+    when rows were written, 3 when nothing passed the filters (no file is written), 2 on a
+    usage error.
     """
     from .exports.build import ExportOptions, NothingToExport, build_export
     from .exports.filters import ExportFilter
 
+    if fmt == "openai-dpo" and pairs == "trajectory":
+        raise click.UsageError("--pairs trajectory: OpenAI preference fine-tuning takes one assistant message per "
+                               "side; use --pairs step (the default) with --format openai-dpo")
     cfg = _build_config(config_file, None, None, None)
     base = cfg.exports.filter()
     given = {"min_score": min_score, "min_reward": min_reward, "min_achievements": min_achievements,
@@ -315,7 +329,8 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
         return
     if dest is not None and dest.is_dir():
         raise click.UsageError(f"--output {dest} is a folder; name the file to write")
-    opts = ExportOptions.from_config(cfg.exports, flt=flt, min_gap=min_gap, pass_only=False if keep_all else None,
+    opts = ExportOptions.from_config(cfg.exports, flt=flt, min_gap=min_gap, pairs=pairs, rank_by=rank_by,
+                                     pass_only=False if keep_all else None,
                                      metadata=False if no_metadata else None)
     try:
         res = build_export(out, fmt, dest=dest, options=opts)
@@ -323,12 +338,15 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
         click.echo(f"streamgrade: {exc}", err=True)
         sys.exit(EXIT_NOTHING)
     left = sum(res.reasons.values())
+    # DPO: what is left out is candidate pairs (two runs of a task), one-run tasks and filtered runs
+    verb = "dropped" if fmt in ("dpo", "openai-dpo") else "left out"
+    what = " (candidate pairs, one-run tasks, filtered runs)" if verb == "dropped" else ""
     click.echo(f"streamgrade: wrote {res.rows} {fmt} rows to {res.path} ({res.considered} graded sessions considered, "
-               f"{left} left out)", err=True)
+               f"{left} {verb}{what})", err=True)
     for kind, n in sorted(res.reasons.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {n} left out: {kind}", err=True)
+        click.echo(f"  {n} {verb}: {kind}", err=True)
     for sid, reason in res.rejected[:10]:
-        click.echo(f"  left out {sid}: {reason}", err=True)
+        click.echo(f"  {verb} {sid}: {reason}", err=True)
     if len(res.rejected) > 10:
         click.echo(f"  ... and {len(res.rejected) - 10} more", err=True)
 

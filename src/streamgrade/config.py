@@ -167,7 +167,13 @@ class ExportsConfig(ExportFilter, forbid_unknown_fields=True):
     """``[exports]``: the quality filter applied to the training files rebuilt at the end of
     a grade run (fields as in
     :class:`~streamgrade.exports.filters.ExportFilter`; ``min_score`` is the quality
-    threshold); ``dpo_min_gap`` the least score gap (points) of a best-vs-worst pair;
+    threshold); preference pairs (:mod:`streamgrade.exports.dpo`): ``dpo_pairs`` step (the
+    first assistant turn where two runs of a task diverge) or trajectory (whole
+    continuations after the shared prefix), ``dpo_rank_by`` reward (ground truth first, the
+    judge score without a reward or to break a tie) or score (never against the reward),
+    ``dpo_min_gap`` the least score gap (points) where the score ranks a pair,
+    ``dpo_group_by`` the fields that make a task (source_format, source_dir, source_file,
+    task_id, task, model, agent);
     ``dpo_rebuild_s`` how often at most (s) ``watch`` rebuilds the training files when idle;
     ``reward_pass`` the reward at or above which a session passes (``stats``, and the SFT
     pass filter; unset: 1.0 for binary rewards, else the group's median); ``training`` the
@@ -178,6 +184,10 @@ class ExportsConfig(ExportFilter, forbid_unknown_fields=True):
     reward, judge)."""
 
     dpo_min_gap: float = 10.0
+    dpo_pairs: Literal["step", "trajectory"] = "step"
+    dpo_rank_by: Literal["reward", "score"] = "reward"
+    dpo_group_by: list[Literal["source_format", "source_dir", "source_file", "task_id", "task", "model", "agent"]] = \
+        msgspec.field(default_factory=lambda: ["source_format", "task_id", "model"])
     dpo_rebuild_s: float = 60.0
     reward_pass: float | None = None
     training: list[str] = msgspec.field(default_factory=lambda: ["sft", "sharegpt", "dpo"])

@@ -8,7 +8,8 @@ Formats: ``sft`` (ChatML, TRL's conversational "messages" datasets), ``sharegpt`
 fine-tuning). Rows come from :mod:`.training` (metadata, one tool list per source, the pass
 filter) and :mod:`.dpo`. Files are written atomically and readable by others (0644 less
 the umask); when nothing passes, :class:`NothingToExport` is raised and no file is written,
-never an empty file that looks like success.
+never an empty file that looks like success. Rows that bring a field no earlier row had
+come first (:mod:`.frontload`), so `datasets` infers the whole schema from the first block.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, Callable
 
 from ..sinks.atomic import atomic_writer
 from ..sinks.layout import Layout
-from .dpo import PairError, PairPicker, openai_pair, trl_pair
+from .dpo import DEFAULT_GROUP_BY, write_pairs
 from .filters import ExportFilter
-from .store import fill, load_graded
-from .tools import SourceTools, source_key
-from .training import (FILE_NAMES, SESSION_FORMATS, Built, PassRule, build_session_exports, encode, first_pass,
-                       row_metadata)
+from .frontload import FrontLoaded
+from .tools import SourceTools
+from .training import FILE_NAMES, SESSION_FORMATS, Built, PassRule, build_session_exports, encode, first_pass
 
 log = logging.getLogger("streamgrade.exports")
 
@@ -41,8 +41,9 @@ class NothingToExport(Exception):
 class ExportOptions:
     """How rows are chosen and written: ``flt`` the ``[exports]`` filters; ``pass_only``
     keeps only passing sessions (False: ``--all``); ``reward_pass`` / ``pass_score`` the
-    pass marks; ``metadata`` adds row metadata; ``min_gap`` the least score gap of a pair
-    ranked by score."""
+    pass marks; ``metadata`` adds row metadata. Preference pairs (:mod:`.dpo`): ``pairs``
+    step or trajectory, ``rank_by`` reward or score, ``min_gap`` the least score gap
+    (points) where the score ranks a pair, ``group_by`` the record fields of a task."""
 
     flt: ExportFilter = field(default_factory=ExportFilter)
     pass_only: bool = True
@@ -50,12 +51,16 @@ class ExportOptions:
     pass_score: float = 50.0
     metadata: bool = True
     min_gap: float = 10.0
+    pairs: str = "step"
+    rank_by: str = "reward"
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
 
     @classmethod
     def from_config(cls, ex: Any, **overrides: Any) -> "ExportOptions":
         """From an ``[exports]`` config section, with ``overrides``."""
         base = cls(flt=ex.filter(), pass_only=ex.pass_only, reward_pass=ex.reward_pass, pass_score=ex.pass_score,
-                   metadata=ex.metadata, min_gap=ex.dpo_min_gap)
+                   metadata=ex.metadata, min_gap=ex.dpo_min_gap, pairs=ex.dpo_pairs, rank_by=ex.dpo_rank_by,
+                   group_by=tuple(ex.dpo_group_by))
         for k, v in overrides.items():
             if v is not None:
                 setattr(base, k, v)
@@ -79,39 +84,11 @@ class ExportResult:
 
 def _pairs(fmt: str, out: Path, opts: ExportOptions, tools: SourceTools, write: Callable[[dict[str, Any]], None],
            built: Built) -> int:
-    """Write DPO rows (the pass rule does not apply: a rejected side fails by design);
-    returns the sessions considered."""
-    picker = PairPicker()
-    considered = 0
-    for gs in load_graded(out, with_messages=False, with_task=True):
-        considered += 1
-        reason = opts.flt.reject_reason(gs.record)
-        if reason:
-            built.rejected.add(gs.session_id, reason)
-        else:
-            picker.add(gs)
-    make = trl_pair if fmt == "dpo" else openai_pair
-    for key, picked in picker.pairs(opts.min_gap):
-        try:
-            if isinstance(picked, PairError):
-                raise picked
-            best, worst = picked
-            if not (fill(out, best) and fill(out, worst)):
-                raise PairError("a session's files are missing")
-            row = make(best, worst)
-            skey = source_key(best.record)
-            row_tools = tools.tools_for(skey, best.messages + worst.messages) if (
-                tools.declared.get(skey) or tools.called.get(skey)) else []
-            if row_tools:
-                (row["input"] if fmt == "openai-dpo" else row)["tools"] = row_tools
-            if opts.metadata and fmt == "dpo":
-                row["metadata"] = {"chosen": row_metadata(best.record), "rejected": row_metadata(worst.record)}
-            write(row)
-            built.rows += 1
-            best.messages = worst.messages = []  # keep memory flat
-        except PairError as exc:
-            built.rejected.add("/".join(key), str(exc))
-    return considered
+    """Write the preference pairs of ``fmt`` (:func:`.dpo.write_pairs`); returns the
+    sessions considered."""
+    return write_pairs(out, fmt, write, built, tools=tools, flt=opts.flt, mode=opts.pairs,  # type: ignore[arg-type]
+                       rank_by=opts.rank_by, min_gap=opts.min_gap, metadata=opts.metadata,  # type: ignore[arg-type]
+                       group_by=opts.group_by)
 
 
 def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
@@ -121,22 +98,28 @@ def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[
     tools, _ = first_pass(out, opts.flt, rule)
     built: dict[str, Built] = {}
     considered = 0
-    files: dict[str, BinaryIO] = {}
+    files: dict[str, FrontLoaded] = {}
     writers: list[Any] = []
     try:
         for fmt, dest in dests.items():
             w = atomic_writer(dest)
             writers.append(w)
-            files[fmt] = w.__enter__()
-        session = {f: (lambda row, f=f: files[f].write(encode(row))) for f in dests if f in SESSION_FORMATS}
+            files[fmt] = FrontLoaded(w.__enter__(), dest.parent)
+
+        def put(fmt: str) -> Callable[[dict], None]:
+            return lambda row: files[fmt].write(row, encode(row))
+        session = {f: put(f) for f in dests if f in SESSION_FORMATS}
         if session:
             b, considered = build_session_exports(out, session, opts.flt, rule=rule, metadata=opts.metadata, tools=tools)
             built.update(b)
         for fmt in (f for f in dests if f not in SESSION_FORMATS):
             built[fmt] = Built(fmt)
-            considered = max(considered, _pairs(fmt, out, opts, tools, lambda row, f=fmt: files[f].write(encode(row)),
-                                                built[fmt]))
+            considered = max(considered, _pairs(fmt, out, opts, tools, put(fmt), built[fmt]))
+        for f in files.values():
+            f.finish()
     except BaseException as exc:
+        for f in files.values():
+            f.close()
         for w in writers:
             w.__exit__(type(exc), exc, exc.__traceback__)
         raise

@@ -1,71 +1,115 @@
-"""Preference pairs: best vs worst graded session of the same task, in TRL's conversational
-shape and in OpenAI's preference fine-tuning shape.
+"""Preference pairs from runs of the same task, in TRL's conversational shape (``dpo``) and
+in OpenAI's preference fine-tuning shape (``openai-dpo``).
 
-- TRL (DPOTrainer, "conversational" preference datasets): ``{"prompt": [messages],
-  "chosen": [messages], "rejected": [messages]}``. The prompt is the chosen trajectory up to
-  and including its first user message (system kept); chosen and rejected are each
-  trajectory's messages after its own first user message (trajectory-level preference).
-- OpenAI (fine-tuning, method "dpo"): ``{"input": {"messages", "tools"?},
-  "preferred_output": [one assistant message], "non_preferred_output": [one assistant
-  message]}``. OpenAI takes a single assistant message per side, so the pair is cut at the
-  first assistant turn where the two trajectories differ: the input is the chosen
-  trajectory before that turn.
+Which runs pair: runs of one task (:func:`group_key`: by default the same source format,
+task id (else task text) and model; ``[exports] dpo_group_by`` changes the fields). Every
+two runs of a task are a candidate pair; :func:`.pairs.rank` says which side is chosen
+(ground-truth reward first, ``--rank-by``) and :func:`.pairs.cut` where the pair is cut
+(``--pairs step|trajectory``). Both sides always share one prompt: the runs' shared prefix.
+Candidates that give the same pair again are dropped as duplicates, and pairs of a task
+that rank the same two turns both ways (after the same prompt) are dropped as
+contradicting. Every dropped candidate is counted with its reason.
 
-Pairs form within a group (same source format, task id or task text, and model), from the
-highest and the lowest score, when they differ by at least the minimum gap.
+TRL (``trl`` 1.16 ``DPOTrainer``; its ``tokenize_fn`` in trl/trainer/dpo_trainer.py renders
+``prompt`` with ``add_generation_prompt=True`` and ``prompt + chosen`` / ``prompt +
+rejected`` with the chat template and the row's ``tools`` (a list, or a JSON string it
+``json.loads``), and scores every token after the prompt)::
+
+    {"prompt": [messages], "chosen": [messages], "rejected": [messages],
+     "tools"?: [the source's tool list], "metadata"?: {"chosen": {...}, "rejected": {...},
+     "pair": {"mode", "ranked_by", "diverge_at", "turn"}},
+     "chosen_train"?: [bool], "rejected_train"?: [bool]}
+
+- step rows: ``chosen`` and ``rejected`` are one assistant message each.
+- trajectory rows (ETO-style trajectory preference: Song et al. 2024, "Trial and Error:
+  Exploration-Based Trajectory Optimization for LLM Agents", ACL; their
+  construct_preference.py in Yifan-Song793/ETO pairs whole continuations after a shared
+  prompt, each ending on the model's turn, and their trainer masks the other turns): each
+  side is its whole continuation, with the environment's and the user's turns inside it.
+  ``chosen_train`` / ``rejected_train`` hold one flag per message of ``chosen`` /
+  ``rejected``: true for the model's (assistant) turns, which a trainer scores, false for
+  user, tool and system turns, which it must mask. TRL's DPOTrainer 1.16 has no such mask
+  (it scores the whole completion), so a trainer needs either these flags or the token mask
+  that ``apply_chat_template(..., return_assistant_tokens_mask=True)`` gives with a chat
+  template holding ``{% generation %}`` markers (TRL ships such templates,
+  trl/chat_templates/*_training.jinja; SFTTrainer's ``assistant_only_loss`` uses them). A
+  continuation may start with a user or tool turn (the runs diverged there: another seed,
+  a reworded user line); the prompt rendered with its generation prompt is then not a
+  prefix of prompt + side, and TRL starts the completion where the two token sequences
+  part (``common_prefix_length``) with a one-time warning. Such a prompt may end on a
+  system message (only the system prompt is shared: tau-bench, Crafter): DPOTrainer's text
+  path takes it, but TRL's ``apply_chat_template`` helper (trl/data_utils.py, used to
+  pre-render rows and by the vision collator) refuses a prompt whose last role is system.
+- ``tools``: the union of both runs' source lists (:class:`.tools.SourceTools`), present
+  whenever the source declares or calls tools.
+- ``metadata`` (not with ``--no-metadata``): :func:`.training.row_metadata` of each side,
+  and how the pair was made: ``mode``, ``ranked_by`` (reward, score, or "score, rewards
+  equal"), ``diverge_at`` (the prompt's length in messages) and ``turn`` (the 1-based
+  assistant turn at the divergence).
+
+OpenAI (fine-tuning guide "Direct preference optimization" and the API reference's
+preference input: ``{"input": {"messages", "tools"?, "parallel_tool_calls"?},
+"preferred_output": [one assistant message], "non_preferred_output": [one assistant
+message]}``, the guide's shape; one assistant message per side, so only step pairs; OpenAI
+rejects unknown keys, so no metadata): the input follows the strict chat rules of
+:mod:`.openai_sft`, and :func:`check_openai_dpo` checks every row before it is written.
+
+Memory stays flat: each run adds one row (group key, id, folder, record) to a private
+temporary SQLite table on disk, and the pairs are made one task at a time from one ordered
+query, so a pass holds one task's runs, never all of them.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 import sqlite3
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
-from .chatml import infer_tools
-from .store import GradedSession
+from .filters import ExportFilter
+from .openai_sft import _row_tools, check_openai_sft, to_openai_sft
+from .pairs import Cut, Mode, PairError, RankBy, canon, cut, digest, rank, side_messages
+from .store import GradedSession, fill, load_graded
+from .tools import SourceTools, calls_of, source_key
+from .training import Built, chat_messages, row_metadata
 
-
-class PairError(ValueError):
-    """Why a group gives no pair."""
-
-
-def group_key(s: GradedSession) -> tuple[str, str, str]:
-    """(format, task, model): pairs only ever form within one key."""
-    return (s.record.get("source_format") or "", str(s.record.get("task_id") or s.task or ""), s.record.get("model") or "")
-
-
-def pick_pair(group: list[GradedSession], min_gap: float) -> tuple[GradedSession, GradedSession]:
-    """(best, worst) by score (ties: higher reward, then session id); PairError if the group
-    has fewer than two or the gap is below ``min_gap``."""
-    if len(group) < 2:
-        raise PairError("fewer than two graded sessions")
-    order = sorted(group, key=_rank)
-    worst, best = order[0], order[-1]
-    if best.score - worst.score < min_gap:
-        raise PairError(f"score gap {best.score - worst.score:.1f} below {min_gap}")
-    return best, worst
+#: Fields a task group may be keyed on (``[exports] dpo_group_by``).
+GROUP_FIELDS = ("source_format", "source_dir", "source_file", "task_id", "task", "model", "agent")
+DEFAULT_GROUP_BY = ("source_format", "task_id", "model")
 
 
-def _rank(s: GradedSession) -> tuple[float, float, str]:
-    return (s.score, s.record.get("reward") or 0.0, s.session_id)
+def group_key(gs: GradedSession, fields: tuple[str, ...] | list[str] = DEFAULT_GROUP_BY) -> tuple[str, ...]:
+    """The task of a run: ``fields`` of its record (``task_id`` falls back on the task text;
+    ``source_dir`` / ``source_file`` are the folder / path of its source)."""
+    rec = gs.record
+    path = str(rec.get("source_path") or "")
+    values = {"source_format": rec.get("source_format"), "source_dir": os.path.dirname(path),
+              "source_file": path, "task_id": rec.get("task_id") or gs.task, "task": gs.task,
+              "model": rec.get("model"), "agent": rec.get("agent")}
+    return tuple(str(values[f] or "") for f in fields)
 
 
-class PairPicker:
-    """:func:`pick_pair` over a stream of sessions, grouped on disk: each session adds one
-    row (group, score, reward, id) to a private temporary SQLite database (``sqlite3.connect
-    ("")``: on disk, removed on close), and the best and worst of every group come from one
-    windowed query, so memory stays flat however many sessions and groups there are."""
+class TaskGroups:
+    """Runs grouped by task on disk (see the module docstring): :meth:`add` each run, then
+    iterate (key, runs) in key order, each run holding its record (messages not loaded)."""
 
     _SEP = "\x1f"
 
-    def __init__(self) -> None:
+    def __init__(self, fields: tuple[str, ...] | list[str] = DEFAULT_GROUP_BY) -> None:
+        bad = [f for f in fields if f not in GROUP_FIELDS]
+        if bad or not fields:
+            raise ValueError(f"dpo_group_by: unknown fields {bad}; choose from {', '.join(GROUP_FIELDS)}")
+        self.fields = tuple(fields)
         self.db = sqlite3.connect("")
-        self.db.execute("CREATE TABLE r (key TEXT, score REAL, reward REAL, id TEXT)")
-        self._rows: list[tuple[str, float, float, str]] = []
+        self.db.execute("CREATE TABLE r (key TEXT, id TEXT, folder TEXT, record TEXT)")
+        self._rows: list[tuple[str, str, str, str]] = []
 
-    def add(self, s: GradedSession) -> None:
-        score, reward, sid = _rank(s)
-        self._rows.append((self._SEP.join(group_key(s)), score, reward, sid))
+    def add(self, gs: GradedSession) -> None:
+        self._rows.append((self._SEP.join(group_key(gs, self.fields)), gs.session_id, str(gs.folder or ""),
+                           json.dumps(gs.record)))
         if len(self._rows) >= 1000:
             self._flush()
 
@@ -73,68 +117,194 @@ class PairPicker:
         self.db.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", self._rows)
         self._rows.clear()
 
-    def pairs(self, min_gap: float) -> Iterator[tuple[tuple[str, ...], Any]]:
-        """Yield (key, (best, worst) or PairError) per group, in key order; best and worst
-        are GradedSessions holding only their id, score and reward (fill them to use them)."""
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], list[GradedSession]]]:
         self._flush()
-        query = """
-            WITH ranked AS (
-              SELECT key, id, score, reward,
-                ROW_NUMBER() OVER (PARTITION BY key ORDER BY score DESC, reward DESC, id DESC) AS b,
-                ROW_NUMBER() OVER (PARTITION BY key ORDER BY score ASC, reward ASC, id ASC) AS w,
-                COUNT(*) OVER (PARTITION BY key) AS n
-              FROM r)
-            SELECT key, MAX(n),
-              MAX(CASE WHEN b = 1 THEN id END), MAX(CASE WHEN b = 1 THEN score END), MAX(CASE WHEN b = 1 THEN reward END),
-              MAX(CASE WHEN w = 1 THEN id END), MAX(CASE WHEN w = 1 THEN score END), MAX(CASE WHEN w = 1 THEN reward END)
-            FROM ranked WHERE b = 1 OR w = 1 GROUP BY key ORDER BY key"""
         try:
-            for key, n, bid, bscore, breward, wid, wscore, wreward in self.db.execute(query):
-                k = tuple(key.split(self._SEP))
-                if n < 2:
-                    yield k, PairError("fewer than two graded sessions")
-                elif bscore - wscore < min_gap:
-                    yield k, PairError(f"score gap {bscore - wscore:.1f} below {min_gap}")
-                else:
-                    yield k, (GradedSession(bid, {"score": bscore, "reward": breward}),
-                              GradedSession(wid, {"score": wscore, "reward": wreward}))
+            rows = self.db.execute("SELECT key, id, folder, record FROM r ORDER BY key, id")
+            for key, group in itertools.groupby(rows, key=lambda row: row[0]):
+                yield tuple(key.split(self._SEP)), [
+                    GradedSession(sid, json.loads(rec), folder=Path(folder) if folder else None)
+                    for _, sid, folder, rec in group]
         finally:
             self.db.close()
 
 
-def _split(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    for i, m in enumerate(messages):
-        if m.get("role") == "user":
-            return messages[: i + 1], messages[i + 1:]
-    raise PairError("trajectory has no user message")
+def pair_tools(tools: SourceTools, sides: list[GradedSession], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool list of a pair: the union, by name, of both runs' source lists (plus any
+    function ``messages`` call that they lack); empty when neither source has tools."""
+    out: dict[str, dict[str, Any]] = {}
+    for gs in sides:
+        key = source_key(gs.record)
+        if tools.declared.get(key) or tools.called.get(key) or calls_of(messages):
+            for t in tools.tools_for(key, messages):
+                out.setdefault(t["function"]["name"], t)
+    return [out[n] for n in sorted(out)]
 
 
-def trl_pair(best: GradedSession, worst: GradedSession) -> dict[str, Any]:
-    """A TRL conversational preference row (see module docstring)."""
-    prompt, chosen = _split(best.messages)
-    _, rejected = _split(worst.messages)
-    if not chosen or not rejected:
-        raise PairError("a side has no messages after the prompt")
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+def trl_row(prompt: list[dict[str, Any]], chosen: list[dict[str, Any]], rejected: list[dict[str, Any]],
+            tools: list[dict[str, Any]], mode: Mode) -> dict[str, Any]:
+    """A TRL conversational preference row (see the module docstring), without metadata."""
+    row: dict[str, Any] = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    if tools:
+        row["tools"] = tools
+    if mode == "trajectory":
+        row["chosen_train"] = [m.get("role") == "assistant" for m in chosen]
+        row["rejected_train"] = [m.get("role") == "assistant" for m in rejected]
+    return row
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a.get("content") == b.get("content") and a.get("tool_calls") == b.get("tool_calls")
+def openai_row(prompt: list[dict[str, Any]], chosen: dict[str, Any], rejected: dict[str, Any],
+               tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OpenAI preference row of one step pair (see the module docstring); PairError when
+    the strict rules leave no valid row."""
+    c, r = to_openai_sft(prompt + [chosen], tools), to_openai_sft(prompt + [rejected], tools)
+    if c is None or r is None or len(c["messages"]) < 2:
+        raise PairError("invalid OpenAI preference row (strict rules): no assistant turn left")
+    cm, rm = c["messages"], r["messages"]
+    if cm[:-1] != rm[:-1]:
+        raise PairError("invalid OpenAI preference row (strict rules): a side says and calls nothing")
+    listed = {t["function"]["name"]: t for t in _row_tools(tools, {}) + c.get("tools", []) + r.get("tools", [])}
+    inp: dict[str, Any] = {"messages": cm[:-1]}
+    if listed:
+        inp["tools"] = [listed[n] for n in sorted(listed)]
+    row = {"input": inp, "preferred_output": [cm[-1]], "non_preferred_output": [rm[-1]]}
+    problems = check_openai_dpo(row)
+    if problems:
+        raise PairError(f"invalid OpenAI preference row (strict rules): {'; '.join(problems[:3])}")
+    return row
 
 
-def openai_pair(best: GradedSession, worst: GradedSession) -> dict[str, Any]:
-    """An OpenAI preference fine-tuning row (see module docstring)."""
-    b_idx = [i for i, m in enumerate(best.messages) if m.get("role") == "assistant"]
-    w_idx = [i for i, m in enumerate(worst.messages) if m.get("role") == "assistant"]
-    for k in range(min(len(b_idx), len(w_idx))):
-        pref, non = best.messages[b_idx[k]], worst.messages[w_idx[k]]
-        if not _same(pref, non):
-            row: dict[str, Any] = {"input": {"messages": best.messages[: b_idx[k]]},
-                                   "preferred_output": [pref], "non_preferred_output": [non]}
-            tools = best.tools or infer_tools(best.messages + worst.messages)
-            if tools:
-                row["input"]["tools"] = tools
-            if not any(m.get("role") == "user" for m in row["input"]["messages"]):
-                raise PairError("no user message before the first differing assistant turn")
-            return row
-    raise PairError("assistant turns never differ")
+def check_openai_dpo(row: dict[str, Any]) -> list[str]:
+    """The rules an OpenAI preference row breaks (empty when it passes): keys ``input``,
+    ``preferred_output``, ``non_preferred_output`` only; input keys ``messages``, ``tools``,
+    ``parallel_tool_calls``; one assistant message per output; input + each output obeys
+    the strict chat rules of :func:`.openai_sft.check_openai_sft`."""
+    problems = []
+    extra = set(row) - {"input", "preferred_output", "non_preferred_output"}
+    if extra:
+        problems.append(f"unknown top-level keys {sorted(extra)}")
+    inp = row.get("input")
+    if not isinstance(inp, dict) or not isinstance(inp.get("messages"), list) or not inp["messages"]:
+        return problems + ["input has no messages"]
+    if set(inp) - {"messages", "tools", "parallel_tool_calls"}:
+        problems.append(f"unknown input keys {sorted(set(inp) - {'messages', 'tools', 'parallel_tool_calls'})}")
+    for side in ("preferred_output", "non_preferred_output"):
+        out = row.get(side)
+        if not (isinstance(out, list) and len(out) == 1 and isinstance(out[0], dict) and out[0].get("role") == "assistant"):
+            problems.append(f"{side} is not one assistant message")
+            continue
+        chat = {"messages": inp["messages"] + out, **({"tools": inp["tools"]} if "tools" in inp else {})}
+        problems += [f"{side}: {p}" for p in check_openai_sft(chat)]
+    return problems
+
+
+def write_pairs(out: str | Path, fmt: str, write: Callable[[dict[str, Any]], None], built: Built, *,
+                tools: SourceTools, flt: ExportFilter, mode: Mode = "step", rank_by: RankBy = "reward",
+                min_gap: float = 10.0, metadata: bool = True,
+                group_by: tuple[str, ...] | list[str] = DEFAULT_GROUP_BY) -> int:
+    """Write the ``fmt`` (dpo or openai-dpo) pairs of the graded runs under ``out`` with
+    ``write``, counting rows and dropped candidates (with reasons) in ``built``; the
+    ``[exports]`` filters ``flt`` choose the runs (the SFT pass rule does not apply: a
+    rejected side fails by design). openai-dpo is always ``step``. Returns the runs
+    considered."""
+    if fmt not in ("dpo", "openai-dpo"):
+        raise ValueError(f"not a preference format: {fmt!r}")
+    if mode not in ("step", "trajectory"):
+        raise ValueError(f"dpo_pairs: {mode!r} is not step or trajectory")
+    if rank_by not in ("reward", "score"):
+        raise ValueError(f"dpo_rank_by: {rank_by!r} is not reward or score")
+    if fmt == "openai-dpo":
+        mode = "step"
+    groups = TaskGroups(group_by)
+    considered = 0
+    for gs in load_graded(out, with_messages=False, with_task=True):
+        considered += 1
+        reason = flt.reject_reason(gs.record)
+        if reason:
+            built.rejected.add(gs.session_id, reason)
+        else:
+            groups.add(gs)
+    for key, runs in groups:
+        _task_pairs(out, fmt, _label(key), runs, write, built, tools=tools,
+                    mode=mode, rank_by=rank_by, min_gap=min_gap, metadata=metadata)
+    return considered
+
+
+def _label(key: tuple[str, ...]) -> str:
+    """A task key as one short line for the report (a long task text is cut at 60 chars)."""
+    parts = [" ".join(k.split()) for k in key if k]
+    return " / ".join(p if len(p) <= 60 else p[:57] + "..." for p in parts) or "(no task)"
+
+
+def _task_pairs(out: str | Path, fmt: str, label: str, runs: list[GradedSession], write: Callable[[dict[str, Any]], None],
+                built: Built, *, tools: SourceTools, mode: Mode, rank_by: RankBy, min_gap: float, metadata: bool) -> None:
+    """The pairs of one task (its runs' messages are in memory only here)."""
+    if len(runs) < 2:
+        built.rejected.add(label, "a task with one graded run gives no pair")
+        return
+    loaded = []
+    for gs in runs:
+        if not fill(out, gs):
+            built.rejected.add(f"{label}: {gs.session_id}", "a run's files missing or broken")
+        elif not any(m.get("role") == "assistant" for m in gs.messages):
+            built.rejected.add(f"{label}: {gs.session_id}", "a run has no assistant turn (no pair with it)")
+        else:
+            loaded.append(gs)
+    msgs = [chat_messages(gs) for gs in loaded]
+    keys = [canon(m) for m in msgs]
+    cands: list[tuple[int, int, Cut, str, str]] = []
+    for i, j in itertools.combinations(range(len(loaded)), 2):
+        what = f"{label}: {loaded[i].session_id} vs {loaded[j].session_id}"
+        try:  # where they diverge first (it does not depend on the order), then which side wins
+            ct = cut(keys[i], keys[j], mode)
+            w, how = rank(loaded[i].record, loaded[j].record, rank_by, min_gap)
+            if w == 0:
+                cands.append((i, j, ct, how, what))
+            else:
+                cands.append((j, i, Cut(ct.at, ct.rejected_end, ct.chosen_end, ct.turn), how, what))
+        except PairError as exc:
+            built.rejected.add(what, str(exc))
+    for c, r, ct, how, what in _unique(cands, keys, built):
+        try:
+            prompt, chosen = side_messages(msgs[c], ct, ct.chosen_end)
+            _, rejected = side_messages(msgs[r], ct, ct.rejected_end)
+            row_tools = pair_tools(tools, [loaded[c], loaded[r]], prompt + chosen + rejected)
+            if fmt == "openai-dpo":
+                row = openai_row(prompt, chosen[0], rejected[0], row_tools)
+            else:
+                row = trl_row(prompt, chosen, rejected, row_tools, mode)
+                if metadata:
+                    row["metadata"] = {"chosen": row_metadata(loaded[c].record), "rejected": row_metadata(loaded[r].record),
+                                       "pair": {"mode": mode, "ranked_by": how, "diverge_at": ct.at, "turn": ct.turn}}
+        except PairError as exc:
+            built.rejected.add(what, str(exc))
+            continue
+        write(row)
+        built.rows += 1
+
+
+def _unique(cands: list[tuple[int, int, Cut, str, str]], keys: list[list[Any]],
+            built: Built) -> Iterator[tuple[int, int, Cut, str, str]]:
+    """The candidates of a task less duplicates (the same prompt, chosen and rejected again)
+    and contradictions (the same two sides after the same prompt, ranked both ways)."""
+    sig = []
+    for c, r, ct, _, _ in cands:
+        sig.append((digest(keys[c][: ct.at]), digest(keys[c][ct.at: ct.chosen_end]),
+                    digest(keys[r][ct.at: ct.rejected_end])))
+    orientations: dict[tuple[str, frozenset[str]], set[str]] = {}
+    for p, x, y in sig:
+        orientations.setdefault((p, frozenset((x, y))), set()).add(x)
+    seen: set[tuple[str, str, str]] = set()
+    for cand, (p, x, y) in zip(cands, sig):
+        if len(orientations[(p, frozenset((x, y)))]) > 1:
+            built.rejected.add(cand[4], "contradicted by another pair (the same two sides ranked the other "
+                                        "way after the same prompt)")
+        elif (p, x, y) in seen:
+            built.rejected.add(cand[4], "duplicate of another pair (the same prompt and sides)")
+        else:
+            seen.add((p, x, y))
+            yield cand
+
+
+__all__ = ["GROUP_FIELDS", "DEFAULT_GROUP_BY", "PairError", "TaskGroups", "group_key", "pair_tools", "trl_row",
+           "openai_row", "check_openai_dpo", "write_pairs"]

@@ -45,7 +45,7 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float]) -> Score
         components={k: c.score for k, c in v.components.items()} if graded else {},
         confidence=final_confidence(v.components, weights) if graded else None,
         judge=JudgeInfo(judge.kind, judge.model),
-        reward=s.reward if s else None,
+        reward=round(s.reward, 9) if s and s.reward is not None else None,  # float noise of summed rewards
         n_actions=len(s.actions) if s else 0,
         task_id=s.task_id if s else None,
         trial=s.trial if s else None,
