@@ -229,13 +229,15 @@ def test_web_row_interleaves_quests_and_hints_and_keeps_strokes(exported):
 
 def test_inline_images_are_data_urls_for_openai_and_paths_for_sharegpt(graded, tmp_path):
     _, out = graded
-    res = build_computer_use(out, tmp_path / "x", inline_images=True, metadata=False)
+    res = build_computer_use(out, tmp_path / "x", inline_images=True)
     first = json.loads((tmp_path / "x" / "computer_use.openai.jsonl").read_text().splitlines()[0])
+    # the upload-ready file keeps OpenAI's keys only; metadata stays in the ShareGPT file
     assert "metadata" not in first and set(first) == {"messages"}
     url = first["messages"][1]["content"][0]["image_url"]["url"]
     assert url.startswith("data:image/jpeg;base64,")
     share = json.loads((tmp_path / "x" / "computer_use.sharegpt.jsonl").read_text().splitlines()[0])
     assert share["images"][0].startswith("images/") and res.rows >= 3
+    assert share["metadata"]["session_id"]
 
 
 def test_hf_datasets_loads_both_files(exported, tmp_path):

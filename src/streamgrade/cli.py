@@ -272,7 +272,7 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"
               help="File to write (computer-use: the folder).  "
                    "[default: OUT/exports/rebuilt/<name>.jsonl; OUT/exports/computer_use/]")
 @click.option("--inline-images", is_flag=True,
-              help="computer-use: images as data URLs in the OpenAI file (for an upload; OpenAI "
+              help="computer-use: images as data URLs and no metadata in the OpenAI file (for an upload; OpenAI "
                    "cannot read local paths).  [default: relative paths]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config file; its [exports] section gives the default filters.")

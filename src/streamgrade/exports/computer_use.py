@@ -30,7 +30,9 @@ Clones web quests/hints join the turn they preceded) and an assistant turn (the 
 pyautogui calls, one a line). ``metadata`` (unless ``metadata=False``): ``session_id``,
 ``source_format``, ``task_id``, ``score``, ``reward``, ``judge``, ``screen`` (the layout,
 plus ``image_width``/``image_height`` px), ``actions`` (the structured actions of each step)
-and ``dropped`` (actions left out and why: outside the recorded screen, nothing to do).
+and ``dropped`` (actions left out and why: outside the recorded screen, nothing to do). With
+``inline_images`` the OpenAI file is meant for an upload and keeps OpenAI's keys only (no
+``metadata``; the ShareGPT file, same rows in the same order, keeps it).
 
 Files under ``dest_dir`` (default OUT/exports/computer_use/): ``computer_use.openai.jsonl``,
 ``computer_use.sharegpt.jsonl``, ``dataset_info.json`` and ``images/<session folder>/``
@@ -255,7 +257,9 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
               "reward": rec.get("reward"), "judge": rec.get("judge"),
               "screen": {**layout.to_dict(), "image_width": image_size[0], "image_height": image_size[1]},
               "actions": [structs for _, _, structs, _ in turns], "dropped": dropped}
-        openai_row["metadata"] = share_row["metadata"] = md
+        share_row["metadata"] = md
+        if not inline:  # an upload-ready file (data URLs) keeps OpenAI's keys only
+            openai_row["metadata"] = md
     return openai_row, share_row, len(paths), len(dropped)
 
 

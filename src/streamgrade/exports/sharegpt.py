@@ -122,9 +122,10 @@ def validate(row: dict[str, Any]) -> None:
     for i, turn in enumerate(conv):
         want = ODD if i % 2 == 0 else EVEN
         if turn.get("from") not in want:
-            raise ShareGPTError(f"turn {i} is {turn.get('from')!r}, LLaMA-Factory expects one of {want}")
+            raise ShareGPTError(f"out of LLaMA-Factory's turn order: turn {i} is {turn.get('from')!r}, "
+                                f"it expects one of {want}")
         if not isinstance(turn.get("value"), str):
-            raise ShareGPTError(f"turn {i} value is not a string")
+            raise ShareGPTError(f"a value that is not a string: turn {i}")
     if len(conv) % 2:
         raise ShareGPTError(f"odd number of turns ({len(conv)}): must end with gpt or function_call")
     if "tools" in row and not isinstance(row["tools"], str):
