@@ -84,18 +84,20 @@ def reference_actions(raw: Any) -> list[dict[str, Any]] | None:
 
 
 def normalise(value: Any) -> Any:
-    """A value as compared: strings that hold JSON objects, arrays or numbers are parsed;
-    numbers become floats (booleans stay booleans); other strings are case-folded with their
+    """A value as compared: strings that hold JSON objects, arrays, numbers, booleans or null
+    are parsed; numbers become floats (booleans stay apart from numbers); other strings are case-folded with their
     whitespace collapsed; objects and arrays are normalised item by item."""
     if isinstance(value, str):
         s = value.strip()
-        if s[:1] in ("{", "[") or _NUMBER.match(s):
+        if s[:1] in ("{", "[") or _NUMBER.match(s) or s in ("true", "false", "null"):
             try:
                 return normalise(json.loads(s))
             except ValueError:
                 pass
         return _SPACE.sub(" ", s).casefold()
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool):
+        return ("bool", value)  # True == 1.0 in Python: keep booleans apart from numbers
+    if value is None:
         return value
     if isinstance(value, (int, float)):
         return float(value)
