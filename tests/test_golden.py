@@ -243,3 +243,33 @@ async def test_records_carry_golden_and_no_file_shows_the_reference(tau_rows, tm
     for path in out.rglob("*"):  # scores, results.json, sft.json, reports, training exports
         if path.is_file():
             assert MARK.encode() not in path.read_bytes(), path
+
+
+def test_a_toml_mapping_names_the_reference_and_may_join_it(tmp_path):
+    from streamgrade.formats import configure_formats
+
+    doc = {"tasks": [{"id": "t-1", "goal": "Move me", "expected": [{"name": "update", "arguments": {"day": "20"}}]}],
+           "runs": [{"task_id": "t-1", "messages": [{"role": "user", "content": "Move me to May 20"},
+                                                    {"role": "assistant", "content": None, "tool_calls": [
+                                                        {"id": "c1", "name": "update", "arguments": {"day": 20}}]},
+                                                    {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}]}
+    (tmp_path / "bench.json").write_text(json.dumps(doc))
+    cfg = load_config(env={}, overrides={"formats": {"mappings": [
+        {"name": "bench", "files": ["bench.json"], "rows": "runs", "task_id": "task_id",
+         "task": "tasks[id=task_id].goal", "reference_actions": "tasks[id=task_id].expected"}]}})
+    configure_formats(cfg)
+    try:
+        (s,) = [FORMATS[r.format].assemble(r, cfg) for r in scan([tmp_path], report=ScanReport())]
+    finally:
+        configure_formats(load_config(env={}))
+    assert s.task == "Move me" and s.reference_actions[0]["arguments"] == {"day": "20"}
+    assert evaluate(s) == {"exact": True, "in_order": True, "any_order": True, "arg_agreement": 1.0,
+                           "precision": 1.0, "recall": 1.0, "n_reference": 1, "n_calls": 1, "n_matched": 1}
+
+
+def test_openai_chat_reference_path_is_configurable(tau_rows, tmp_path):
+    (tmp_path / "tau.json").write_text(json.dumps([tau_rows[0]]))
+    cfg = load_config(env={}, overrides={"formats": {"openai_chat": {"reference_actions": ""}}})
+    fmt = OpenAIChat()
+    (s,) = [fmt.assemble(r, cfg) for r in fmt.find(tmp_path, ["tau.json"])]
+    assert s.reference_actions is None and evaluate(s) is None

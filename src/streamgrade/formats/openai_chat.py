@@ -37,8 +37,8 @@ What the judge sees: the transcript (system messages kept; tool calls in OpenAI 
 ``arguments`` as a JSON string) and the task = the first user message's content. Nothing
 else of the row: tau-bench's ``info.task.instruction`` (the simulated user's hidden brief)
 and ``info.task.actions`` (the reference action sequence) are never put in the task, the
-transcript or ``meta``. The reference actions (:data:`REFERENCE_PATH`) go to
-``Session.reference_actions`` only, for golden-path verification (:mod:`streamgrade.golden`),
+transcript or ``meta``. The reference actions (the mapping's ``reference_actions`` path,
+default ``info.task.actions``) go to ``Session.reference_actions`` only, for golden-path verification (:mod:`streamgrade.golden`),
 which no judge reads.
 
 Termination: ``"stop"`` when the last message is the assistant's without tool calls,
@@ -65,8 +65,6 @@ from .mapping import get as dotted
 from .harbor import atif_files
 
 NAME = "openai-chat"
-REFERENCE_PATH = "info.task.actions"
-"""Where a row keeps its reference action sequence: tau-bench's ``[{name, kwargs}]``."""
 
 SKIP_NAMES = frozenset({"meta.json", "input_log.jsonl", "result.json", "config.json", "trajectory.json", "sft.json"})
 SKIP_SUFFIXES = (".events.json", ".trajectory.json", ".traces.json",
@@ -184,7 +182,7 @@ class OpenAIChat:
             agent=as_text(dotted(row, mapping.agent)),
             model=as_text(dotted(row, mapping.model)),
             metrics=metrics,
-            reference_actions=reference_actions(dotted(row, REFERENCE_PATH)),
+            reference_actions=reference_actions(dotted(row, mapping.reference_actions)),
         )
         session.termination = termination(session.transcript)
         return session
