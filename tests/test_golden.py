@@ -273,3 +273,9 @@ def test_openai_chat_reference_path_is_configurable(tau_rows, tmp_path):
     fmt = OpenAIChat()
     (s,) = [fmt.assemble(r, cfg) for r in fmt.find(tmp_path, ["tau.json"])]
     assert s.reference_actions is None and evaluate(s) is None
+
+
+def test_a_broken_reference_gives_no_golden_rather_than_an_error(caplog):
+    s = _session([Step(source="agent", tool_calls=[StepToolCall(id="a", name="x", arguments={})])], [{"name": "x"}])
+    s.reference_actions = [{"name": "x"}]  # not normalised: no requestor key
+    assert evaluate(s) is None and "golden-path evaluation failed" in caplog.text

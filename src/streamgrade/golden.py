@@ -46,11 +46,14 @@ Names, sequences and multisets use (requestor, name).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
 from typing import Any
 
 from .models import Session
+
+log = logging.getLogger("streamgrade.golden")
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 _SPACE = re.compile(r"\s+")
@@ -181,12 +184,18 @@ def compare(reference: list[dict[str, Any]], calls: list[dict[str, Any]]) -> dic
 
 def evaluate(session: Session) -> dict[str, Any] | None:
     """The golden-path metrics of a session (keys :data:`FIELDS`), or None when it has no
-    reference action sequence."""
+    reference action sequence. Never raises: the record builder calls it in the pipeline,
+    so an unexpected error is logged with the session and gives None."""
     reference = session.reference_actions
     if reference is None:
         return None
-    with_user = any(r["requestor"] == "user" for r in reference)
-    return compare(reference, run_calls(session, with_user))
+    try:
+        with_user = any(r["requestor"] == "user" for r in reference)
+        return compare(reference, run_calls(session, with_user))
+    except Exception:  # a bug here must not stop the daemon: the record goes out without golden
+        log.exception("golden-path evaluation failed for %s", session.ref.session_id,
+                      extra={"session": session.ref.session_id, "file": session.ref.path})
+        return None
 
 
 __all__ = ["FIELDS", "reference_actions", "normalise", "run_calls", "agreement", "compare", "evaluate"]
