@@ -152,7 +152,10 @@ class OpenAIChatMapping(msgspec.Struct, forbid_unknown_fields=True):
 
     ``messages_fields``: row keys tried in order for the messages list; ``task_id``,
     ``trial``, ``reward``, ``model``, ``agent``: dotted paths into the row (``info.task_id``);
-    a missing path gives None. A new benchmark's dump needs only a new mapping here."""
+    a missing path gives None. ``reference_actions``: where the row keeps a reference action
+    sequence (``[{name, kwargs|arguments}]``; tau-bench ``info.task.actions``), for
+    golden-path verification only (:mod:`streamgrade.golden`; no judge sees it); "" for
+    none. A new benchmark's dump needs only a new mapping here."""
 
     messages_fields: list[str] = msgspec.field(
         default_factory=lambda: ["traj", "messages", "conversations", "trajectory", "history"])
@@ -161,6 +164,7 @@ class OpenAIChatMapping(msgspec.Struct, forbid_unknown_fields=True):
     reward: str = "reward"
     model: str = "model"
     agent: str = "agent"
+    reference_actions: str = "info.task.actions"
 
 
 class ExportsConfig(ExportFilter, forbid_unknown_fields=True):
@@ -204,8 +208,10 @@ class MappingSpec(msgspec.Struct, forbid_unknown_fields=True):
     :mod:`streamgrade.formats.mapped`). ``name`` is its ``source_format``; ``files`` globs on
     file names (any suffix); ``detect`` a field a document must have to be claimed;
     ``rows`` where the rows are ("" top level or each JSONL line, a dotted path, ``*`` for an
-    object of rows keyed by id); the rest are dotted paths into a row (``task`` may join a
-    table of the file: ``tasks[id=task_id].description``)."""
+    object of rows keyed by id); the rest are dotted paths into a row (``task`` and
+    ``reference_actions`` may join a table of the file: ``tasks[id=task_id].description``);
+    ``reference_actions`` is a reference action sequence for golden-path verification only
+    (:mod:`streamgrade.golden`; no judge sees it)."""
 
     name: str
     files: list[str] = msgspec.field(default_factory=lambda: ["*.json", "*.jsonl"])
@@ -222,6 +228,7 @@ class MappingSpec(msgspec.Struct, forbid_unknown_fields=True):
     termination: str | None = None
     tools: str | None = None
     system: str | None = None
+    reference_actions: str | None = None
 
 
 class CrafterConfig(msgspec.Struct, forbid_unknown_fields=True):

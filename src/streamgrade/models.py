@@ -167,7 +167,10 @@ class Session(msgspec.Struct):
     human demonstrations have ``kind`` "demonstration"; game episodes (observation/action
     loops with no user, e.g. BALROG Crafter) have ``kind`` "episode" and a transcript too.
     ``video`` is the screen recording's path when there is one; a session time t (ms) is
-    video time ``t + video_offset_ms``.
+    video time ``t + video_offset_ms``. ``reference_actions`` is the benchmark's reference
+    action sequence when it ships one (ground truth: tau-bench ``info.task.actions``, tau2
+    ``evaluation_criteria.actions``), as :func:`streamgrade.golden.reference_actions` gives
+    it, else None: only :mod:`streamgrade.golden` reads it; no judge, file or export shows it.
     """
 
     ref: SessionRef
@@ -191,6 +194,7 @@ class Session(msgspec.Struct):
     metrics: dict[str, float] = {}
     video: str | None = None
     video_offset_ms: float = 0.0
+    reference_actions: list[dict[str, Any]] | None = None
 
     @property
     def has_transcript(self) -> bool:
@@ -288,7 +292,10 @@ class ScoreRecord(msgspec.Struct):
     None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files; for agent
     trajectories also ``task_id``, ``trial``, ``agent``, ``model`` (None when unknown),
     ``turns`` (assistant turns; actions for recordings), ``tool_calls``, ``termination`` and
-    ``metrics`` (achievements, progression, ...).
+    ``metrics`` (achievements, progression, ...); ``golden`` the golden-path metrics
+    against the reference action sequence (:func:`streamgrade.golden.evaluate`: exact,
+    in_order, any_order, arg_agreement, precision, recall, n_reference, n_calls, n_matched),
+    None when there is none. Never part of ``score``.
     """
 
     session_id: str
@@ -314,3 +321,4 @@ class ScoreRecord(msgspec.Struct):
     tool_calls: int = 0
     termination: str | None = None
     metrics: dict[str, float] = {}
+    golden: dict[str, Any] | None = None

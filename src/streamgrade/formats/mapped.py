@@ -11,7 +11,8 @@ row keeps its fields, as dotted paths into the row (:func:`streamgrade.formats.m
 (which may join a table of the same file: ``tasks[id=task_id].description``; without it the
 task is the first user message), ``task_id``, ``trial``, ``reward``, ``model``, ``agent``,
 ``termination``, ``tools``, ``system`` (a system prompt given beside the messages) and
-``id``. Nothing else of a row reaches the judge.
+``id``. Nothing else of a row reaches the judge. ``reference_actions`` (which may join like
+``task``) goes to ``Session.reference_actions``, for golden-path verification only.
 
 Rows are kept as their raw JSON text (msgspec ``Raw``, reached level by level without
 decoding the rest), so each row has a content fingerprint and a big file costs its size.
@@ -30,6 +31,7 @@ import msgspec
 
 from ..config import Config, MappingSpec
 from ..errors import InputError
+from ..golden import reference_actions
 from ..inputs import max_file_bytes, max_session_bytes, too_large
 from ..models import Session, SessionRef, Step
 from ._rows import _decode, check_utf8, file_stem, load_rows, looks_like_json, read_bytes, sanitise, unique_id
@@ -189,7 +191,10 @@ class MappedFormat:
         row = _decode(msgspec.json.decode, ref.path, bytes(raw), line)
         if not isinstance(row, dict):
             raise fail("", f"expected a row object, got {type(row).__name__}")
-        root = _load(ref.path, spec).root(spec.task or "") if line is None and spec.task else {}
+        root: dict[str, Any] = {}
+        for path in (spec.task, spec.reference_actions) if line is None else ():
+            if path:
+                root = _load(ref.path, spec).root(path)  # the joins' tables, added to one dict
         messages = get(row, spec.messages)
         if messages is None:
             raise fail(spec.messages, "missing messages list")
@@ -211,6 +216,8 @@ class MappedFormat:
             termination=as_text(get(row, spec.termination)) if spec.termination else None,
             tools=[t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else [],
             meta={"mapping": spec.name, "row": index, "key": key},
+            reference_actions=reference_actions(get(row, spec.reference_actions, root=root))
+            if spec.reference_actions else None,
         )
 
 

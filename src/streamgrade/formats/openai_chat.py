@@ -37,7 +37,9 @@ What the judge sees: the transcript (system messages kept; tool calls in OpenAI 
 ``arguments`` as a JSON string) and the task = the first user message's content. Nothing
 else of the row: tau-bench's ``info.task.instruction`` (the simulated user's hidden brief)
 and ``info.task.actions`` (the reference action sequence) are never put in the task, the
-transcript or ``meta``.
+transcript or ``meta``. The reference actions (the mapping's ``reference_actions`` path,
+default ``info.task.actions``) go to ``Session.reference_actions`` only, for golden-path verification (:mod:`streamgrade.golden`),
+which no judge reads.
 
 Termination: ``"stop"`` when the last message is the assistant's without tool calls,
 ``"tool_call"`` when it is an assistant message with tool calls, else ``"unknown"`` (the
@@ -55,6 +57,7 @@ from typing import Any
 
 from ..config import Config, OpenAIChatMapping
 from ..errors import InputError
+from ..golden import reference_actions
 from ..models import ChatMessage, Session, SessionRef
 from ._rows import file_stem, load_rows, looks_like_json, row_at, sanitise, unique_id
 from .mapping import agent_session, as_float, as_text, first_user, messages_to_steps
@@ -179,6 +182,7 @@ class OpenAIChat:
             agent=as_text(dotted(row, mapping.agent)),
             model=as_text(dotted(row, mapping.model)),
             metrics=metrics,
+            reference_actions=reference_actions(dotted(row, mapping.reference_actions)),
         )
         session.termination = termination(session.transcript)
         return session

@@ -49,7 +49,9 @@ recorded as "###STOP###") takes the task's ``ticket``, which the solo agent gets
 prompt (``<ticket>``). Neither: InputError.
 
 The judge never sees (not in task, steps or meta): ``reward_info``, the task's
-``evaluation_criteria`` (reference actions, communicate_info, nl_assertions),
+``evaluation_criteria`` (reference actions, communicate_info, nl_assertions; the reference
+``actions`` go to ``Session.reference_actions`` only, for golden-path verification,
+:mod:`streamgrade.golden`),
 ``user_scenario`` (the simulated user's hidden persona and instructions), ``description``
 (purpose, relevant policies, notes: written for the evaluator), ``initial_state``, the user
 simulator's ``global_simulation_guidelines``, and the LLM ``review`` / ``user_only_review`` /
@@ -75,6 +77,7 @@ import msgspec
 
 from ..config import Config
 from ..errors import InputError
+from ..golden import reference_actions
 from ..models import Observation, Session, SessionRef, Step
 from ._rows import file_stem, sanitise
 from ._tau2_run import META, SIMULATIONS_DIR, Run, candidate, head_of, load, looks_tau2
@@ -207,7 +210,8 @@ def _session(ref: SessionRef, run: Run, sim: Any, path: str, where: str) -> Sess
         steps.append(Step(source="system", message=policy))
     steps += _steps(msgs, fail)
     task = first_user(steps)
-    ticket = _str(get(run.task(task_id), "ticket"))
+    task_doc = run.task(task_id)
+    ticket = _str(get(task_doc, "ticket"))
     if task is None and ticket is None:
         raise fail(field, "no task: no user message, and the task has no ticket (solo runs take the ticket)")
     reward = None
@@ -249,6 +253,7 @@ def _session(ref: SessionRef, run: Run, sim: Any, path: str, where: str) -> Sess
         trial=as_text(sim.get("trial")), duration_s=_num(sim.get("duration")),
         model=_str(get(info, "agent_info.llm")) or _str(get(info, "audio_native_config.model")),
         agent=_str(get(info, "agent_info.implementation")), tools=_tools(info), metrics=metrics, meta=meta,
+        reference_actions=reference_actions(get(task_doc, "evaluation_criteria.actions")),
     )
 
 

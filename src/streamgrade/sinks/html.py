@@ -225,6 +225,16 @@ def _message_view(m: Any) -> dict:
     }
 
 
+def _golden_text(g: dict) -> str:
+    """The record's golden-path metrics in one line (autoescaped by the template)."""
+    yes = lambda k: "yes" if g.get(k) is True else "no"  # noqa: E731
+    figs = " · ".join(f"{label} {_fmt_num(g.get(k), 2)}" for label, k in
+                      (("recall", "recall"), ("precision", "precision"), ("args", "arg_agreement")) if _num(g.get(k)) is not None)
+    return (f"exact {yes('exact')} · in order {yes('in_order')} · any order {yes('any_order')}"
+            + (f" · {figs}" if figs else "") + f" ({_fmt_num(g.get('n_reference'), 0)} reference, "
+            f"{_fmt_num(g.get('n_calls'), 0)} calls)")
+
+
 def render_session(folder: Path) -> None:
     """Write ``results.html`` and ``sft.html`` in a session folder from its JSON files
     (scores.json, results.json, sft.json; any may be missing: failed sessions have only
@@ -265,6 +275,8 @@ def render_session(folder: Path) -> None:
                                            "confidence", "graded_at") if scores.get(k) not in (None, "")]
     if judge:
         facts.append(("judge", f"{judge.get('kind') or ''} {judge.get('model') or ''}".strip()))
+    if isinstance(scores.get("golden"), dict):
+        facts.append(("golden path", _golden_text(scores["golden"])))
     metrics = session.get("metrics") if isinstance(session.get("metrics"), dict) else {}
     objectives = session.get("objectives") if isinstance(session.get("objectives"), list) else []
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from ..config import Config
+from ..golden import evaluate as golden_path
 from ..job import Job
 from ..judges.rubric import final_confidence, final_score
 from ..models import JudgeInfo, ScoreRecord
@@ -55,6 +56,7 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float]) -> Score
         tool_calls=s.n_tool_calls if s else 0,
         termination=s.termination if s else None,
         metrics=dict(s.metrics) if s else {},
+        golden=golden_path(s) if s else None,  # against the reference actions; never in the score
         duration_s=s.duration_s if s else None,
         usage={
             "prompt_tokens": usage.prompt_tokens if usage else 0,
