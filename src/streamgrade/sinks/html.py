@@ -4,7 +4,8 @@
   ``results.html`` (score, components, summary, chunks, action timeline with frame
   thumbnails when results.json lists frames) and ``sft.html`` (the conversation).
 - :func:`render_index` writes ``OUT/index.html``: counts, a 10-bin score histogram (inline
-  SVG) and a sortable table of sessions. It streams ``OUT/sessions/*/scores.json`` (one at a
+  SVG), the judge's agreement with ground truth when ``streamgrade agreement`` has written
+  ``OUT/agreement/`` (table and PNG figures), and a sortable table of sessions. It streams ``OUT/sessions/*/scores.json`` (one at a
   time, only a bounded heap of rows is kept), so it scales to 100K sessions; the table holds
   the ``max_rows`` most recently graded ones (5,000 by default) and says so on the page.
 - :func:`update_reports` is what the pipeline calls after each commit batch: it renders the
@@ -43,7 +44,7 @@ import jinja2
 import msgspec
 
 from .atomic import write_files_atomic
-from .layout import INDEX_HTML, Layout
+from .layout import AGREEMENT, AGREEMENT_JSON, INDEX_HTML, Layout
 
 MAX_INDEX_ROWS = 5000  # sessions in the index table (the most recently graded)
 MAX_ACTIONS = 5000  # actions in a results.html timeline
@@ -327,6 +328,38 @@ def _row(name: str, s: dict) -> dict:
     }
 
 
+_AGREEMENT_PLOTS = (("roc", "ROC curve"), ("reliability", "Reliability diagram"))
+
+
+def _agreement(out: Path) -> dict[str, Any] | None:
+    """The ``streamgrade agreement`` section of the index from ``OUT/agreement/
+    agreement.json`` (None when it is missing or broken): its rows as display text, and the
+    ``<img>`` sources (fixed relative paths) of the PNGs that exist."""
+    doc = _read_json(out / AGREEMENT / AGREEMENT_JSON)
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+        return None
+
+    def cell(v: Any) -> str:
+        return _fmt_num(v, 3) if isinstance(v, float) else _text(v, 200)
+
+    rows = []
+    for r in [*doc["rows"], doc.get("all")]:
+        if not isinstance(r, dict):
+            continue
+        ci = r.get("auroc_ci")
+        ci_text = f"[{_fmt_num(ci[0], 2)}, {_fmt_num(ci[1], 2)}]" if isinstance(ci, list) and len(ci) == 2 \
+            and all(_num(x) is not None for x in ci) else ""
+        rows.append({"dataset": cell(r.get("dataset")), "format": cell(r.get("format")), "n": cell(r.get("n")),
+                     "pos": cell(r.get("positives")), "auroc": cell(r.get("auroc")), "ci": ci_text,
+                     **{k: cell(r.get(k)) for k in ("ece", "brier", "kappa", "precision", "recall")}})
+    judges = doc.get("judges") if isinstance(doc.get("judges"), dict) else {}
+    plots = [{"src": f"{AGREEMENT}/{name}.png", "title": title} for name, title in _AGREEMENT_PLOTS
+             if (out / AGREEMENT / f"{name}.png").is_file()]
+    return {"rows": rows, "plots": plots, "computed_at": _text(doc.get("computed_at"), 64),
+            "judges": _text(", ".join(f"{k} ({v})" for k, v in judges.items()), 300),
+            "pass_score": cell(doc.get("pass_score"))}
+
+
 def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
     """Write ``OUT/index.html``: counts, score histogram and a sortable table of the
     ``max_rows`` most recently graded sessions (by graded_at), streaming the session folders."""
@@ -373,6 +406,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
         "index.html.j2", rows=rows, total=total, graded=graded, failed=failed, unreadable=unreadable,
         mean=(score_sum / graded if graded else None), formats=sorted(formats.items()),
         capped=total > len(rows), max_rows=max_rows, bars=bars, hist={"w": w, "h": h, "pad": pad},
+        agreement=_agreement(out),
         generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     out.mkdir(parents=True, exist_ok=True)
     write_files_atomic(out, {INDEX_HTML: data}, fsync=False)
