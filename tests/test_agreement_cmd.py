@@ -186,13 +186,20 @@ def test_no_ground_truth_exit_3_labels_join_and_missing_out(tmp_path: Path):
     assert agree(str(tmp_path / "nope")).returncode == 2
 
 
-def test_broken_agreement_json_leaves_index_valid(tmp_path: Path, graded: Path):
+def test_index_section_absent_broken_and_escaped(tmp_path: Path):
     out = tmp_path / "out"
     (out / "agreement").mkdir(parents=True)
     (out / "agreement" / "agreement.json").write_text("{not json")
     render_index(out)
     html = (out / "index.html").read_text()
     assert 'id="agreement"' not in html and "</html>" in html
+    row = {"dataset": "<script>alert(1)</script>", "format": "x", "n": 2, "positives": 1, "auroc": 0.5,
+           "auroc_ci": [0.1, 0.9]}
+    (out / "agreement" / "agreement.json").write_text(json.dumps({"rows": [row], "all": row, "pass_score": 50}))
+    render_index(out)
+    html = (out / "index.html").read_text()
+    assert 'id="agreement"' in html and "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+    assert "0.500 [0.10, 0.90]" in html and "<img" not in html  # no PNG: no image
 
 
 def test_judge_regrades_the_labelled_sessions_with_the_mock_llm(graded: Path):
@@ -201,6 +208,7 @@ def test_judge_regrades_the_labelled_sessions_with_the_mock_llm(graded: Path):
                   env={"STREAMGRADE_BASE_URL": url, "STREAMGRADE_OPENAI__RPM": "600000"})
         assert url.chat_requests >= 12
     assert res.returncode == 0, res.stderr
+    assert "12 graded, 0 failed" in res.stderr
     doc = json.loads(res.stdout)
     assert list(doc["judges"]) and all(k.startswith("openai") for k in doc["judges"])
     assert doc["all"]["n"] == 12 and doc["all"]["auroc"] is not None
@@ -208,3 +216,4 @@ def test_judge_regrades_the_labelled_sessions_with_the_mock_llm(graded: Path):
     dest = graded / "agreement" / "judge-openai"
     assert (dest / "agreement" / "roc.png").is_file() and (dest / "exports" / "scores.jsonl").is_file()
     assert agree(str(graded), "--judge", "nonsense").returncode == 2
+    assert agree(str(graded), "-o", str(dest)).returncode == 2  # -o only with --judge

@@ -9,7 +9,8 @@ CI, ECE, Brier score, Cohen's kappa, precision and recall of ``score >= pass_sco
 ``OUT/index.html``, which shows them when they exist. A grade run does not compute them (it
 re-renders the index with the last ones, which say when they were computed).
 
-Positive label: reward >= the pass mark of the session's (dataset, format) group:
+Positive label: reward >= the pass mark of the session's (dataset, format) group (the
+by-dataset, by-format and ``all`` rows keep each session's label from its group):
 ``[exports] reward_pass`` when set, else 1.0 for binary rewards and the group's median
 otherwise (:func:`streamgrade.agreement.pass_mark`). Prediction: score >= ``[exports]
 pass_score`` (50 by default), the mark at which the SFT filter passes a session.
@@ -70,6 +71,12 @@ def datasets(paths: Iterable[str], root: str | None = None) -> tuple[str, dict[s
         else:
             out[p] = os.path.basename(root) if first in (".", "") else first
     return root, out
+
+
+def source_root(out: Path) -> str:
+    """The common root of OUT's source paths (:func:`datasets`), so that a regrade of a
+    subset keeps OUT's dataset names."""
+    return datasets(r.get("source_path") or "" for r in load_records(out))[0]
 
 
 def labelled_records(out: Path, labels: Labels | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -228,18 +235,19 @@ def sources_to_regrade(out: Path, labels: Labels | None = None) -> list[Path]:
     return found
 
 
-async def regrade(cfg, sources: list[Path], dest: Path) -> None:
+async def regrade(cfg, sources: list[Path], dest: Path):
     """Grade ``sources`` into ``dest`` with ``cfg``'s judge (the normal pipeline: resumable,
-    skips what is unchanged). Raises ConfigError, OutputLocked, OSError as ``grade`` does."""
+    skips what is unchanged); returns its :class:`~streamgrade.pipeline.RunStats`. Raises
+    ConfigError, OutputLocked, ExportMismatch, OSError as ``grade`` does."""
     from .judges import make_judge
     from .pipeline import Pipeline, scan_source
 
     judge = make_judge(cfg)
     try:
-        await Pipeline(cfg, dest, judge).run(scan_source(sources, exclude=[dest]))
+        return await Pipeline(cfg, dest, judge).run(scan_source(sources, exclude=[dest]))
     finally:
         await judge.aclose()
 
 
 __all__ = ["NoGroundTruth", "datasets", "labelled_records", "compute", "write", "run", "table_rows", "print_table",
-           "sources_to_regrade", "regrade", "HEADER"]
+           "sources_to_regrade", "regrade", "source_root", "HEADER"]

@@ -435,18 +435,24 @@ def agreement_cmd(out, labels, as_json, judge, dest, root, config_file) -> None:
     from . import agreement_report as ar
     from .labels import Labels
 
+    if dest is not None and not judge:
+        raise click.UsageError("-o/--output is the folder --judge grades into; give --judge KIND")
     cfg = _build_config(config_file, None, judge, None, labels=labels)
     lc = cfg.labels
     try:
         if judge:
             found = Labels.load(lc.files, key=lc.key, id_field=lc.id_field, value_field=lc.value_field) \
                 if lc.files else None
-            root = root or ar.datasets(r.get("source_path") or "" for r in ar.load_records(out))[0]
+            root = root or ar.source_root(out)
             dest = dest or out / "agreement" / f"judge-{judge}"
             cfg.run.output = str(dest)
             _check_judge(cfg)
             _setup(cfg, False, quiet_default=True)
-            anyio.run(ar.regrade, cfg, ar.sources_to_regrade(out, found), dest)
+            sources = ar.sources_to_regrade(out, found)
+            click.echo(f"streamgrade: grading {len(sources)} sources of labelled sessions into {dest}; "
+                       f"{judge_line(cfg)}", err=True)
+            run = anyio.run(ar.regrade, cfg, sources, dest)
+            click.echo(f"streamgrade: {run.graded} graded, {run.failed} failed, {run.skipped} unchanged", err=True)
             out = dest
         res = ar.run(out, label_files=lc.files, key=lc.key, id_field=lc.id_field, value_field=lc.value_field,
                      reward_pass=cfg.exports.reward_pass, pass_score=cfg.exports.pass_score, root=root)
@@ -455,6 +461,9 @@ def agreement_cmd(out, labels, as_json, judge, dest, root, config_file) -> None:
         sys.exit(EXIT_NOTHING)
     except (ConfigError, OutputLocked, ExportMismatch) as exc:
         click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        click.echo(f"streamgrade: cannot write the agreement of {out}: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(_json.dumps(res))

@@ -44,7 +44,8 @@ import jinja2
 import msgspec
 
 from .atomic import write_files_atomic
-from .layout import AGREEMENT, AGREEMENT_JSON, INDEX_HTML, Layout
+from .html_agreement import agreement_section
+from .layout import INDEX_HTML, Layout
 
 MAX_INDEX_ROWS = 5000  # sessions in the index table (the most recently graded)
 MAX_ACTIONS = 5000  # actions in a results.html timeline
@@ -328,38 +329,6 @@ def _row(name: str, s: dict) -> dict:
     }
 
 
-_AGREEMENT_PLOTS = (("roc", "ROC curve"), ("reliability", "Reliability diagram"))
-
-
-def _agreement(out: Path) -> dict[str, Any] | None:
-    """The ``streamgrade agreement`` section of the index from ``OUT/agreement/
-    agreement.json`` (None when it is missing or broken): its rows as display text, and the
-    ``<img>`` sources (fixed relative paths) of the PNGs that exist."""
-    doc = _read_json(out / AGREEMENT / AGREEMENT_JSON)
-    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
-        return None
-
-    def cell(v: Any) -> str:
-        return _fmt_num(v, 3) if isinstance(v, float) else _text(v, 200)
-
-    rows = []
-    for r in [*doc["rows"], doc.get("all")]:
-        if not isinstance(r, dict):
-            continue
-        ci = r.get("auroc_ci")
-        ci_text = f"[{_fmt_num(ci[0], 2)}, {_fmt_num(ci[1], 2)}]" if isinstance(ci, list) and len(ci) == 2 \
-            and all(_num(x) is not None for x in ci) else ""
-        rows.append({"dataset": cell(r.get("dataset")), "format": cell(r.get("format")), "n": cell(r.get("n")),
-                     "pos": cell(r.get("positives")), "auroc": cell(r.get("auroc")), "ci": ci_text,
-                     **{k: cell(r.get(k)) for k in ("ece", "brier", "kappa", "precision", "recall")}})
-    judges = doc.get("judges") if isinstance(doc.get("judges"), dict) else {}
-    plots = [{"src": f"{AGREEMENT}/{name}.png", "title": title} for name, title in _AGREEMENT_PLOTS
-             if (out / AGREEMENT / f"{name}.png").is_file()]
-    return {"rows": rows, "plots": plots, "computed_at": _text(doc.get("computed_at"), 64),
-            "judges": _text(", ".join(f"{k} ({v})" for k, v in judges.items()), 300),
-            "pass_score": cell(doc.get("pass_score"))}
-
-
 def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
     """Write ``OUT/index.html``: counts, score histogram and a sortable table of the
     ``max_rows`` most recently graded sessions (by graded_at), streaming the session folders."""
@@ -406,7 +375,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
         "index.html.j2", rows=rows, total=total, graded=graded, failed=failed, unreadable=unreadable,
         mean=(score_sum / graded if graded else None), formats=sorted(formats.items()),
         capped=total > len(rows), max_rows=max_rows, bars=bars, hist={"w": w, "h": h, "pad": pad},
-        agreement=_agreement(out),
+        agreement=agreement_section(out),
         generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     out.mkdir(parents=True, exist_ok=True)
     write_files_atomic(out, {INDEX_HTML: data}, fsync=False)
