@@ -1,4 +1,4 @@
-"""The command line: ``streamgrade grade``, ``watch``, ``export``, ``stats`` and ``repair``
+"""The command line: ``streamgrade grade``, ``watch``, ``export``, ``stats``, ``agreement`` and ``repair``
 (thin: it parses options, builds the config, and runs the pipeline).
 
 Exit codes (see :mod:`streamgrade.summary`): 0 every session found is graded, 1 some
@@ -409,6 +409,66 @@ def stats_cmd(out, as_json, config_file) -> None:
             table.add_row(group, *["-" if f[k] is None else f"{f[k]:.3g}" if isinstance(f[k], float) else str(f[k]) for k in keys])
         console.print(table)
     console.print(f"{len(res['by_task'])} tasks; per-task figures with --json")
+
+
+@main.command("agreement")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ground truth to join to OUT's sessions (repeatable; as grade --labels).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option("--judge", "judge", help="Grade OUT's labelled sessions again with this judge (heuristic, openai, "
+                                       "...) and report its agreement instead of OUT's scores.")
+@click.option("-o", "--output", "dest", type=click.Path(file_okay=False, path_type=Path),
+              help="--judge: the folder to grade into.  [default: OUT/agreement/judge-KIND]")
+@click.option("--root", type=click.Path(file_okay=False), help="Datasets are the folders right under this one.  "
+                                                               "[default: the common root of OUT's sources]")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file ([exports] pass_score and reward_pass, [labels], [openai]).")
+def agreement_cmd(out, labels, as_json, judge, dest, root, config_file) -> None:
+    """Agreement of OUT's judge scores with ground-truth rewards, by dataset and format:
+    AUROC [bootstrap 95% CI], ECE, Brier, Cohen's kappa, precision and recall at the pass
+    score. Writes OUT/agreement/ (agreement.json, roc.png, reliability.png), shown on
+    OUT/index.html. Exit codes: 0 ok, 2 usage or configuration error, 3 no session with
+    ground truth."""
+    import json as _json
+
+    from . import agreement_report as ar
+    from .labels import Labels
+
+    if dest is not None and not judge:
+        raise click.UsageError("-o/--output is the folder --judge grades into; give --judge KIND")
+    cfg = _build_config(config_file, None, judge, None, labels=labels)
+    lc = cfg.labels
+    try:
+        if judge:
+            found = Labels.load(lc.files, key=lc.key, id_field=lc.id_field, value_field=lc.value_field) \
+                if lc.files else None
+            root = root or ar.source_root(out)
+            dest = dest or out / "agreement" / f"judge-{judge}"
+            cfg.run.output = str(dest)
+            _check_judge(cfg)
+            _setup(cfg, False, quiet_default=True)
+            sources = ar.sources_to_regrade(out, found)
+            click.echo(f"streamgrade: grading {len(sources)} sources of labelled sessions into {dest}; "
+                       f"{judge_line(cfg)}", err=True)
+            run = anyio.run(ar.regrade, cfg, sources, dest)
+            click.echo(f"streamgrade: {run.graded} graded, {run.failed} failed, {run.skipped} unchanged", err=True)
+            out = dest
+        res = ar.run(out, label_files=lc.files, key=lc.key, id_field=lc.id_field, value_field=lc.value_field,
+                     reward_pass=cfg.exports.reward_pass, pass_score=cfg.exports.pass_score, root=root)
+    except ar.NoGroundTruth as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_NOTHING)
+    except (ConfigError, OutputLocked, ExportMismatch) as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        click.echo(f"streamgrade: cannot write the agreement of {out}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(_json.dumps(res))
+    else:
+        ar.print_table(res)
 
 
 @main.command("repair")

@@ -240,7 +240,7 @@ def grade_agent(session: Session, n_chunks: int) -> Verdict:
     - process = 70 + 10 per stated limit (max 3) - 40 x error share - 30 x repeated-call
       share: tool use and policy adherence;
     - efficiency = 100 - 3 per turn beyond 4 - 2 per tool call beyond 2.
-    Measured on tau-bench airline (scripts/judge_quality.py): see the README."""
+    Measured on the corpus with `streamgrade agreement`: see the README."""
     sig = agent_signals(session)
     if not session.transcript:
         return _verdict(0.0, 0.0, 0.0, "empty trajectory", "empty trajectory", n_chunks)

@@ -4,7 +4,8 @@
   ``results.html`` (score, components, summary, chunks, action timeline with frame
   thumbnails when results.json lists frames) and ``sft.html`` (the conversation).
 - :func:`render_index` writes ``OUT/index.html``: counts, a 10-bin score histogram (inline
-  SVG) and a sortable table of sessions. It streams ``OUT/sessions/*/scores.json`` (one at a
+  SVG), the judge's agreement with ground truth when ``streamgrade agreement`` has written
+  ``OUT/agreement/`` (table and PNG figures), and a sortable table of sessions. It streams ``OUT/sessions/*/scores.json`` (one at a
   time, only a bounded heap of rows is kept), so it scales to 100K sessions; the table holds
   the ``max_rows`` most recently graded ones (5,000 by default) and says so on the page.
 - :func:`update_reports` is what the pipeline calls after each commit batch: it renders the
@@ -43,6 +44,7 @@ import jinja2
 import msgspec
 
 from .atomic import write_files_atomic
+from .html_agreement import agreement_section
 from .layout import INDEX_HTML, Layout
 
 MAX_INDEX_ROWS = 5000  # sessions in the index table (the most recently graded)
@@ -385,6 +387,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
         "index.html.j2", rows=rows, total=total, graded=graded, failed=failed, unreadable=unreadable,
         mean=(score_sum / graded if graded else None), formats=sorted(formats.items()),
         capped=total > len(rows), max_rows=max_rows, bars=bars, hist={"w": w, "h": h, "pad": pad},
+        agreement=agreement_section(out),
         generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     out.mkdir(parents=True, exist_ok=True)
     write_files_atomic(out, {INDEX_HTML: data}, fsync=False)

@@ -5,6 +5,9 @@
       .streamgrade.holder          who holds it: {pid, host, command, since}
       state.sqlite                 the ledger (sinks/ledger.py)
       index.html                   the run's HTML index (sinks/html.py)
+      agreement/                   `streamgrade agreement`: agreement.json, roc.png,
+                                   reliability.png (agreement_report.py); judge-<kind>/ the
+                                   labelled sessions regraded by another judge (--judge)
       sessions/<folder>/           one per session: scores.json, results.json, sft.json,
                                    results.html, sft.html, frames/<t_ms>.jpg
       exports/scores.jsonl         one line per graded or failed version, appended exactly once
@@ -36,6 +39,8 @@ LEDGER = "state.sqlite"
 LOCK = ".streamgrade.lock"
 LOCK_HOLDER = ".streamgrade.holder"
 INDEX_HTML = "index.html"
+AGREEMENT = "agreement"
+AGREEMENT_JSON = "agreement.json"
 FRAMES = "frames"
 
 SCORES_JSONL = "scores.jsonl"
@@ -92,6 +97,10 @@ class Layout:
     @property
     def index_html(self) -> Path:
         return self.out / INDEX_HTML
+
+    @property
+    def agreement(self) -> Path:
+        return self.out / AGREEMENT
 
     def session_dir(self, session_id: str) -> Path:
         """``OUT/sessions/<folder>`` of a session (see :func:`session_folder`)."""
