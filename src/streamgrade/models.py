@@ -288,7 +288,9 @@ class ScoreRecord(msgspec.Struct):
     None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files; for agent
     trajectories also ``task_id``, ``trial``, ``agent``, ``model`` (None when unknown),
     ``turns`` (assistant turns; actions for recordings), ``tool_calls``, ``termination`` and
-    ``metrics`` (achievements, progression, ...).
+    ``metrics`` (achievements, progression, ...). ``p_success`` (0-1, 4 decimals) is there
+    only when the run had a calibration model (``grade --calibration``) and the session was
+    graded; records without it have no such key.
     """
 
     session_id: str
@@ -314,3 +316,4 @@ class ScoreRecord(msgspec.Struct):
     tool_calls: int = 0
     termination: str | None = None
     metrics: dict[str, float] = {}
+    p_success: float | msgspec.UnsetType = msgspec.UNSET  # only with a calibration model: no key otherwise
