@@ -172,6 +172,17 @@ def test_features_are_generic_and_missing_is_none():
     assert feature_vector({**r, "termination": None}, ["term_limit"]) == [None]
 
 
+def test_config_keys(tmp_path: Path):
+    from streamgrade.config import load_config
+
+    f = tmp_path / "c.toml"
+    f.write_text('[calibration]\nfile = "m.json"\n[exports]\nmin_p_success = 0.7\n')
+    cfg = load_config(f, env={})
+    assert cfg.calibration.file == "m.json" and cfg.exports.filter().min_p_success == 0.7
+    assert load_config(env={"STREAMGRADE_CALIBRATION__FILE": "x.json"}).calibration.file == "x.json"
+    assert load_config(env={}).calibration.file is None
+
+
 def test_export_filter_min_p_success():
     f = ExportFilter(min_p_success=0.6)
     assert f.reject_reason({"p_success": 0.7}) is None

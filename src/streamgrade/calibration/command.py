@@ -19,7 +19,8 @@ EXIT_OK, EXIT_USAGE, EXIT_REFUSED = 0, 2, 3
 def calibrate_out(out: Path, *, dest: Path | None, method: str, folds: int, labels: Labels | None,
                   reward_pass: float | None, evaluate_only: bool, as_json: bool,
                   echo: Callable[..., None]) -> int:
-    """Run the command; ``echo(text, err=False)`` prints (figures on stdout, messages on
+    """Run the command on the latest record of every session in ``out`` (its
+    ``sessions/*/scores.json``, which is its last scores.jsonl line); ``echo(text, err=False)`` prints (figures on stdout, messages on
     stderr). Returns the exit code: 0 done, 3 too few labelled sessions (nothing
     written), 2 the model file cannot be written."""
     from ..exports.store import load_records
@@ -60,6 +61,11 @@ def calibrate_out(out: Path, *, dest: Path | None, method: str, folds: int, labe
              f"{t['folds']}-fold cross-validated (out-of-fold p_success)")
         for line in table(t, "p_success (CV)"):
             echo(line)
+    b, a = t["before"]["auroc"], t["after"]["auroc"]
+    if a is not None and b is not None and a < b:
+        echo(f"streamgrade: warning: the cross-validated p_success ranks sessions worse than the score (AUROC "
+             f"{a:.3f} < {b:.3f}): too few labels for this method's features; label more sessions"
+             f"{' or try --method isotonic' if method == 'logistic' else ''}", err=True)
     echo(f"streamgrade: wrote {path} (features: {', '.join(model.features)}); apply it with "
          f"`streamgrade grade ... --calibration {path}`", err=True)
     return EXIT_OK

@@ -102,7 +102,9 @@ def usable_features(records: list[dict[str, Any]]) -> list[str]:
 
 
 def make_estimator(method: str):
-    """The unfitted scikit-learn estimator of ``method``."""
+    """The unfitted scikit-learn estimator of ``method``. The imputer keeps a column that
+    a cross-validation fold lacks entirely (as 0, silently); the final fit has none, since
+    only :func:`usable_features` are used."""
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
@@ -112,7 +114,8 @@ def make_estimator(method: str):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
+    return Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True,
+                                               keep_empty_features=True)),
                      ("scale", StandardScaler()),
                      ("logistic", LogisticRegression(C=1.0, max_iter=1000))])
 
