@@ -71,7 +71,11 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float],
         fingerprint=job.ref.fingerprint,
     )
     if calibration is not None and graded:
-        p = calibration.predict(msgspec.to_builtins(record))
+        try:
+            p = calibration.predict(msgspec.to_builtins(record))
+        except Exception as exc:  # a bug must not stop the daemon: the record goes without p_success
+            log.warning("no p_success for %s: %r", record.session_id, exc, extra={"session": record.session_id})
+            p = None
         if p is not None:
             record.p_success = round(p, 4)
     return record
