@@ -1,5 +1,5 @@
-"""The command line: ``streamgrade grade``, ``watch``, ``export``, ``stats``, ``agreement`` and ``repair``
-(thin: it parses options, builds the config, and runs the pipeline).
+"""The command line: ``streamgrade grade``, ``watch``, ``export``, ``stats``, ``agreement``, ``calibrate``
+and ``repair`` (thin: it parses options, builds the config, and runs the pipeline).
 
 Exit codes (see :mod:`streamgrade.summary`): 0 every session found is graded, 1 some
 sessions failed (now, or earlier and unchanged since), 2 usage or configuration error or an
@@ -189,6 +189,11 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
     return pipe.stats, signalled, interrupted
 
 
+def _calibration(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The config override of ``--calibration``."""
+    return {"calibration": {"file": str(path) if path else None}}
+
+
 def _check_paths(paths: tuple[Path, ...]) -> list[Path]:
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -205,7 +210,10 @@ def _check_paths(paths: tuple[Path, ...]) -> list[Path]:
 @click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Ground truth to join to the sessions (repeatable): a SWE-bench report, a Terminal-Bench "
                    "results.json, or a JSON/JSONL/CSV of id to reward or bool ([labels] in the config).")
-def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels) -> None:
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibration model from `streamgrade calibrate`: writes p_success (0-1) into every graded "
+                   "record ([calibration] file).")
+def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels, calibration) -> None:
     """Grade every session found under PATHS, then exit.
 
     Sessions already graded with unchanged files are skipped, so a re-run only grades what
@@ -219,7 +227,7 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
     SIGTERM: what was in flight is finished, the rest is pending for the next run).
     """
-    cfg = _build_config(config_file, output, judge, log_format, labels=labels)
+    cfg = _build_config(config_file, output, judge, log_format, _calibration(calibration), labels=labels)
     _check_judge(cfg)
     _setup(cfg, verbose, quiet_default=True)
     paths = _check_paths(paths)
@@ -238,7 +246,9 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
               help="Seconds a session's files must stay unchanged before it is graded.  [default: 5]")
 @click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Ground truth to join to the sessions (repeatable; see grade --help).")
-def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels) -> None:
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibration model: p_success in every graded record (see grade --help).")
+def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels, calibration) -> None:
     """Grade what is under PATHS, then watch for new or changed sessions until SIGINT/SIGTERM.
 
     Each session is graded once its files have not changed for the settle time, and logged
@@ -247,7 +257,8 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labe
     taking sessions, finishes those in flight and exits 0 (a second signal, or in-flight
     work outlasting the drain timeout, exits 130; the rest stays pending for the next run).
     """
-    cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}}, labels=labels)
+    cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}, **_calibration(calibration)},
+                        labels=labels)
     _check_judge(cfg)
     _setup(cfg, verbose, quiet_default=False)
     paths = _check_paths(paths)
@@ -280,6 +291,8 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"
 @click.option("--min-reward", type=float, help="Least ground-truth reward.")
 @click.option("--min-achievements", type=float, help="Least achievements unlocked (game episodes).")
 @click.option("--min-progression", type=float, help="Least progression 0-1 (game episodes).")
+@click.option("--min-p-success", type=float, help="Least calibrated P(success) 0-1 (grade --calibration); a session "
+                                                  "without p_success is left out.")
 @click.option("--max-turns", type=int, help="Most assistant turns.")
 @click.option("--require-termination", multiple=True, help="Keep only these termination reasons (repeatable).")
 @click.option("--source-format", "formats", multiple=True, help="Keep only this input format (repeatable).")
@@ -301,7 +314,7 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"
                                                   "reward, judge).")
 def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achievements, min_progression, max_turns,
                require_termination, formats, models, pairs, rank_by, min_gap, keep_all, no_metadata,
-               inline_images) -> None:
+               inline_images, min_p_success) -> None:
     """Rebuild a training-data file from the graded results in OUT, without regrading.
 
     SFT files keep only sessions that pass by default (--all keeps every one); every row
@@ -322,7 +335,7 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
     given = {"min_score": min_score, "min_reward": min_reward, "min_achievements": min_achievements,
              "min_progression": min_progression, "max_turns": max_turns,
              "require_termination": list(require_termination) or None, "formats": list(formats) or None,
-             "models": list(models) or None}
+             "models": list(models) or None, "min_p_success": min_p_success}
     flt = ExportFilter(**{k: (given[k] if given.get(k) is not None else getattr(base, k)) for k in ExportFilter.__struct_fields__})
     if fmt == "computer-use":
         _export_computer_use(out, dest, flt, cfg, inline_images, metadata=not no_metadata)
@@ -469,6 +482,42 @@ def agreement_cmd(out, labels, as_json, judge, dest, root, config_file) -> None:
         click.echo(_json.dumps(res))
     else:
         ar.print_table(res)
+@main.command("calibrate")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", "dest", type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file to write.  [default: OUT/calibration.json]")
+@click.option("--method", type=click.Choice(["logistic", "isotonic"]), default="logistic", show_default=True,
+              help="logistic: the judge's components and trajectory features; isotonic: the score alone.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds (fewer when a class is smaller).")
+@click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ground truth to join to OUT's sessions (repeatable; see grade --help).")
+@click.option("--evaluate", "evaluate_only", is_flag=True,
+              help="Fit nothing: AUROC/ECE/Brier of the p_success OUT's records already carry, against their rewards.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file ([labels], [exports] reward_pass).")
+def calibrate_cmd(out, dest, method, folds, labels, evaluate_only, as_json, config_file) -> None:
+    """Fit P(success) on OUT's graded sessions that carry a reward, and write the model.
+
+    A session succeeds when its reward reaches its format's pass mark (1.0 for binary
+    rewards, else the median). Prints AUROC, ECE and Brier of score/100 and of the
+    cross-validated p_success, per source format and overall. Apply the model with
+    `grade --calibration FILE`. Exit 0 written, 2 usage error, 3 too few labelled sessions
+    (at least 10, with 3 successes and 3 failures).
+    """
+    from .calibration.command import calibrate_out
+    from .labels import Labels
+
+    cfg = _build_config(config_file, None, None, None, labels=labels)
+    lc = cfg.labels
+    try:
+        table = Labels.load(lc.files, key=lc.key, id_field=lc.id_field, value_field=lc.value_field) if lc.files else None
+    except ConfigError as exc:
+        click.echo(f"streamgrade: configuration error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(calibrate_out(out, dest=dest, method=method, folds=folds, labels=table, reward_pass=cfg.exports.reward_pass,
+                           evaluate_only=evaluate_only, as_json=as_json, echo=click.echo))
 
 
 @main.command("repair")

@@ -311,6 +311,14 @@ class LabelsConfig(msgspec.Struct, forbid_unknown_fields=True):
     value_field: str | None = None
 
 
+class CalibrationConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[calibration]``: ``file`` a model written by ``streamgrade calibrate`` (``grade
+    --calibration FILE``); when set, every graded record gets ``p_success`` (0-1, 4
+    decimals). A missing or broken file stops the run at start (exit 2)."""
+
+    file: str | None = None
+
+
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[limits]``: input sizes (bytes) beyond which a session fails with the reason
     instead of exhausting memory. ``max_session_bytes``: one session's data (a file holding
@@ -337,6 +345,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     reports: ReportsConfig = msgspec.field(default_factory=ReportsConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     labels: LabelsConfig = msgspec.field(default_factory=LabelsConfig)
+    calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
 
 
 #: Short environment variables and the field each sets.

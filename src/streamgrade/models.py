@@ -295,7 +295,9 @@ class ScoreRecord(msgspec.Struct):
     ``metrics`` (achievements, progression, ...); ``golden`` the golden-path metrics
     against the reference action sequence (:func:`streamgrade.golden.evaluate`: exact,
     in_order, any_order, arg_agreement, precision, recall, n_reference, n_calls, n_matched),
-    None when there is none. Never part of ``score``.
+    None when there is none. Never part of ``score``. ``p_success`` (0-1, 4 decimals) is there
+    only when the run had a calibration model (``grade --calibration``) and the session was
+    graded; records without it have no such key.
     """
 
     session_id: str
@@ -322,3 +324,4 @@ class ScoreRecord(msgspec.Struct):
     termination: str | None = None
     metrics: dict[str, float] = {}
     golden: dict[str, Any] | None = None
+    p_success: float | msgspec.UnsetType = msgspec.UNSET  # only with a calibration model: no key otherwise

@@ -40,6 +40,7 @@ import msgspec
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from .assemble import prepare
+from .calibration.model import CalibrationModel, load_model
 from .config import Config
 from .errors import BudgetExceeded, InputError, JudgeError
 from .formats import FORMATS, configure_formats, fingerprint
@@ -136,6 +137,7 @@ class Pipeline:
         self._ledger: Ledger | None = None
         self._lock: OutputLock | None = None
         self.labels: Labels | None = None
+        self.calibration: CalibrationModel | None = None
         self._exports: ExportSet | None = None
         self._tg: TaskGroup | None = None
         self._drained = anyio.Event()
@@ -155,13 +157,15 @@ class Pipeline:
         :class:`~streamgrade.sinks.lock.OutputLocked` when another process writes the folder,
         :class:`~streamgrade.sinks.jsonl.ExportMismatch` when an export disagrees with the
         ledger (nothing is changed; ``streamgrade repair OUT`` fixes it), ConfigError when a
-        labels file cannot be read, OSError naming the
+        labels file or the calibration model cannot be read, OSError naming the
         output folder or ledger when they cannot be created, opened or written (read-only
         filesystem, disk full)."""
         configure_formats(self.config)
         lc = self.config.labels
         self.labels = Labels.load(lc.files, key=lc.key, id_field=lc.id_field, value_field=lc.value_field) \
             if lc.files else None
+        cal = self.config.calibration.file
+        self.calibration = load_model(cal) if cal else None
         self.layout.exports.mkdir(parents=True, exist_ok=True)
         probe = self.out / f".write-test.{os.getpid()}"
         probe.write_bytes(b"")  # fails early and plainly (EROFS, ENOSPC, EACCES)
@@ -399,7 +403,7 @@ class Pipeline:
                     log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
                              extra={"session": job.ref.session_id, "file": job.ref.path})
                     continue
-                record = build_record(job, self.judge.info, self.config.rubric.weights())
+                record = build_record(job, self.judge.info, self.config.rubric.weights(), self.calibration)
                 try:
                     lines = await anyio.to_thread.run_sync(write_session, self.layout, job, record, self.config)
                 except OSError as exc:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
+from ..calibration.model import CalibrationModel
 from ..config import Config
 from ..golden import evaluate as golden_path
 from ..job import Job
@@ -31,13 +32,16 @@ def rfc3339_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float]) -> ScoreRecord:
+def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float],
+                 calibration: CalibrationModel | None = None) -> ScoreRecord:
     """The ScoreRecord of a finished job (graded, or failed with ``job.error``); ``weights``
-    are the rubric weights the final score is computed with."""
+    are the rubric weights the final score is computed with; with a ``calibration`` model a
+    graded record gets ``p_success`` (0-1, 4 decimals), computed from the record's own
+    fields (:mod:`streamgrade.calibration`)."""
     s, v = job.session, job.verdict
     usage = v.usage if v else job.usage
     graded = v is not None and job.error is None
-    return ScoreRecord(
+    record = ScoreRecord(
         session_id=job.ref.session_id,
         source_format=job.ref.format,
         source_path=job.ref.path,
@@ -68,6 +72,15 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float]) -> Score
         graded_at=rfc3339_now(),
         fingerprint=job.ref.fingerprint,
     )
+    if calibration is not None and graded:
+        try:
+            p = calibration.predict(msgspec.to_builtins(record))
+        except Exception as exc:  # a bug must not stop the daemon: the record goes without p_success
+            log.warning("no p_success for %s: %r", record.session_id, exc, extra={"session": record.session_id})
+            p = None
+        if p is not None:
+            record.p_success = round(p, 4)
+    return record
 
 
 def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.json.Encoder) -> dict[str, bytes]:
