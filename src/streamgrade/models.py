@@ -189,6 +189,9 @@ class Session(msgspec.Struct):
     tools: list[dict[str, Any]] = []
     termination: str | None = None
     metrics: dict[str, float] = {}
+    success: bool | None = None
+    p_success_judge: float | None = None
+    failure_cause: str | None = None
     video: str | None = None
     video_offset_ms: float = 0.0
 
@@ -261,12 +264,16 @@ class Verdict(msgspec.Struct):
     """What a judge returns for one session: the three rubric components (outcome, process,
     efficiency), a summary of the whole session, the running summaries of every chunk, and
     the usage spent. The final score is computed from the components by
-    :func:`streamgrade.judges.rubric.final_score`, not by the judge."""
+    :func:`streamgrade.judges.rubric.final_score`, not by the judge. ``extras`` holds what a
+    judge says beyond the rubric (the LLM judge: ``success``, ``p_success``,
+    ``failure_cause``, ``key_points``, ``evidence_steps``, and for an ensemble
+    ``agreement`` and ``members``; see :mod:`streamgrade.judges.judgement`)."""
 
     components: dict[str, Component]
     summary: str
     chunk_summaries: list[str] = []
     usage: Usage = msgspec.field(default_factory=Usage)
+    extras: dict[str, Any] = {}
 
 
 class JudgeInfo(msgspec.Struct):
@@ -288,7 +295,9 @@ class ScoreRecord(msgspec.Struct):
     None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files; for agent
     trajectories also ``task_id``, ``trial``, ``agent``, ``model`` (None when unknown),
     ``turns`` (assistant turns; actions for recordings), ``tool_calls``, ``termination`` and
-    ``metrics`` (achievements, progression, ...).
+    ``metrics`` (achievements, progression, ...); from an LLM judge with the verdict
+    protocol also ``success`` (its explicit verdict), ``p_success_judge`` (its probability
+    of success, 0-1) and ``failure_cause`` (none, agent, environment, unclear); None else.
     """
 
     session_id: str
@@ -314,3 +323,6 @@ class ScoreRecord(msgspec.Struct):
     tool_calls: int = 0
     termination: str | None = None
     metrics: dict[str, float] = {}
+    success: bool | None = None
+    p_success_judge: float | None = None
+    failure_cause: str | None = None
