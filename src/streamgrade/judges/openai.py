@@ -275,12 +275,21 @@ class OpenAIJudge:
         return Verdict(components=j.components, summary=j.summary, chunk_summaries=summaries, usage=usage,
                        extras=extras)
 
+    async def ask(self, session: Session, prompt: str, schema: dict[str, Any], parse: Callable[[str], T],
+                  usage: Usage, *, system: str, model: str | None = None, sample: int = 0) -> T:
+        """One structured request with its own ``system`` prompt (the pairwise judge,
+        :mod:`.pairwise`), with this judge's retries, limits, cache and usage accounting
+        (see :meth:`_call`); ``session`` names the request in logs and errors."""
+        return await self._call(session, prompt, schema, parse, usage, model=model, sample=sample, system=system)
+
     def _body(self, session: Session, prompt: str, schema: dict[str, Any], images: list[str] = (), *,
-              model: str | None = None, variant: str = "default", sample: int = 0) -> dict[str, Any]:
+              model: str | None = None, variant: str = "default", sample: int = 0,
+              system: str | None = None) -> dict[str, Any]:
         """The request body; ``images`` (JPEG paths of the chunk's frames) go after the text
         as ``image_url`` content parts with data URLs (OpenAI vision input), in time order.
         ``model`` (None: ``openai.model``), the system prompt ``variant`` and ``sample``
-        (added to the seed) serve ensembles."""
+        (added to the seed) serve ensembles; ``system`` replaces the rubric's system prompt
+        (the pairwise judge's)."""
         oc = self.config.openai
         content: str | list[dict[str, Any]] = prompt
         if images:
@@ -292,7 +301,7 @@ class OpenAIJudge:
         return {
             "model": model or oc.model,
             "messages": [
-                {"role": "system", "content": rubric.system_prompt(session, variant)},
+                {"role": "system", "content": system if system is not None else rubric.system_prompt(session, variant)},
                 {"role": "user", "content": content},
             ],
             "response_format": {"type": "json_schema", "json_schema": schema},
@@ -313,6 +322,7 @@ class OpenAIJudge:
         model: str | None = None,
         variant: str = "default",
         sample: int = 0,
+        system: str | None = None,
     ) -> T:
         """Send one chat completion and return ``parse(content)``, retrying transient failures.
 
@@ -331,7 +341,7 @@ class OpenAIJudge:
         """
         model = model or self.info.model
         body = msgspec.json.encode(self._body(session, prompt, schema, images, model=model, variant=variant,
-                                              sample=sample))
+                                              sample=sample, system=system))
         # tokens: the text (chars / 4) plus each image at its detail's price, not its base64
         est = estimate_tokens(body) if not images else (
             estimate_tokens(prompt) + 200 + len(images) * IMAGE_TOKENS.get(self.config.frames.detail, 85))
