@@ -7,14 +7,15 @@ is kept, in priority order (after WebJudge's key-step / key-screenshot selection
 al. 2025, arXiv:2504.01382, and the Universal Verifier's relevance-based screenshot
 selection rather than truncation, Rosset et al. 2026, arXiv:2604.06240):
 
-0. the first step, the last :data:`TAIL` steps (the final state) and the final answer
-   (an agent's last assistant message);
+0. the first step, the last :data:`TAIL` steps (the final state), the final answer (an
+   agent's last assistant message) and system messages (an agent's policy, kept at the
+   length chunking gave them: adherence to it is graded);
 1. tool errors (a line that reads like an error: ``Error``, ``Traceback``, ``exit code 2``,
    ``failed`` ...) and the step right after each (the recovery, or not);
 2. state changes: tool calls and typed text, key presses, app switches of a recording;
 3. everything else, spread evenly over the run (first, last, middle, quarters ...).
 
-Steps are added tier by tier until the budget is spent (each cut to
+Steps are added tier by tier until the budget is spent (each but system messages cut to
 :data:`LINE_CHARS` characters first); the kept ones are shown in order, and every gap
 becomes one marker line ``[... N steps omitted ...]``. Deterministic: the same session and
 budget always give the same selection.
@@ -41,6 +42,7 @@ _TIMED = re.compile(r"^\[(\d+(?:\.\d+)?)s\] ")
 _ERROR = re.compile(
     r"\b(error|exception|traceback|failed|failure|fatal|denied|not found|no such file|invalid|"
     r"exit(?:ed)? (?:code|status)[ :=]*[1-9]\d*|returncode[ :=]*[1-9]\d*)\b", re.IGNORECASE)
+_SYSTEM = re.compile(r"^\[\d+\] system: ")
 _STATE = re.compile(r"(\bcalls \w|^\[[^\]]*\] (?:type|key|hotkey|app_focus|drag)\()")
 
 
@@ -66,7 +68,7 @@ def numbered_steps(session: Session, chunks: list[Chunk]) -> list[tuple[int, str
 
 
 def _tier(i: int, line: str, n: int, is_error_prev: bool, final_answer: int) -> int:
-    if i == 0 or i >= n - TAIL or i == final_answer:
+    if i == 0 or i >= n - TAIL or i == final_answer or _SYSTEM.match(line):
         return 0
     if _ERROR.search(line) or is_error_prev:
         return 1
@@ -103,7 +105,8 @@ def select_steps(steps: list[tuple[int, str, int | None]], budget_tokens: int) -
     n = len(steps)
     if n == 0:
         return [], []
-    cut = [s[1] if len(s[1]) <= LINE_CHARS else s[1][: LINE_CHARS - 7] + " …[cut]" for s in steps]
+    cut = [s[1] if len(s[1]) <= LINE_CHARS or _SYSTEM.match(s[1]) else s[1][: LINE_CHARS - 7] + " …[cut]"
+           for s in steps]
     final_answer = next((i for i in range(n - 1, -1, -1) if re.match(r"^\[\d+\] assistant: ", steps[i][1])), -1)
     tiers: list[list[int]] = [[], [], [], []]
     prev_error = False

@@ -320,8 +320,8 @@ def final_prompt(session: Session, chunks: list[Chunk], chunk_summaries: list[st
     """User prompt for the verdict: the task, then ``evidence`` (the selected, numbered
     steps of :func:`streamgrade.judges.evidence.select_evidence`) when given, else the
     whole session when it fits one chunk; with more than one chunk also every chunk's
-    summary (none truncated). Without ``evidence`` a condensed session gets
-    :func:`condensed_note`."""
+    summary (none truncated). A condensed session gets :func:`condensed_note` (with
+    ``evidence``, only when there are chunk summaries: it says what they did not see)."""
     body = task_block(session)
     if len(chunks) > 1:
         body += "\n\nChunk summaries:\n" + "\n".join(
@@ -330,7 +330,8 @@ def final_prompt(session: Session, chunks: list[Chunk], chunk_summaries: list[st
         )
     if evidence is not None:
         body += "\n\nSteps (selected key steps, numbered):\n" + ("\n".join(evidence) or "(no actions)")
-        return delimit(body) + "\n\nGrade the session with the rubric."
+        note = condensed_note(session, chunks) if len(chunks) > 1 else ""  # what the summaries saw
+        return delimit(body) + (f"\n\n{note}" if note else "") + "\n\nGrade the session with the rubric."
     if len(chunks) <= 1:
         lines = chunks[0].lines if chunks else []
         body += "\n\nActions:\n" + ("\n".join(lines) or "(no actions)")
