@@ -147,8 +147,8 @@ def _frame_ms(path: str) -> int | None:
 def select_frames(session: Session, chunks: list[Chunk], steps: list[tuple[int, str, int | None]],
                   kept: list[int], max_images: int, last: int = 2) -> list[str]:
     """Up to ``max_images`` frame paths, in time order: the last ``last`` frames of the
-    recording, then the frame nearest each kept key step (tiers 0-2, within 2 s of it),
-    latest steps first. Frames are named ``<video_ms>.jpg`` (:func:`extract.frames.frame_name`);
+    recording, then the frame nearest each step the selection kept (within 2 s of it;
+    the selection holds the key steps first), latest steps first. Frames are named ``<video_ms>.jpg`` (:func:`extract.frames.frame_name`);
     a session time t is video time ``t + session.video_offset_ms``."""
     frames = [(ms, p) for c in chunks for p in c.frames if (ms := _frame_ms(p)) is not None]
     if not frames or max_images <= 0:
