@@ -115,3 +115,27 @@ def test_dpo_export_pairwise_tie_gives_no_pair_and_needs_a_judge(tmp_path: Path)
     with pytest.raises(ConfigError, match="pairwise needs an LLM judge"):
         with pairwise_preferer(load_config(env={}), api_key=""):
             pass
+
+
+def test_cli_export_rank_by_pairwise(tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    from streamgrade.cli import main
+
+    out = tmp_path / "out"
+    _two_unrewarded_runs(out)
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[openai]\nbase_url = "{BASE}"\nhttp_client = "httpx"\nmax_retries = 0\n')
+    for var in ("STREAMGRADE_API_KEY", "OPENAI_API_KEY", "STREAMGRADE_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    dest = tmp_path / "p.jsonl"
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=prefers('cancel({"rid": "R1"})'))
+        res = CliRunner().invoke(main, ["export", str(out), "--format", "dpo", "--rank-by", "pairwise",
+                                        "--config", str(toml), "-o", str(dest)])
+    assert res.exit_code == 0, res.output
+    assert route.call_count == 2 and len(dest.read_text().splitlines()) == 1
+    # without a judge configured: a usage error, nothing sent
+    res = CliRunner().invoke(main, ["export", str(out), "--format", "dpo", "--rank-by", "pairwise",
+                                    "-o", str(dest)])
+    assert res.exit_code == 2 and "needs an LLM judge" in res.output
