@@ -6,7 +6,11 @@ it is never the bottleneck of a benchmark). It listens on 127.0.0.1 only and ser
 
 - ``POST /v1/chat/completions``: when ``response_format.json_schema.name`` is
   ``streamgrade_verdict`` it answers a schema-valid verdict (``summary`` plus ``outcome``,
-  ``process`` and ``efficiency``, each ``{score 0-100, confidence 0-1, reason}``), whose
+  ``process`` and ``efficiency``, each ``{score 0-100, confidence 0-1, reason}``; when the
+  schema asks for ``success``, the reasoning-first protocol of
+  ``streamgrade.judges.judgement`` instead: ``key_points``, components ``{evidence_steps,
+  reasoning, score, confidence}``, ``failure_cause``, ``success``,
+  ``success_probability`` = outcome / 100, success when outcome >= 50), whose
   numbers are derived from a sha256 of the request's messages (same prompt, same verdict);
   for ``streamgrade_chunk`` it answers ``{summary, progress, problems}``; otherwise it echoes
   the last user message as plain text. The response has OpenAI's shape: ``id``
@@ -162,13 +166,37 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _verdict(digest: bytes) -> dict[str, Any]:
+def _verdict(digest: bytes, protocol: bool = False) -> dict[str, Any]:
+    """A verdict derived from ``digest``. ``protocol``: the reasoning-first shape with an
+    explicit verdict (key_points, summary, components ``{evidence_steps, reasoning, score,
+    confidence}``, failure_cause, success, success_probability), answered when the
+    requested schema asks for ``success``; else the legacy ``{score, confidence, reason}``
+    components."""
     out: dict[str, Any] = {"summary": f"Mock verdict {digest[:4].hex()}: the session was reviewed."}
+    if protocol:
+        out = {"key_points": ["mock key point"], **out}
     for i, name in enumerate(COMPONENTS):
         score = digest[2 * i] % 101  # 0-100
         confidence = round(0.5 + (digest[2 * i + 1] % 51) / 100, 2)  # 0.50-1.00
-        out[name] = {"score": score, "confidence": confidence, "reason": f"mock {name} {score}"}
+        if protocol:
+            out[name] = {"evidence_steps": [0], "reasoning": f"mock {name} {score}", "score": score,
+                         "confidence": confidence}
+        else:
+            out[name] = {"score": score, "confidence": confidence, "reason": f"mock {name} {score}"}
+    if protocol:
+        success = out["outcome"]["score"] >= 50
+        out["failure_cause"] = "none" if success else ("agent", "environment", "unclear")[digest[6] % 3]
+        out["success"] = success
+        out["success_probability"] = round(out["outcome"]["score"] / 100, 2)
     return out
+
+
+def _wants_protocol(request: dict[str, Any]) -> bool:
+    """Whether the requested verdict schema is the reasoning-first protocol (has ``success``)."""
+    try:
+        return "success" in request["response_format"]["json_schema"]["schema"]["properties"]
+    except (KeyError, TypeError):
+        return False
 
 
 def _chunk(digest: bytes, prompt: str) -> dict[str, Any]:
@@ -237,7 +265,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     prompt = _last_user_text(messages)
     schema_name = _schema_name(request)
     if schema_name == "streamgrade_verdict":
-        content = json.dumps(_verdict(digest))
+        content = json.dumps(_verdict(digest, _wants_protocol(request)))
     elif schema_name == "streamgrade_chunk":
         content = json.dumps(_chunk(digest, prompt))
     else:
@@ -254,7 +282,7 @@ def _schema_violation(request: dict[str, Any]) -> dict[str, Any]:
         bad: dict[str, Any] = _chunk(digest, _last_user_text(messages))
         del bad["problems"]
     else:
-        bad = _verdict(digest)
+        bad = _verdict(digest, _wants_protocol(request))
         if digest[0] % 2:
             del bad["process"]
         else:

@@ -51,7 +51,7 @@ async def test_prompt_has_agent_rubric_and_no_reward_or_reference_actions():
     assert verdict.components["outcome"].score == 50
     text = "\n".join(m["content"] for b in bodies for m in b["messages"])
     assert all(b["messages"][0]["content"] == AGENT_SYSTEM_PROMPT for b in bodies)
-    assert "<session_data>" in text and "</session_data>" in text
+    assert '<session_data id="' in text and '</session_data id="' in text
     assert "# Airline Agent Policy" in text  # the policy the agent had to follow
     assert "reward" not in text.lower().replace("rewards program", "")
     assert row["info"]["task"]["instruction"] not in text  # the simulated user's hidden script

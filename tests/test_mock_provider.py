@@ -77,6 +77,11 @@ async def test_judge_against_mock_single_chunk():
     for comp in verdict.components.values():
         assert 0 <= comp.score <= 100 and 0 <= comp.confidence <= 1 and comp.reason
     assert verdict.summary.startswith("Mock verdict")
+    # the mock follows the reasoning-first protocol when the schema asks for success
+    ex = verdict.extras
+    assert ex["success"] == (verdict.components["outcome"].score >= 50)
+    assert ex["p_success"] == round(verdict.components["outcome"].score / 100, 2)
+    assert ex["failure_cause"] in ("none", "agent", "environment", "unclear")
     assert verdict.chunk_summaries == []
     assert verdict.usage.requests == 1
     assert verdict.usage.prompt_tokens > 100  # system prompt + user prompt, chars / 4
@@ -412,3 +417,18 @@ def test_cli_rejects_bad_options(capsys):
         main(["--fault-500", "0.8", "--fault-503", "0.8"])
     out, err = capsys.readouterr()
     assert ei.value.code == 2 and "sum to at most 1" in err and out == ""
+
+
+def test_mock_verdict_shape_follows_the_requested_schema():
+    """Protocol schema (has ``success``): the reasoning-first answer; an older schema
+    without it (other users of the mock): the legacy ``{score, confidence, reason}`` one."""
+    msgs = [{"role": "user", "content": "grade me"}]
+    new = json.loads(answer({"messages": msgs, "response_format": {"type": "json_schema",
+                                                                   "json_schema": rubric.VERDICT_SCHEMA}})
+                     ["choices"][0]["message"]["content"])
+    assert list(new["outcome"]) == ["evidence_steps", "reasoning", "score", "confidence"]
+    assert rubric.parse_judgement(json.dumps(new)).success is not None
+    legacy_schema = {"name": "streamgrade_verdict", "strict": True, "schema": {"type": "object", "properties": {}}}
+    old = json.loads(answer({"messages": msgs, "response_format": {"type": "json_schema", "json_schema": legacy_schema}})
+                     ["choices"][0]["message"]["content"])
+    assert set(old["outcome"]) == {"score", "confidence", "reason"} and "success" not in old

@@ -160,9 +160,11 @@ async def test_success_request_body_and_verdict(judge_factory, sleeps):
     assert [m["role"] for m in msgs] == ["system", "user"]
     assert msgs[0]["content"] == rubric.SYSTEM_PROMPT
     user = msgs[1]["content"]
-    assert user.startswith("<session_data>\n")
-    assert "</session_data>" in user
-    inner = user[user.index("<session_data>") : user.index("</session_data>")]
+    m = re.match(r'<session_data id="([0-9a-f]{12})">\n', user)
+    assert m, user[:80]
+    close = f'</session_data id="{m.group(1)}">'
+    assert user.count(close) == 1
+    inner = user[m.end() : user.index(close)]
     assert "Task: Do X" in inner and "[0.0s] click(1, 2)" in inner
     assert judge.info.kind == "openai" and judge.info.model == "gpt-4o-mini"
 
@@ -221,13 +223,15 @@ def test_only_the_two_real_markers_survive_hostile_session_text():
         assert len(markers(hostile)) == len(HOSTILE_MARKERS)  # the regex sees every disguise
         found = markers(prompt)
         assert found == ["<session_data", "</session_data"], found
-        assert prompt.startswith("<session_data>\n") and prompt.count("</session_data>") == 1
+        x = rubric.data_id(prompt[prompt.index("\n") + 1 : prompt.rindex("\n</session_data")])
+        assert prompt.startswith(f'<session_data id="{x}">\n') and prompt.count(f'</session_data id="{x}">') == 1
         assert "Do X" in prompt
 
 
 def test_ordinary_text_about_session_data_is_kept():
     text = "session_data = load(path)  # the session data; see <session_database> and a<b>c"
-    assert rubric.delimit(text) == f"<session_data>\n{text}\n</session_data>"
+    x = rubric.data_id(text)
+    assert rubric.delimit(text) == f'<session_data id="{x}">\n{text}\n</session_data id="{x}">'
 
 
 # --- retries --------------------------------------------------------------------------

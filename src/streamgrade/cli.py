@@ -301,9 +301,11 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"
               help="DPO: step = the first assistant turn where two runs of a task diverge (one turn per side); "
                    "trajectory = whole continuations after the shared prefix, with chosen_train/rejected_train "
                    "flags marking the model's turns (dpo only).  [default: [exports] dpo_pairs, step]")
-@click.option("--rank-by", "rank_by", type=click.Choice(["reward", "score"]),
+@click.option("--rank-by", "rank_by", type=click.Choice(["reward", "score", "pairwise"]),
               help="DPO: reward = the higher ground-truth reward is chosen, the judge score only without a reward "
-                   "or to break a tie; score = the judge score, never against the reward.  "
+                   "or to break a tie; score = the judge score, never against the reward; pairwise = where "
+                   "rewards do not decide, ask the LLM judge ([openai]) to compare the two runs in both orders "
+                   "(sends requests; a tie gives no pair).  "
                    "[default: [exports] dpo_rank_by, reward]")
 @click.option("--min-gap", type=float, help="DPO: least score gap between chosen and rejected where the score "
                                             "ranks them.  [default: 10]")
@@ -346,7 +348,15 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
                                      pass_only=False if keep_all else None,
                                      metadata=False if no_metadata else None)
     try:
-        res = build_export(out, fmt, dest=dest, options=opts)
+        if rank_by == "pairwise" and fmt in ("dpo", "openai-dpo"):
+            from .exports.pairwise_rank import pairwise_preferer
+
+            with pairwise_preferer(cfg) as opts.prefer:
+                res = build_export(out, fmt, dest=dest, options=opts)
+        else:
+            res = build_export(out, fmt, dest=dest, options=opts)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     except NothingToExport as exc:
         click.echo(f"streamgrade: {exc}", err=True)
         sys.exit(EXIT_NOTHING)

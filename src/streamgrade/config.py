@@ -319,6 +319,33 @@ class CalibrationConfig(msgspec.Struct, forbid_unknown_fields=True):
     file: str | None = None
 
 
+class EnsembleMember(msgspec.Struct, forbid_unknown_fields=True):
+    """One member of ``judge.ensemble``: ``model`` (None: ``openai.model``) and ``prompt``
+    (``default``: the rubric's system prompt; ``strict``: the same rubric told to demand
+    evidence for success and to answer failure when unsure; see judges/rubric.py)."""
+
+    model: str | None = None
+    prompt: Literal["default", "strict"] = "default"
+
+
+class JudgeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[judge]``: the LLM judge's verdict protocol (judges/judgement.py, ensemble.py,
+    evidence.py). ``samples`` verdict requests per ensemble member (at ``openai.temperature``;
+    raise it above 0 for varied samples); ``ensemble`` the members (prompt and/or model;
+    empty: one member, the configured model with the default prompt); ``aggregate`` how the
+    members' answers combine: ``mean`` (mean success probability >= 0.5), ``majority``
+    (more than half say success) or ``unanimous`` (success only when every member says so,
+    CUARewardBench's Unanimous Prompt Ensemble); ``evidence_tokens`` the budget (estimated
+    tokens, chars / 4) of the steps selected for the verdict request; ``max_images`` the
+    frames sent with it (the last frames and those around key steps)."""
+
+    samples: int = 1
+    ensemble: list[EnsembleMember] = msgspec.field(default_factory=list)
+    aggregate: Literal["mean", "majority", "unanimous"] = "mean"
+    evidence_tokens: int = 6000
+    max_images: int = 6
+
+
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[limits]``: input sizes (bytes) beyond which a session fails with the reason
     instead of exhausting memory. ``max_session_bytes``: one session's data (a file holding
@@ -339,6 +366,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     chunking: ChunkingConfig = msgspec.field(default_factory=ChunkingConfig)
     rubric: RubricConfig = msgspec.field(default_factory=RubricConfig)
     openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
+    judge: JudgeConfig = msgspec.field(default_factory=JudgeConfig)
     formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
     frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
@@ -488,6 +516,8 @@ def _check(cfg: Config) -> None:
         "limits.max_file_bytes": cfg.limits.max_file_bytes,
         "frames.max_pixels": cfg.frames.max_pixels,
         "frames.max_steps": cfg.frames.max_steps,
+        "judge.samples": cfg.judge.samples,
+        "judge.evidence_tokens": cfg.judge.evidence_tokens,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -192,6 +192,9 @@ class Session(msgspec.Struct):
     tools: list[dict[str, Any]] = []
     termination: str | None = None
     metrics: dict[str, float] = {}
+    success: bool | None = None
+    p_success_judge: float | None = None
+    failure_cause: str | None = None
     video: str | None = None
     video_offset_ms: float = 0.0
     reference_actions: list[dict[str, Any]] | None = None
@@ -265,12 +268,16 @@ class Verdict(msgspec.Struct):
     """What a judge returns for one session: the three rubric components (outcome, process,
     efficiency), a summary of the whole session, the running summaries of every chunk, and
     the usage spent. The final score is computed from the components by
-    :func:`streamgrade.judges.rubric.final_score`, not by the judge."""
+    :func:`streamgrade.judges.rubric.final_score`, not by the judge. ``extras`` holds what a
+    judge says beyond the rubric (the LLM judge: ``success``, ``p_success``,
+    ``failure_cause``, ``key_points``, ``evidence_steps``, and for an ensemble
+    ``agreement`` and ``members``; see :mod:`streamgrade.judges.judgement`)."""
 
     components: dict[str, Component]
     summary: str
     chunk_summaries: list[str] = []
     usage: Usage = msgspec.field(default_factory=Usage)
+    extras: dict[str, Any] = {}
 
 
 class JudgeInfo(msgspec.Struct):
@@ -297,7 +304,9 @@ class ScoreRecord(msgspec.Struct):
     in_order, any_order, arg_agreement, precision, recall, n_reference, n_calls, n_matched),
     None when there is none. Never part of ``score``. ``p_success`` (0-1, 4 decimals) is there
     only when the run had a calibration model (``grade --calibration``) and the session was
-    graded; records without it have no such key.
+    graded; records without it have no such key. From an LLM judge with the verdict
+    protocol also ``success`` (its explicit verdict), ``p_success_judge`` (its probability
+    of success, 0-1) and ``failure_cause`` (none, agent, environment, unclear); None else.
     """
 
     session_id: str
@@ -324,4 +333,7 @@ class ScoreRecord(msgspec.Struct):
     termination: str | None = None
     metrics: dict[str, float] = {}
     golden: dict[str, Any] | None = None
+    success: bool | None = None
+    p_success_judge: float | None = None
+    failure_cause: str | None = None
     p_success: float | msgspec.UnsetType = msgspec.UNSET  # only with a calibration model: no key otherwise

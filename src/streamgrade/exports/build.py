@@ -54,6 +54,7 @@ class ExportOptions:
     pairs: str = "step"
     rank_by: str = "reward"
     group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    prefer: Any = None  # rank_by "pairwise": the pairwise judge (exports/pairwise_rank.py)
 
     @classmethod
     def from_config(cls, ex: Any, **overrides: Any) -> "ExportOptions":
@@ -88,7 +89,7 @@ def _pairs(fmt: str, out: Path, opts: ExportOptions, tools: SourceTools, write: 
     sessions considered."""
     return write_pairs(out, fmt, write, built, tools=tools, flt=opts.flt, mode=opts.pairs,  # type: ignore[arg-type]
                        rank_by=opts.rank_by, min_gap=opts.min_gap, metadata=opts.metadata,  # type: ignore[arg-type]
-                       group_by=opts.group_by)
+                       group_by=opts.group_by, prefer=opts.prefer)
 
 
 def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:

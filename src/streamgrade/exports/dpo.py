@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -75,6 +76,10 @@ from .pairs import Cut, Mode, PairError, RankBy, canon, cut, digest, rank, side_
 from .store import GradedSession, fill, load_graded
 from .tools import SourceTools, calls_of, source_key
 from .training import Built, chat_messages, row_metadata
+
+#: A pairwise preference between two runs of one task: (0 or 1: the chosen run, how it
+#: was decided); raises PairError when there is none (see :mod:`.pairwise_rank`).
+Prefer = Callable[[GradedSession, GradedSession], tuple[int, str]]
 
 #: Fields a task group may be keyed on (``[exports] dpo_group_by``).
 GROUP_FIELDS = ("source_format", "source_dir", "source_file", "task_id", "task", "model", "agent")
@@ -201,18 +206,24 @@ def check_openai_dpo(row: dict[str, Any]) -> list[str]:
 def write_pairs(out: str | Path, fmt: str, write: Callable[[dict[str, Any]], None], built: Built, *,
                 tools: SourceTools, flt: ExportFilter, mode: Mode = "step", rank_by: RankBy = "reward",
                 min_gap: float = 10.0, metadata: bool = True,
-                group_by: tuple[str, ...] | list[str] = DEFAULT_GROUP_BY) -> int:
+                group_by: tuple[str, ...] | list[str] = DEFAULT_GROUP_BY,
+                prefer: Prefer | None = None) -> int:
     """Write the ``fmt`` (dpo or openai-dpo) pairs of the graded runs under ``out`` with
     ``write``, counting rows and dropped candidates (with reasons) in ``built``; the
     ``[exports]`` filters ``flt`` choose the runs (the SFT pass rule does not apply: a
-    rejected side fails by design). openai-dpo is always ``step``. Returns the runs
-    considered."""
+    rejected side fails by design). openai-dpo is always ``step``. ``rank_by`` "pairwise"
+    (opt-in, needs ``prefer``, e.g. :func:`.pairwise_rank.pairwise_preferer`): where both
+    runs have different rewards the reward decides; otherwise ``prefer(a, b)`` (an LLM
+    judge asked in both orders) returns (0 or 1, how) or raises PairError for a tie.
+    Returns the runs considered."""
     if fmt not in ("dpo", "openai-dpo"):
         raise ValueError(f"not a preference format: {fmt!r}")
     if mode not in ("step", "trajectory"):
         raise ValueError(f"dpo_pairs: {mode!r} is not step or trajectory")
-    if rank_by not in ("reward", "score"):
-        raise ValueError(f"dpo_rank_by: {rank_by!r} is not reward or score")
+    if rank_by not in ("reward", "score", "pairwise"):
+        raise ValueError(f"dpo_rank_by: {rank_by!r} is not reward, score or pairwise")
+    if rank_by == "pairwise" and prefer is None:
+        raise ValueError("rank_by pairwise needs a pairwise judge (prefer)")
     if fmt == "openai-dpo":
         mode = "step"
     groups = TaskGroups(group_by)
@@ -226,7 +237,7 @@ def write_pairs(out: str | Path, fmt: str, write: Callable[[dict[str, Any]], Non
             groups.add(gs)
     for key, runs in groups:
         _task_pairs(out, fmt, _label(key), runs, write, built, tools=tools,
-                    mode=mode, rank_by=rank_by, min_gap=min_gap, metadata=metadata)
+                    mode=mode, rank_by=rank_by, min_gap=min_gap, metadata=metadata, prefer=prefer)
     return considered
 
 
@@ -237,7 +248,8 @@ def _label(key: tuple[str, ...]) -> str:
 
 
 def _task_pairs(out: str | Path, fmt: str, label: str, runs: list[GradedSession], write: Callable[[dict[str, Any]], None],
-                built: Built, *, tools: SourceTools, mode: Mode, rank_by: RankBy, min_gap: float, metadata: bool) -> None:
+                built: Built, *, tools: SourceTools, mode: Mode, rank_by: RankBy, min_gap: float, metadata: bool,
+                prefer: Prefer | None = None) -> None:
     """The pairs of one task (its runs' messages are in memory only here)."""
     if len(runs) < 2:
         built.rejected.add(label, "a task with one graded run gives no pair")
@@ -257,7 +269,10 @@ def _task_pairs(out: str | Path, fmt: str, label: str, runs: list[GradedSession]
         what = f"{label}: {loaded[i].session_id} vs {loaded[j].session_id}"
         try:  # where they diverge first (it does not depend on the order), then which side wins
             ct = cut(keys[i], keys[j], mode)
-            w, how = rank(loaded[i].record, loaded[j].record, rank_by, min_gap)
+            if rank_by == "pairwise":
+                w, how = _pairwise(loaded[i], loaded[j], prefer)  # type: ignore[arg-type]
+            else:
+                w, how = rank(loaded[i].record, loaded[j].record, rank_by, min_gap)
             if w == 0:
                 cands.append((i, j, ct, how, what))
             else:
@@ -281,6 +296,14 @@ def _task_pairs(out: str | Path, fmt: str, label: str, runs: list[GradedSession]
             continue
         write(row)
         built.rows += 1
+
+
+def _pairwise(a: GradedSession, b: GradedSession, prefer: Prefer) -> tuple[int, str]:
+    """Rewards first when both runs have different ones; else the pairwise judge."""
+    try:
+        return rank(a.record, b.record, "reward", min_gap=math.inf)
+    except PairError:
+        return prefer(a, b)
 
 
 def _unique(cands: list[tuple[int, int, Cut, str, str]], keys: list[list[Any]],

@@ -36,6 +36,9 @@ breaks when its gap is at least ``min_gap``; where a run has no reward, the scor
 (gap at least ``min_gap``). ``by="score"``: the score decides (gap at least ``min_gap``),
 but never against the reward: when both runs have rewards that rank them the other way,
 there is no pair. Either way the chosen side's reward is never below the rejected one's.
+``pairwise`` (opt-in, the DPO export's ``--rank-by pairwise``) is decided in
+:mod:`.dpo` by an LLM judge asked in both orders (:mod:`streamgrade.judges.pairwise`)
+where the rewards do not decide.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from typing import Any, Literal
 Message = dict[str, Any]
 Key = tuple[str, str, tuple[tuple[str, str], ...], "int | None"]
 Mode = Literal["step", "trajectory"]
-RankBy = Literal["reward", "score"]
+RankBy = Literal["reward", "score", "pairwise"]
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _TIE = 1e-9

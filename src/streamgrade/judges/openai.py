@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,18 +35,23 @@ import anyio
 import httpx
 import msgspec
 
-from ..config import Config
+from ..config import Config, EnsembleMember
 from ..errors import BudgetExceeded, JudgeError
 from ..models import Chunk, JudgeInfo, Session, Usage, Verdict
 from ..redact import Redactor
 from ..sinks.atomic import write_atomic
 from . import rubric
+from .ensemble import aggregate
+from .evidence import select_evidence
+from .judgement import Judgement, parse_judgement
+from .judgement import extras as judgement_extras
 from .limits import AdaptiveConcurrency, RateLimiter, estimate_tokens
 
 #: Tokens an image costs at OpenAI's detail levels (low: a flat 85; high/auto: a typical
 #: 1280x720 screenshot, 4 tiles of 170 + 85).
 IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765}
 from .retry import backoff_delay, is_retryable_status, parse_retry_after
+from .transport import network_transport as _network_transport
 
 __all__ = ["OpenAIJudge", "DEFAULT_BASE_URL"]
 
@@ -61,6 +67,7 @@ _SNIPPET_CHARS = 300
 #: all of it is redacted before the snippet is cut (:meth:`OpenAIJudge._snippet`).
 _READ_BYTES = 64 * 1024
 _USER_AGENT = "streamgrade/0.1"
+_OMITTED = re.compile(r"^\[\.\.\. ([\d,]+) steps omitted \.\.\.\]$")
 
 
 class _Secret:
@@ -89,47 +96,6 @@ class _Failure(Exception):
         self.reason = reason
         self.retry_after = retry_after
 
-
-
-def _network_transport(kind: str, max_concurrency: int) -> httpx.AsyncBaseTransport | None:
-    """The HTTP transport under the judge's httpx client (``openai.http_client``).
-
-    ``"aiohttp"`` (default): httpx's API over aiohttp's connection pool (the httpx-aiohttp
-    package's ``AiohttpTransport``). httpx's own pool (httpcore) spends CPU per request that
-    grows with the number of requests in flight (encode/httpx#3215): measured here against
-    the local mock at concurrency 50 it tops out at 200-300 requests/s, where the aiohttp
-    transport does about 3,000 (scripts/bench_dispatch.py). ``"httpx"``: httpx's own
-    transport (None here). Falls back to ``"httpx"`` with a warning when httpx-aiohttp is
-    not installed."""
-    if kind != "aiohttp":
-        return None
-    try:
-        import aiohttp
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        log.warning("openai.http_client = 'aiohttp' needs the httpx-aiohttp package; using httpx's own transport")
-        return None
-
-    class _Transport(AiohttpTransport):
-        """AiohttpTransport whose aiohttp errors all surface as httpx errors (a malformed
-        response is an ``httpx.RemoteProtocolError``, so the judge retries it as it would
-        with httpx), with a pool as large as the judge's concurrency. (Request mocks that
-        patch httpx's own pool, like respx, need ``http_client = "httpx"``.)"""
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            try:
-                return await super().handle_async_request(request)
-            except aiohttp.ClientError as exc:
-                raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}", request=request) from exc
-
-    size = max(100, max_concurrency)
-
-    def session() -> aiohttp.ClientSession:
-        # trust_env: honour HTTP(S)_PROXY/NO_PROXY as httpx's own transport does.
-        connector = aiohttp.TCPConnector(limit=size, keepalive_timeout=5.0, ssl=httpx.create_ssl_context())
-        return aiohttp.ClientSession(connector=connector, trust_env=True)
-
-    return _Transport(limits=httpx.Limits(max_connections=size, max_keepalive_connections=size), client=session)
 
 
 class OpenAIJudge:
@@ -189,9 +155,6 @@ class OpenAIJudge:
         self._inflight: dict[str, tuple[anyio.Event, list[Any]]] = {}
         self._cache = Path(oc.cache_dir) if oc.cache_dir else None
         self.spent_usd = 0.0  # every request of this judge, for the run budget
-        price = oc.prices.get(oc.model)
-        self._price_in = price.input if price else 0.0
-        self._price_out = price.output if price else 0.0
 
     def __repr__(self) -> str:
         return (
@@ -216,18 +179,29 @@ class OpenAIJudge:
 
         With more than one chunk: one request per chunk, in order, with
         :func:`rubric.chunk_prompt` and :data:`rubric.CHUNK_SCHEMA`, each carrying the
-        previous running summary; then the final request with :func:`rubric.final_prompt`
-        over all chunk summaries and :data:`rubric.VERDICT_SCHEMA`. With 0 or 1 chunk only
-        the final request is sent.
+        previous running summary. Then the verdict: the evidence is selected once
+        (:func:`.evidence.select_evidence`: key steps within ``judge.evidence_tokens``,
+        frames around key steps and the last frames, at most ``judge.max_images``) and
+        :func:`rubric.final_prompt` is sent with :data:`rubric.VERDICT_SCHEMA` to every
+        ensemble member (``judge.ensemble``, default one: ``openai.model``, default prompt)
+        ``judge.samples`` times (sample k with ``seed + k``, so samples are distinct
+        requests), one after the other; the answers are combined by
+        :func:`.ensemble.aggregate` (``judge.aggregate``).
 
         Returns a :class:`Verdict` with the three components (scores 0-100, confidences
-        0-1), the summary, the chunk summaries and the :class:`Usage` of every HTTP attempt
-        (tokens from the server's ``usage``, cost in USD from ``config.openai.prices``).
-        Raises :class:`JudgeError` when a request fails for good (non-retryable status, or
+        0-1, scaled by the ensemble's agreement), the summary, the chunk summaries, the
+        :class:`Usage` of every HTTP attempt (tokens from the server's ``usage``, cost in
+        USD from ``config.openai.prices`` by each request's model) and ``extras``
+        (:func:`.judgement.extras`, plus ``agreement`` and ``members`` for an ensemble,
+        and ``evidence``: steps shown, steps omitted, images). Raises
+        :class:`JudgeError` when a request fails for good (non-retryable status, or
         retries exhausted); its ``attempts`` counts that request's HTTP attempts.
         """
+        jc = self.config.judge
         usage = Usage()
         summaries: list[str] = []
+        answers: list[Judgement] = []
+        members = jc.ensemble or [EnsembleMember()]
         try:
             if len(chunks) > 1:
                 previous = ""
@@ -236,18 +210,46 @@ class OpenAIJudge:
                     previous = await self._call(session, prompt, rubric.CHUNK_SCHEMA, rubric.parse_chunk, usage,
                                                 images=chunk.frames)
                     summaries.append(previous)
-            prompt = rubric.final_prompt(session, chunks, summaries)
-            images = chunks[0].frames if len(chunks) == 1 else []  # else the summaries carry them
-            summary, components = await self._call(session, prompt, rubric.VERDICT_SCHEMA, rubric.parse_verdict, usage,
-                                                   images=images)
+            lines, images = select_evidence(session, chunks, jc.evidence_tokens, jc.max_images)
+            prompt = rubric.final_prompt(session, chunks, summaries, evidence=lines)
+            for member in members:
+                for k in range(jc.samples):
+                    answers.append(await self._call(session, prompt, rubric.VERDICT_SCHEMA, parse_judgement, usage,
+                                                    images=images, model=member.model, variant=member.prompt,
+                                                    sample=k))
         except JudgeError as exc:
             exc.usage = usage  # what this session spent before failing
             raise
-        return Verdict(components=components, summary=summary, chunk_summaries=summaries, usage=usage)
+        j, agreement = aggregate(answers, jc.aggregate)
+        extras = judgement_extras(j)
+        if extras:
+            omitted = sum(int(m.group(1).replace(",", "")) for line in lines if (m := _OMITTED.match(line)))
+            extras["evidence"] = {"steps_shown": sum(1 for line in lines if not _OMITTED.match(line)),
+                                  "steps_omitted": omitted, "images": len(images)}
+            if len(answers) > 1:
+                extras["agreement"] = agreement
+                extras["members"] = [
+                    {"model": m.model or self.info.model, "prompt": m.prompt, "sample": k,
+                     "success": a.success, "p_success": a.p_success, "failure_cause": a.failure_cause}
+                    for (m, k), a in zip(((m, k) for m in members for k in range(jc.samples)), answers)]
+        return Verdict(components=j.components, summary=j.summary, chunk_summaries=summaries, usage=usage,
+                       extras=extras)
 
-    def _body(self, session: Session, prompt: str, schema: dict[str, Any], images: list[str] = ()) -> dict[str, Any]:
+    async def ask(self, session: Session, prompt: str, schema: dict[str, Any], parse: Callable[[str], T],
+                  usage: Usage, *, system: str, model: str | None = None, sample: int = 0) -> T:
+        """One structured request with its own ``system`` prompt (the pairwise judge,
+        :mod:`.pairwise`), with this judge's retries, limits, cache and usage accounting
+        (see :meth:`_call`); ``session`` names the request in logs and errors."""
+        return await self._call(session, prompt, schema, parse, usage, model=model, sample=sample, system=system)
+
+    def _body(self, session: Session, prompt: str, schema: dict[str, Any], images: list[str] = (), *,
+              model: str | None = None, variant: str = "default", sample: int = 0,
+              system: str | None = None) -> dict[str, Any]:
         """The request body; ``images`` (JPEG paths of the chunk's frames) go after the text
-        as ``image_url`` content parts with data URLs (OpenAI vision input), in time order."""
+        as ``image_url`` content parts with data URLs (OpenAI vision input), in time order.
+        ``model`` (None: ``openai.model``), the system prompt ``variant`` and ``sample``
+        (added to the seed) serve ensembles; ``system`` replaces the rubric's system prompt
+        (the pairwise judge's)."""
         oc = self.config.openai
         content: str | list[dict[str, Any]] = prompt
         if images:
@@ -257,14 +259,14 @@ class OpenAIJudge:
             content = [{"type": "text", "text": prompt}] + [
                 {"type": "image_url", "image_url": {"url": image_data_url(p), "detail": detail}} for p in images]
         return {
-            "model": oc.model,
+            "model": model or oc.model,
             "messages": [
-                {"role": "system", "content": rubric.system_prompt(session)},
+                {"role": "system", "content": system if system is not None else rubric.system_prompt(session, variant)},
                 {"role": "user", "content": content},
             ],
             "response_format": {"type": "json_schema", "json_schema": schema},
             "temperature": oc.temperature,
-            "seed": oc.seed,
+            "seed": oc.seed + sample,
             oc.max_tokens_field: oc.max_tokens,
         }
 
@@ -276,6 +278,11 @@ class OpenAIJudge:
         parse: Callable[[str], T],
         usage: Usage,
         images: list[str] = (),
+        *,
+        model: str | None = None,
+        variant: str = "default",
+        sample: int = 0,
+        system: str | None = None,
     ) -> T:
         """Send one chat completion and return ``parse(content)``, retrying transient failures.
 
@@ -292,7 +299,9 @@ class OpenAIJudge:
         with the status and a redacted snippet of the error body, and after the last attempt
         naming the number of attempts and the last error.
         """
-        body = msgspec.json.encode(self._body(session, prompt, schema, images))
+        model = model or self.info.model
+        body = msgspec.json.encode(self._body(session, prompt, schema, images, model=model, variant=variant,
+                                              sample=sample, system=system))
         # tokens: the text (chars / 4) plus each image at its detail's price, not its base64
         est = estimate_tokens(body) if not images else (
             estimate_tokens(prompt) + 200 + len(images) * IMAGE_TOKENS.get(self.config.frames.detail, 85))
@@ -315,7 +324,7 @@ class OpenAIJudge:
                     return result
                 except ValueError:
                     pass  # a bad cached answer is asked again
-            content, result = await self._send(session.ref.session_id, body, parse, usage, est)
+            content, result = await self._send(session.ref.session_id, body, parse, usage, est, model)
             box[0] = content
             self._cache_put(key, content)
             return result
@@ -326,14 +335,15 @@ class OpenAIJudge:
             del self._inflight[key]
             event.set()
 
-    async def _send(self, sid: str, body: bytes, parse: Callable[[str], T], usage: Usage, est: int) -> tuple[str, T]:
+    async def _send(self, sid: str, body: bytes, parse: Callable[[str], T], usage: Usage, est: int,
+                    model: str) -> tuple[str, T]:
         """The retry loop of one request (see :meth:`_call`); returns (content, parsed)."""
         oc = self.config.openai
         attempts = oc.max_retries + 1
         last = "no attempt made"
         for attempt in range(attempts):
             try:
-                content = await self._attempt(sid, body, usage, attempt + 1, est)
+                content = await self._attempt(sid, body, usage, attempt + 1, est, model)
                 try:
                     return content, parse(content)
                 except ValueError as exc:
@@ -365,7 +375,7 @@ class OpenAIJudge:
             attempts=attempts,
         )
 
-    async def _attempt(self, sid: str, body: bytes, usage: Usage, number: int, prompt_est: int) -> str:
+    async def _attempt(self, sid: str, body: bytes, usage: Usage, number: int, prompt_est: int, model: str) -> str:
         """One HTTP attempt: returns the message content or raises _Failure (retryable) or
         JudgeError (not retryable)."""
         oc = self.config.openai
@@ -414,7 +424,7 @@ class OpenAIJudge:
             raise _Failure(f"response body is not JSON: {self._snippet(resp)}") from None
         if isinstance(data, dict):
             reported = data.get("usage")
-            self._add_usage(usage, reported)
+            self._add_usage(usage, reported, model)
             prompt_tokens = reported.get("prompt_tokens") if isinstance(reported, dict) else None
             self.limits.settle(prompt_est, prompt_tokens if isinstance(prompt_tokens, int) else None)
         try:
@@ -430,14 +440,16 @@ class OpenAIJudge:
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _add_usage(self, usage: Usage, reported: Any) -> None:
+    def _add_usage(self, usage: Usage, reported: Any, model: str) -> None:
+        """Add a 2xx answer's reported tokens and their cost at ``model``'s price."""
         if not isinstance(reported, dict):
             return
         p = reported.get("prompt_tokens")
         c = reported.get("completion_tokens")
         p = p if isinstance(p, int) and not isinstance(p, bool) and p > 0 else 0
         c = c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else 0
-        cost = (p * self._price_in + c * self._price_out) / 1e6
+        price = self.config.openai.prices.get(model)
+        cost = (p * price.input + c * price.output) / 1e6 if price else 0.0
         usage.prompt_tokens += p
         usage.completion_tokens += c
         usage.cost_usd += cost

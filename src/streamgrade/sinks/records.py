@@ -71,6 +71,9 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float],
         error=job.error,
         graded_at=rfc3339_now(),
         fingerprint=job.ref.fingerprint,
+        success=v.extras.get("success") if graded else None,
+        p_success_judge=v.extras.get("p_success") if graded else None,
+        failure_cause=v.extras.get("failure_cause") if graded else None,
     )
     if calibration is not None and graded:
         try:
@@ -92,6 +95,8 @@ def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.js
         scores["reasons"] = {k: {"score": c.score, "confidence": c.confidence, "reason": c.reason}
                              for k, c in job.verdict.components.items()}
         scores["weights"] = config.rubric.weights()
+        if job.verdict.extras:
+            scores["judgement"] = job.verdict.extras
     files = {"scores.json": msgspec.json.format(enc.encode(scores), indent=2)}
     s = job.session
     if s is None:
