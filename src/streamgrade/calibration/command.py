@@ -1,6 +1,6 @@
 """``streamgrade calibrate OUT``: fit a calibration model on OUT's labelled sessions and
 write it, or (``--evaluate``) measure the ``p_success`` OUT's records already carry.
-Kept out of cli.py, which only parses the options."""
+Kept out of the cli package, which only parses the options."""
 
 from __future__ import annotations
 

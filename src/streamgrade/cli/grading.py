@@ -1,0 +1,114 @@
+"""``grade``, ``watch`` and ``repair``: the commands that write an output folder."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import click
+
+from ..sinks.lock import OutputLocked
+from ..summary import EXIT_OK, EXIT_USAGE, exit_code, finish, judge_line, print_summary, training_lines
+from ._app import _build_config, _calibration, _check_judge, _check_paths, _setup, common_options, main
+from ._run import _run
+
+log = logging.getLogger("streamgrade.cli")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@common_options
+@click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+@click.option("--strict", is_flag=True, help="Exit 6 when some files were not recognised by any format.")
+@click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ground truth to join to the sessions (repeatable): a SWE-bench report, a Terminal-Bench "
+                   "results.json, or a JSON/JSONL/CSV of id to reward or bool ([labels] in the config).")
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibration model from `streamgrade calibrate`: writes p_success (0-1) into every graded "
+                   "record ([calibration] file).")
+def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels, calibration) -> None:
+    """Grade every session found under PATHS, then exit.
+
+    Sessions already graded with unchanged files are skipped, so a re-run only grades what
+    is new or changed. The summary counts every session found, those that failed (in this
+    run, or earlier with unchanged input), and the files no format recognised, with the
+    reason. One process at a time may write an output folder.
+
+    \b
+    Exit codes: 0 all graded; 1 some failed (now or earlier); 2 usage or configuration
+    error, output folder in use or in need of `streamgrade repair`; 4 run budget spent;
+    5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
+    SIGTERM: what was in flight is finished, the rest is pending for the next run).
+    """
+    cfg = _build_config(config_file, output, judge, log_format, _calibration(calibration), labels=labels)
+    _check_judge(cfg)
+    _setup(cfg, verbose, quiet_default=True)
+    paths = _check_paths(paths)
+    click.echo(f"streamgrade: {judge_line(cfg)}", err=True)
+    t0 = time.monotonic()
+    stats, signalled, _ = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress, verbose=verbose))
+    print_summary(stats, cfg, time.monotonic() - t0, signal_name=signalled, verbose=verbose)
+    training_lines(stats, verbose)
+    finish(exit_code(stats, signalled=signalled is not None, strict=strict))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@common_options
+@click.option("--settle", "settle_s", type=float,
+              help="Seconds a session's files must stay unchanged before it is graded.  [default: 5]")
+@click.option("--labels", "labels", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ground truth to join to the sessions (repeatable; see grade --help).")
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibration model: p_success in every graded record (see grade --help).")
+def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels, calibration) -> None:
+    """Grade what is under PATHS, then watch for new or changed sessions until SIGINT/SIGTERM.
+
+    Each session is graded once its files have not changed for the settle time, and logged
+    in one line; every row of a multi-session file (JSONL) is a session of its own, and a
+    file that grows by appends has only its new rows graded. On SIGINT/SIGTERM it stops
+    taking sessions, finishes those in flight and exits 0 (a second signal, or in-flight
+    work outlasting the drain timeout, exits 130; the rest stays pending for the next run).
+    """
+    cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}, **_calibration(calibration)},
+                        labels=labels)
+    _check_judge(cfg)
+    _setup(cfg, verbose, quiet_default=False)
+    paths = _check_paths(paths)
+    log.info("%s", judge_line(cfg))
+    t0 = time.monotonic()
+    stats, _, interrupted = anyio.run(lambda: _run(cfg, paths, watch=True, progress=False, verbose=verbose))
+    print_summary(stats, cfg, time.monotonic() - t0, verbose=verbose)
+    finish(130 if interrupted or stats.drain_timed_out else EXIT_OK)
+
+
+@main.command("repair")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file; its [exports] section filters the rebuilt training rows.")
+def repair_cmd(out, config_file) -> None:
+    """Make OUT's JSONL exports and its ledger agree again.
+
+    Needed when a run refuses to start because an export disagrees with the ledger (an
+    output folder written by two processes at once, an edited export, a deleted ledger).
+    scores.jsonl keeps every complete line once and regains the lines of finished sessions
+    from their scores.json; sft.chatml.jsonl and sharegpt.jsonl are rebuilt from the session
+    folders; sessions that cannot be restored are set back to pending, so the next run
+    grades them. The old files are kept in OUT/exports/backup-<time>/. Exit code 0 when
+    repaired, 2 when OUT is in use or not an output folder.
+    """
+    from ..sinks.repair import repair
+
+    cfg = _build_config(config_file, None, None, None)
+    try:
+        rep = repair(out, cfg)
+    except (OutputLocked, FileNotFoundError) as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"streamgrade: repaired {out}: scores.jsonl kept {rep.kept} lines, dropped {rep.duplicates} duplicate "
+               f"and {rep.broken} broken lines, restored {rep.restored} from scores.json; "
+               f"training files rebuilt ({', '.join(f'{k} {v}' for k, v in rep.rows.items() if k != 'scores.jsonl')}); "
+               f"{len(rep.reset)} sessions set back to pending; old files in {rep.backup}", err=True)
