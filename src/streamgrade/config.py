@@ -17,6 +17,8 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
+from .config_judging import (CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
+                             RubricConfig)
 from .errors import ConfigError
 from .exports.filters import ExportFilter
 
@@ -78,73 +80,6 @@ class ChunkingConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_tokens: int = 2000
     max_chars: int = 12000
     max_chunks: int = 24
-
-
-class RubricConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[rubric]``: weights of the components in the final score (normalised by their sum)."""
-
-    outcome: float = 60.0
-    process: float = 30.0
-    efficiency: float = 10.0
-
-    def weights(self) -> dict[str, float]:
-        return {"outcome": self.outcome, "process": self.process, "efficiency": self.efficiency}
-
-
-class Price(msgspec.Struct, forbid_unknown_fields=True):
-    """USD per million tokens."""
-
-    input: float = 0.0
-    output: float = 0.0
-
-
-def _default_prices() -> dict[str, Price]:
-    return {
-        "gpt-4o-mini": Price(0.15, 0.60),
-        "gpt-4o": Price(2.50, 10.00),
-        "gpt-4.1-mini": Price(0.40, 1.60),
-        "gpt-4.1": Price(2.00, 8.00),
-    }
-
-
-class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[openai]``: the OpenAI-compatible Chat Completions judge.
-
-    ``base_url`` ends in /v1; ``timeout_s`` per request; retries are capped exponential
-    backoff with full jitter from ``backoff_base_s`` to ``backoff_max_s``, honouring
-    Retry-After; ``rpm``/``tpm`` the provider's requests and tokens per minute (0 = unknown:
-    learned from its x-ratelimit headers, or searched adaptively from ``adaptive_start_rps``,
-    see judges/limits.py); ``max_concurrency`` requests in flight (halved on 429 while limits
-    are unknown); ``cache_dir`` an opt-in on-disk response cache keyed by request hash, so a
-    re-run never pays twice; ``max_cost_usd`` a run budget: once spent, no new request is sent
-    and the remaining sessions stay pending; ``max_tokens_field`` the request field that
-    carries ``max_tokens`` (newer OpenAI models, o-series and gpt-5, take only
-    ``max_completion_tokens``); ``prices`` USD per million tokens by model
-    (unknown model: cost 0); ``http_client`` the HTTP transport under httpx's API:
-    ``aiohttp`` (httpx-aiohttp, ~10x the requests/s of httpx's own pool at 50 in flight,
-    see scripts/bench_dispatch.py) or ``httpx``.
-    """
-
-    base_url: str | None = None
-    model: str = "gpt-4o-mini"
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    max_retry_after_s: float = 120.0
-    rpm: int = 0
-    tpm: int = 0
-    adaptive_start_rps: float = 5.0
-    adaptive_increase: float = 0.02
-    max_concurrency: int = 16
-    cache_dir: str | None = None
-    max_cost_usd: float | None = None
-    temperature: float = 0.0
-    seed: int = 7
-    max_tokens: int = 1024
-    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
-    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
-    prices: dict[str, Price] = msgspec.field(default_factory=_default_prices)
 
 
 class OpenAIChatMapping(msgspec.Struct, forbid_unknown_fields=True):
@@ -309,41 +244,6 @@ class LabelsConfig(msgspec.Struct, forbid_unknown_fields=True):
     key: str = "auto"
     id_field: str | None = None
     value_field: str | None = None
-
-
-class CalibrationConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[calibration]``: ``file`` a model written by ``streamgrade calibrate`` (``grade
-    --calibration FILE``); when set, every graded record gets ``p_success`` (0-1, 4
-    decimals). A missing or broken file stops the run at start (exit 2)."""
-
-    file: str | None = None
-
-
-class EnsembleMember(msgspec.Struct, forbid_unknown_fields=True):
-    """One member of ``judge.ensemble``: ``model`` (None: ``openai.model``) and ``prompt``
-    (``default``: the rubric's system prompt; ``strict``: the same rubric told to demand
-    evidence for success and to answer failure when unsure; see judges/rubric.py)."""
-
-    model: str | None = None
-    prompt: Literal["default", "strict"] = "default"
-
-
-class JudgeConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[judge]``: the LLM judge's verdict protocol (judges/judgement.py, ensemble.py,
-    evidence.py). ``samples`` verdict requests per ensemble member (at ``openai.temperature``;
-    raise it above 0 for varied samples); ``ensemble`` the members (prompt and/or model;
-    empty: one member, the configured model with the default prompt); ``aggregate`` how the
-    members' answers combine: ``mean`` (mean success probability >= 0.5), ``majority``
-    (more than half say success) or ``unanimous`` (success only when every member says so,
-    CUARewardBench's Unanimous Prompt Ensemble); ``evidence_tokens`` the budget (estimated
-    tokens, chars / 4) of the steps selected for the verdict request; ``max_images`` the
-    frames sent with it (the last frames and those around key steps)."""
-
-    samples: int = 1
-    ensemble: list[EnsembleMember] = msgspec.field(default_factory=list)
-    aggregate: Literal["mean", "majority", "unanimous"] = "mean"
-    evidence_tokens: int = 6000
-    max_images: int = 6
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
