@@ -39,8 +39,8 @@ from ..config import Config, EnsembleMember
 from ..errors import BudgetExceeded, JudgeError
 from ..models import Chunk, JudgeInfo, Session, Usage, Verdict
 from ..redact import Redactor
-from ..sinks.atomic import write_atomic
 from . import rubric
+from .cache import ResponseCache
 from .ensemble import aggregate
 from .evidence import select_evidence
 from .judgement import Judgement, parse_judgement
@@ -153,7 +153,7 @@ class OpenAIJudge:
                                   adaptive_increase=oc.adaptive_increase, sleep=sleep, clock=clock)
         self._slots: AdaptiveConcurrency | None = None  # created on first use, inside a loop
         self._inflight: dict[str, tuple[anyio.Event, list[Any]]] = {}
-        self._cache = Path(oc.cache_dir) if oc.cache_dir else None
+        self._cache = ResponseCache(Path(oc.cache_dir) if oc.cache_dir else None, self.info.model)
         self.spent_usd = 0.0  # every request of this judge, for the run budget
 
     def __repr__(self) -> str:
@@ -316,7 +316,7 @@ class OpenAIJudge:
         event, box = anyio.Event(), [JudgeError("identical request was cancelled")]
         self._inflight[key] = (event, box)
         try:
-            content = self._cache_get(key)
+            content = self._cache.get(key)
             if content is not None:
                 try:
                     result = parse(content)
@@ -326,7 +326,7 @@ class OpenAIJudge:
                     pass  # a bad cached answer is asked again
             content, result = await self._send(session.ref.session_id, body, parse, usage, est, model)
             box[0] = content
-            self._cache_put(key, content)
+            self._cache.put(key, content)
             return result
         except BaseException as exc:
             box[0] = exc
@@ -454,29 +454,6 @@ class OpenAIJudge:
         usage.completion_tokens += c
         usage.cost_usd += cost
         self.spent_usd += cost
-
-    def _cache_path(self, key: str) -> Path | None:
-        return self._cache / key[:2] / f"{key[2:]}.json" if self._cache is not None else None
-
-    def _cache_get(self, key: str) -> str | None:
-        """The cached answer content of a request (opt-in ``openai.cache_dir``), or None."""
-        path = self._cache_path(key)
-        if path is None:
-            return None
-        try:
-            content = msgspec.json.decode(path.read_bytes()).get("content")
-        except (OSError, msgspec.DecodeError, AttributeError):
-            return None
-        return content if isinstance(content, str) else None
-
-    def _cache_put(self, key: str, content: str) -> None:
-        path = self._cache_path(key)
-        if path is None:
-            return
-        try:
-            write_atomic(path, msgspec.json.encode({"content": content, "model": self.info.model}))
-        except OSError as exc:
-            log.warning("response cache %s not written: %s", path, exc)
 
     def _retry_after(self, headers: httpx.Headers) -> float | None:
         """Server-requested delay in seconds: ``retry-after-ms`` (OpenAI/Azure) wins over
