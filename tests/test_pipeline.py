@@ -80,7 +80,10 @@ def data(tmp_path: Path) -> Path:
 @pytest.mark.asyncio
 async def test_grades_bundled_sessions_and_writes_files(data: Path, tmp_path: Path):
     out = tmp_path / "out"
-    stats = await _grade(data, out)
+    # every session's rows: the bundled captures show little of their tasks, so the
+    # heuristic scores them below the pass filter's 50
+    cfg = load_config(env={}, overrides={"exports": {"pass_only": False}})
+    stats = await _grade(data, out, cfg=cfg)
     assert (stats.graded, stats.failed) == (3, 0)
     lines = _lines(out)
     assert sorted(r["session_id"] for r in lines) == sorted([*DESKTOP, WEB])
@@ -98,6 +101,10 @@ async def test_grades_bundled_sessions_and_writes_files(data: Path, tmp_path: Pa
     by_id = {r["session_id"]: r for r in lines}
     assert by_id[WEB]["reward"] == pytest.approx(0.5393)
     assert by_id["20251007_131852"]["n_actions"] == 13
+    # 10 s of typing "coucou" in Word shows nothing of "Implement shopping cart": not a pass
+    assert by_id["20251007_131852"]["score"] < 50
+    # the web capture has no action: ungradable, neutral and without confidence
+    assert (by_id[WEB]["score"], by_id[WEB]["confidence"]) == (50.0, 0.0)
     assert by_id["20251007_131852"]["source_path"] == str(data / "20251007_131852")
     sft = json.loads((out / "sessions" / "20251007_131852" / "sft.json").read_text())
     assert sft["messages"][0]["role"] == "user"
@@ -133,7 +140,7 @@ async def test_rerun_adds_no_line_and_changed_session_is_regraded(data: Path, tm
 async def test_uncommitted_append_is_cut_and_session_appended_once(data: Path, tmp_path: Path):
     """Simulates kill -9 between the JSONL append and the ledger commit, and a half line."""
     out = tmp_path / "out"
-    await _grade(data, out)
+    await _grade(data, out, cfg=load_config(env={}, overrides={"exports": {"pass_only": False}}))
     scores = out / "exports" / "scores.jsonl"
     good = scores.read_bytes()
     # Forge the crash: one session's ledger row goes back to pending, and its line (plus a
@@ -147,7 +154,7 @@ async def test_uncommitted_append_is_cut_and_session_appended_once(data: Path, t
     ledger.close()
     with open(scores, "ab") as f:
         f.write(b'{"session_id": "half')
-    stats = await _grade(data, out)
+    stats = await _grade(data, out, cfg=load_config(env={}, overrides={"exports": {"pass_only": False}}))
     assert stats.graded == 1
     lines = _lines(out)
     ids = [r["session_id"] for r in lines]
@@ -162,7 +169,7 @@ async def test_bad_input_gives_failed_record_and_run_goes_on(data: Path, tmp_pat
     log = data / "20251007_131852" / "input_log.jsonl"
     raw = log.read_bytes()
     log.write_bytes(raw[: len(raw) - 30])  # truncated last line
-    stats = await _grade(data, out)
+    stats = await _grade(data, out, cfg=load_config(env={}, overrides={"exports": {"pass_only": False}}))
     assert (stats.graded, stats.failed) == (1, 2)
     by_id = {r["session_id"]: r for r in _lines(out)}
     missing = by_id["20250817_232256"]
@@ -173,7 +180,7 @@ async def test_bad_input_gives_failed_record_and_run_goes_on(data: Path, tmp_pat
     assert f"input_log.jsonl:{n_lines}:" in trunc["error"]
     assert by_id[WEB]["status"] == "graded"
     # a failed input is not retried until its files change, but it is still counted
-    stats = await _grade(data, out)
+    stats = await _grade(data, out, cfg=load_config(env={}, overrides={"exports": {"pass_only": False}}))
     assert (stats.skipped, stats.failed_earlier) == (1, 2) and len(_lines(out)) == 3
     assert {sid for sid, _ in stats.earlier_failures} == {"20250817_232256", "20251007_131852"}
 
