@@ -9,7 +9,7 @@ log length so that it means the same in every format, and none names the format.
 No feature reads the wording of assistant turns: an agent cannot raise its grade by saying
 "Sorry, I cannot" or "Task completed successfully!" (tests/test_heuristic_gaming.py). Tool
 results are read only for their structure: the source's ``is_error`` flag, an exit code
-(``<returncode>N</returncode>``, ``exit code N``, ``Exit code: N``) and the first line of a
+(a leading ``<returncode>N</returncode>``, or ``exit code N`` on the last line) and the first line of a
 Python traceback or an ``Error:``/``ERROR:`` prefix at the start of the result.
 """
 
@@ -47,7 +47,8 @@ FEATURES = (
 SIGNS = {name: -1 for name in FEATURES} | {"length_credit": 1, "ends_with_answer": 1}
 EXCLUDED = ("ends_with_answer", "final_empty")
 
-_EXIT = re.compile(r"<returncode>\s*(-?\d+)\s*</returncode>|\bexit(?:ed with)?[ _]?code[:= ]+(-?\d+)", re.I)
+_RETURNCODE = re.compile(r"\s*<returncode>\s*(-?\d+)\s*</returncode>")
+_EXIT_LINE = re.compile(r"\bexit(?:ed with)?[ _]?code[:= ]+(-?\d+)", re.I)
 _ERROR_HEAD = re.compile(r"^\s*(?:Traceback \(most recent call last\)|(?:\w*Error|ERROR|Error|error)\b\s*:)", re.M)
 _BAD_END = re.compile(r"limit|timeout|timed.?out|max.?(?:steps|iter|turn)|error|exceed|abort|crash|cancel", re.I)
 #: A user turn that is only a harness prompt ("If you are done ..."), not a question, ends
@@ -65,9 +66,16 @@ def _is_error(m: ChatMessage) -> bool:
 
 
 def exit_codes(text: str) -> list[int]:
-    """Exit codes shown in a tool result, in order (``<returncode>`` tags of
-    mini-swe-agent, ``exit code N`` of shells and OpenHands)."""
-    return [int(a or b) for a, b in _EXIT.findall(text[:4000] + text[-2000:] if len(text) > 6000 else text)]
+    """The exit code a tool result shows, as a list of 0 or 1 item: the harness's leading
+    ``<returncode>N</returncode>`` tag (mini-swe-agent), else an ``exit code N`` on the
+    last non-empty line (shells, OpenHands' ``[Command finished with exit code N]``). Only
+    these places count: text the command printed elsewhere cannot change the code."""
+    head = _RETURNCODE.match(text)
+    if head:
+        return [int(head.group(1))]
+    lines = [line for line in text[-500:].splitlines() if line.strip()]
+    tail = _EXIT_LINE.search(lines[-1]) if lines else None
+    return [int(tail.group(1))] if tail else []
 
 
 def _action_key(m: ChatMessage) -> str:
