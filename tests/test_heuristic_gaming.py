@@ -111,3 +111,16 @@ def test_typing_unrelated_text_scores_low():
     low = _score(s)
     shown = msgspec.structs.replace(s, actions=[*acts, Action(kind="type", t_ms=6000, text="Dear hiring manager, cover letter")])
     assert low < 50 < _score(shown)
+
+
+def test_stats_count_ungradable_apart_from_scores():
+    from streamgrade.stats import summarise
+
+    judge = {"kind": "heuristic", "model": None}
+    recs = [{"status": "graded", "score": 80.0, "confidence": 0.5, "judge": judge, "reward": 1.0},
+            {"status": "graded", "score": 20.0, "confidence": 0.4, "judge": judge, "reward": 0.0},
+            {"status": "graded", "score": 50.0, "confidence": 0.0, "judge": judge, "reward": 1.0},
+            {"status": "failed", "score": None, "confidence": None, "judge": judge, "reward": None}]
+    f = summarise(recs)
+    assert (f["sessions"], f["graded"], f["failed"], f["ungradable"]) == (4, 2, 1, 1)
+    assert f["score_mean"] == 50.0 and f["judge_pass_rate"] == 0.5 and f["auroc"] == 1.0
