@@ -8,7 +8,8 @@ regression on the other datasets and measures the AUROC of its P(success) on D (
 reward >= :func:`streamgrade.agreement.pass_mark` of D's rewards). Prints a table of
 dataset, n (gradable sessions with a reward), positives, the AUROC of the judge before this
 rebuild (measured at commit 9935d9e, kept below as figures) and the held-out AUROC after;
-then the AUROC, judge pass rate (score >= 50) and true pass rate of the shipped weights.
+then, for the shipped weights, the AUROC, the judge pass rate (score >= 50), the mean P
+(the expected pass rate of a calibrated model) and the true pass rate.
 ``--write`` refits on every dataset and writes src/streamgrade/judges/heuristic_weights.json.
 
 Fit: minimise the weighted log loss + ``l2`` x |w|^2 with L-BFGS-B (scipy), each weight
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     # the shipped judge, end to end: the final score of scores.jsonl
     judge, w = HeuristicJudge(cfg), cfg.rubric.weights()
     print(f"\nshipped weights ({WEIGHTS_PATH.name}), in-sample; ungradable sessions left out")
-    print(f"{'dataset':<18}{'AUROC':>8}{'judge pass':>12}{'true pass':>11}")
+    print(f"{'dataset':<18}{'AUROC':>8}{'judge pass':>12}{'mean P':>9}{'true pass':>11}")
     all_s, all_y = [], []
     for ds, ss in data.items():
         mark = pass_mark([s.reward for s in ss])
@@ -122,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         all_s += sc
         all_y += y
         au = auroc(sc, y)
-        print(f"{ds:<18}{'-' if au is None else f'{au:.3f}':>8}{sum(x >= 50 for x in sc) / len(sc):>12.1%}{sum(y) / len(y):>11.1%}")
-    print(f"{'all':<18}{'':>8}{sum(x >= 50 for x in all_s) / len(all_s):>12.1%}{sum(all_y) / len(all_y):>11.1%}")
+        print(f"{ds:<18}{'-' if au is None else f'{au:.3f}':>8}{sum(x >= 50 for x in sc) / len(sc):>12.1%}"
+              f"{sum(sc) / len(sc) / 100:>9.1%}{sum(y) / len(y):>11.1%}")
+    print(f"{'all':<18}{'':>8}{sum(x >= 50 for x in all_s) / len(all_s):>12.1%}"
+          f"{sum(all_s) / len(all_s) / 100:>9.1%}{sum(all_y) / len(all_y):>11.1%}")
     return 0
 
 

@@ -42,9 +42,12 @@ FEATURES = (
     "unanswered",         # a user message after the last assistant turn asks something
     "stopped_bad",        # termination names a limit, timeout or error
     "invalid_share",      # steps flagged as no valid action by the reader
+    "tool_variety",       # distinct tool names / 10, capped at 1: broader tasks fail more
+    "user_share",         # share of the transcript's messages that are user turns
+    "call_stretch",       # log1p(longest run of tool-calling turns with no user turn) / log1p(100)
 )
 
-SIGNS = {name: -1 for name in FEATURES} | {"length_credit": 1, "ends_with_answer": 1}
+SIGNS = {name: -1 for name in FEATURES} | {"length_credit": 1, "ends_with_answer": 1, "user_share": 1}
 EXCLUDED = ("ends_with_answer", "final_empty")
 
 _RETURNCODE = re.compile(r"\s*<returncode>\s*(-?\d+)\s*</returncode>")
@@ -118,6 +121,13 @@ def features(session: Session) -> dict[str, float]:
         invalid = session.metrics["invalid_actions"] / total if total else 0.0
     else:
         invalid = sum(1 for st in session.steps if st.extra.get("invalid_action")) / n if n else 0.0
+    stretch = best = 0
+    for m in tr:
+        if m.role == "user":
+            stretch = 0
+        elif m.role == "assistant" and m.tool_calls:
+            stretch += 1
+            best = max(best, stretch)
     length = min(1.0, math.log1p(n) / math.log1p(10_000))  # L: capped log length of the run
     return {
         "length_credit": length if session.kind == "episode" else 1.0 - length,
@@ -134,6 +144,9 @@ def features(session: Session) -> dict[str, float]:
         "unanswered": 1.0 if unanswered else 0.0,
         "stopped_bad": 1.0 if session.termination and _BAD_END.search(session.termination) else 0.0,
         "invalid_share": min(1.0, invalid),
+        "tool_variety": min(1.0, len({tc.function.name for tc in calls}) / 10),
+        "user_share": sum(1 for m in tr if m.role == "user") / len(tr) if tr else 0.0,
+        "call_stretch": min(1.0, math.log1p(best) / math.log1p(100)),
     }
 
 
