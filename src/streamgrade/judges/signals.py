@@ -9,8 +9,10 @@ log length so that it means the same in every format, and none names the format.
 No feature reads the wording of assistant turns: an agent cannot raise its grade by saying
 "Sorry, I cannot" or "Task completed successfully!" (tests/test_heuristic_gaming.py). Tool
 results are read only for their structure: the source's ``is_error`` flag, an exit code
-(a leading ``<returncode>N</returncode>``, or ``exit code N`` on the last line) and the first line of a
-Python traceback or an ``Error:``/``ERROR:`` prefix at the start of the result.
+(a leading ``<returncode>N</returncode>``, or ``exit code N`` on the last line) and a line
+starting a Python traceback or with an ``Error:``/``ERROR:``/``ValueError:`` prefix within
+the first 300 characters. User turns are read only for the ``unanswered`` flag (a question
+mark or a long request after the last assistant turn; weight 0 in the shipped fit).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from ..models import ChatMessage, Session
 #: ``SIGNS`` gives each one's expected direction (+1 success, -1 failure), the constraint
 #: the fit keeps (scripts/lodo_heuristic.py); features in ``EXCLUDED`` are computed and
 #: shown in reasons but get no weight: they mark a format's shape more than a run's
-#: quality (every Gorilla row ends on an empty ``finish`` call, every tau-bench run on the
-#: simulated user's stop).
+#: quality (every Gorilla row ends on an empty ``finish`` call, every Crafter turn is
+#: text, mini-swe-agent turns never end on text).
 FEATURES = (
     "length_credit",      # episodes: survival L; agent runs: brevity 1 - L; L = log1p(turns)/log1p(1e4)
     "task_length",        # log1p(task chars) / log1p(20000), capped at 1: harder tasks
