@@ -84,13 +84,15 @@ async def test_grades_bundled_sessions_and_writes_files(data: Path, tmp_path: Pa
     # heuristic scores them below the pass filter's 50
     cfg = load_config(env={}, overrides={"exports": {"pass_only": False}})
     stats = await _grade(data, out, cfg=cfg)
-    assert (stats.graded, stats.failed) == (3, 0)
+    assert (stats.graded, stats.failed, stats.ungradable) == (2, 0, 1)  # the web capture has no action
     lines = _lines(out)
     assert sorted(r["session_id"] for r in lines) == sorted([*DESKTOP, WEB])
     fields = {"session_id", "source_format", "source_path", "status", "score", "components", "confidence", "judge",
               "reward", "n_actions", "duration_s", "usage", "error", "graded_at"}
     for r in lines:
         assert fields <= r.keys()
+        if r["session_id"] == WEB:
+            continue
         assert r["status"] == "graded" and 0 <= r["score"] <= 100
         assert set(r["components"]) == {"outcome", "process", "efficiency"}
         assert r["judge"] == {"kind": "heuristic", "model": None}
@@ -103,8 +105,9 @@ async def test_grades_bundled_sessions_and_writes_files(data: Path, tmp_path: Pa
     assert by_id["20251007_131852"]["n_actions"] == 13
     # 10 s of typing "coucou" in Word shows nothing of "Implement shopping cart": not a pass
     assert by_id["20251007_131852"]["score"] < 50
-    # the web capture has no action: ungradable, neutral and without confidence
-    assert (by_id[WEB]["score"], by_id[WEB]["confidence"]) == (50.0, 0.0)
+    # the web capture has no action: ungradable, no score, the reason in error
+    assert (by_id[WEB]["status"], by_id[WEB]["score"], by_id[WEB]["components"]) == ("ungradable", None, {})
+    assert by_id[WEB]["error"] == "ungradable: no actions were recorded"
     assert by_id["20251007_131852"]["source_path"] == str(data / "20251007_131852")
     sft = json.loads((out / "sessions" / "20251007_131852" / "sft.json").read_text())
     assert sft["messages"][0]["role"] == "user"
@@ -155,7 +158,7 @@ async def test_uncommitted_append_is_cut_and_session_appended_once(data: Path, t
     with open(scores, "ab") as f:
         f.write(b'{"session_id": "half')
     stats = await _grade(data, out, cfg=load_config(env={}, overrides={"exports": {"pass_only": False}}))
-    assert stats.graded == 1
+    assert stats.graded + stats.ungradable == 1  # the victim, whichever it was
     lines = _lines(out)
     ids = [r["session_id"] for r in lines]
     assert sorted(ids) == sorted([*DESKTOP, WEB]), ids  # exactly once each, no half line
@@ -170,7 +173,7 @@ async def test_bad_input_gives_failed_record_and_run_goes_on(data: Path, tmp_pat
     raw = log.read_bytes()
     log.write_bytes(raw[: len(raw) - 30])  # truncated last line
     stats = await _grade(data, out, cfg=load_config(env={}, overrides={"exports": {"pass_only": False}}))
-    assert (stats.graded, stats.failed) == (1, 2)
+    assert (stats.graded, stats.failed, stats.ungradable) == (0, 2, 1)
     by_id = {r["session_id"]: r for r in _lines(out)}
     missing = by_id["20250817_232256"]
     assert missing["status"] == "failed" and missing["score"] is None
@@ -178,7 +181,7 @@ async def test_bad_input_gives_failed_record_and_run_goes_on(data: Path, tmp_pat
     trunc = by_id["20251007_131852"]
     n_lines = raw[: len(raw) - 30].count(b"\n") + 1
     assert f"input_log.jsonl:{n_lines}:" in trunc["error"]
-    assert by_id[WEB]["status"] == "graded"
+    assert by_id[WEB]["status"] == "ungradable"  # no action: nothing to judge, not a failure
     # a failed input is not retried until its files change, but it is still counted
     stats = await _grade(data, out, cfg=load_config(env={}, overrides={"exports": {"pass_only": False}}))
     assert (stats.skipped, stats.failed_earlier) == (1, 2) and len(_lines(out)) == 3

@@ -1,8 +1,7 @@
 """``streamgrade stats``: what an output folder holds, by format, model and task.
 
-For each group: sessions, graded, failed, ungradable (graded records the heuristic judge
-could not judge: confidence 0, see :func:`streamgrade.judges.heuristic.ungradable_verdict`;
-they are left out of every score figure); score mean, median, p10, p90; reward mean and
+For each group: sessions, graded, failed, ungradable (records with nothing to judge, status
+``ungradable``: no score; left out of every score figure); score mean, median, p10, p90; reward mean and
 pass rate (reward >= the pass mark: ``exports.reward_pass`` when set, else 1.0 for binary
 rewards and the group's median otherwise); judge pass rate (score >= the quality
 threshold ``exports.min_score``, or 50 when unset); and, where rewards exist, agreement of
@@ -28,9 +27,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def is_ungradable(record: dict[str, Any]) -> bool:
-    """A graded record of the heuristic judge's ungradable verdict (confidence 0)."""
-    return (record.get("status") == "graded" and record.get("confidence") == 0
-            and (record.get("judge") or {}).get("kind") == "heuristic")
+    """A record of a session the judge found nothing to judge in (status ``ungradable``)."""
+    return record.get("status") == "ungradable"
 
 
 def summarise(records: Iterable[dict[str, Any]], *, reward_pass: float | None = None, score_pass: float = 50.0) -> dict[str, Any]:

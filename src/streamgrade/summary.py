@@ -70,6 +70,8 @@ def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: 
                   verbose: bool = False) -> None:
     """The end-of-run summary on stderr (see the module docstring)."""
     parts = [f"{stats.graded} graded", f"{stats.failed} failed"]
+    if stats.ungradable:
+        parts.append(f"{stats.ungradable} ungradable (nothing to judge; not retried)")
     if stats.failed_earlier:
         parts.append(f"{stats.failed_earlier} failed earlier (unchanged input)")
     parts.append(f"{stats.skipped} unchanged (skipped)")

@@ -10,8 +10,8 @@ pass mark), the second writes the rows, one session's messages in memory at a ti
 Which sessions train (:class:`PassRule`): by default only those that pass: the reward is
 at least the source's pass mark where the session has a reward (``[exports] reward_pass``,
 else 1.0 when the source's rewards are 0/1 and their median otherwise, as ``stats`` does),
-else the judge score is at least ``[exports] pass_score`` (50) and the judge could grade it
-(the heuristic judge's ungradable verdict, confidence 0, never passes). ``--all`` keeps every graded
+else the judge score is at least ``[exports] pass_score`` (50). Ungradable records never train (not
+graded). ``--all`` keeps every graded
 session; the ``[exports]`` filters (min_score, min_reward, ...) apply in both cases. Every
 session left out is counted with its reason.
 
@@ -107,8 +107,6 @@ class PassRule:
         if isinstance(r, (int, float)) and not isinstance(r, bool) and mark is not None:
             return None if r >= mark else f"reward {r:g} below the pass mark {mark:g}"
         score = record.get("score")
-        if record.get("confidence") == 0 and (record.get("judge") or {}).get("kind") == "heuristic":
-            return "the heuristic judge could not grade it (ungradable, confidence 0)"
         if isinstance(score, (int, float)) and score >= self.pass_score:
             return None
         return f"no reward and score {score} below pass_score {self.pass_score:g}"

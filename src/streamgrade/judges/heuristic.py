@@ -23,9 +23,9 @@ ends, a longer one is survival (L), L = log1p(turns) / log1p(10000).
 
 Recorded demonstrations are graded by :mod:`.desktop`. A session with nothing to judge
 (:func:`.signals.ungradable_reason`: empty transcript, no assistant turn, no task, no
-action) gets :func:`ungradable_verdict`: every component 50 with confidence 0 and a reason
-starting "ungradable:"; the SFT pass rule rejects such a record when it has no reward
-(:mod:`streamgrade.exports.training`).
+action) gets :func:`ungradable_verdict`: its record has status ``ungradable``, no score and
+the reason in ``error``; it is counted apart, never retried, does not fail the run and
+never enters training exports.
 """
 
 from __future__ import annotations
@@ -64,11 +64,12 @@ def probability(x: dict[str, float]) -> tuple[float, dict[str, float]]:
 
 
 def ungradable_verdict(reason: str, n_chunks: int) -> Verdict:
-    """The neutral verdict of a session the judge cannot grade: 50 with confidence 0 in
-    every component, ``reason`` after "ungradable: "."""
+    """The verdict of a session the judge cannot grade: ``ungradable`` set to ``reason``
+    (the record becomes ``ungradable``, with no score); the components (50, confidence 0,
+    reason after "ungradable: ") only keep the verdict's shape."""
     text = f"{UNGRADABLE}: {reason}"
     return Verdict(components={k: Component(50.0, 0.0, text) for k in ("outcome", "process", "efficiency")},
-                   summary=text, chunk_summaries=[text] * n_chunks, usage=Usage())
+                   summary=text, chunk_summaries=[text] * n_chunks, usage=Usage(), ungradable=reason)
 
 
 def _fmt(parts: dict[str, float], names: tuple[str, ...]) -> str:
