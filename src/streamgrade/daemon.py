@@ -54,7 +54,7 @@ def stuck_after_for(cfg) -> float:
 
 def status_line(stats: Stats) -> str:
     """``graded 12, failed 1, in flight 3, skipped 40``."""
-    return f"graded {stats.graded}, failed {stats.failed}, ungradable {stats.ungradable}, in flight {stats.in_flight}, skipped {stats.skipped}"
+    return f"graded {stats.graded}, failed {stats.failed}, in flight {stats.in_flight}, skipped {stats.skipped}"
 
 
 class Supervisor:
