@@ -1,7 +1,7 @@
 """The command line: ``streamgrade grade``, ``watch``, ``export``, ``stats`` and ``repair``
 (thin: it parses options, builds the config, and runs the pipeline).
 
-Exit codes (see :mod:`streamgrade.summary`): 0 every session found is graded, 1 some
+Exit codes (see :mod:`streamgrade.summary`): 0 every session found is graded or ungradable, 1 some
 sessions failed (now, or earlier and unchanged since), 2 usage or configuration error or an
 output folder in use or in need of repair, 3 nothing to export (``export``), 4 the run budget
 was spent, 5 no session found, 6 files not recognised with ``--strict``, 130 interrupted.
@@ -65,7 +65,7 @@ def main() -> None:
     SFT, ShareGPT, DPO) under the output folder.
 
     \b
-    Exit codes: 0 all graded; 1 sessions failed (now or earlier); 2 usage or configuration
+    Exit codes: 0 all graded or ungradable; 1 sessions failed (now or earlier); 2 usage or configuration
     error, output folder in use or in need of `streamgrade repair`; 3 nothing to export;
     4 run budget spent; 5 no session found; 6 unrecognised files (--strict); 130 interrupted.
     """
@@ -214,7 +214,7 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     reason. One process at a time may write an output folder.
 
     \b
-    Exit codes: 0 all graded; 1 some failed (now or earlier); 2 usage or configuration
+    Exit codes: 0 all graded or ungradable; 1 some failed (now or earlier); 2 usage or configuration
     error, output folder in use or in need of `streamgrade repair`; 4 run budget spent;
     5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
     SIGTERM: what was in flight is finished, the rest is pending for the next run).

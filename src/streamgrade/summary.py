@@ -6,7 +6,7 @@ found nothing lists the supported formats.
 Exit codes (also in ``streamgrade --help``):
 
 ====  ==================================================================================
-0     every session found is graded
+0     every session found is graded, or ungradable (nothing to judge: not a failure)
 1     some sessions failed, in this run or earlier (unchanged since)
 2     usage or configuration error, the output folder is in use or needs repair
 3     ``export``: nothing passed the filters
