@@ -42,7 +42,7 @@ def test_grade_bundled_then_rerun_adds_nothing(tmp_path: Path):
     out = tmp_path / "out"
     res = run("grade", str(EXAMPLES), "-o", str(out))
     assert res.returncode == 0, res.stderr
-    assert "judge: heuristic" in res.stderr and "3 graded, 0 failed" in res.stderr
+    assert "judge: heuristic" in res.stderr and "2 graded, 0 failed, 1 ungradable" in res.stderr
     assert len(lines(out)) == 3
     res = run("grade", str(EXAMPLES), "-o", str(out))
     assert res.returncode == 0 and "3 unchanged" in res.stderr

@@ -30,7 +30,7 @@ async def test_grade_agent_corpus_with_rewards(tmp_path: Path):
     cfg = load_config(env={})
     out = tmp_path / "out"
     stats = await Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source([CORPUS / d for d in AGENT_DIRS], exclude=[out]))
-    assert stats.failed == 0 and stats.graded == 378
+    assert (stats.failed, stats.graded, stats.ungradable) == (0, 368, 10)  # 10 Crafter episodes without steps
     recs = [json.loads(x) for x in (out / "exports" / "scores.jsonl").read_text().splitlines()]
     by_fmt = Counter(r["source_format"] for r in recs)
     assert by_fmt == {"openai-chat": 200, "trace-rows": 7, "harbor": 5, "atif": 6, "balrog-crafter": 160}

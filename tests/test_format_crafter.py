@@ -236,15 +236,15 @@ def test_judge_view(refs, config):
     """The judge sees the first observation (in an episode the first user turn is no task),
     and the offline rubric still counts the dropped invalid outputs."""
     from streamgrade.chunking import action_lines
-    from streamgrade.judges.heuristic import episode_signals
+    from streamgrade.judges.signals import features
 
     s = CrafterEpisode().assemble(ref_for(refs, GROK4, "default_run_00"), config)
     lines = [line for _, line in action_lines(s)]
     assert lines[0].startswith("[0]") and lines[1].startswith("[1]") and "You see:" in lines[1]
     turns = sum(m.role == "assistant" for m in s.transcript)
-    assert episode_signals(s)["invalid_share"] == pytest.approx(12 / (turns + 12))
+    assert features(s)["invalid_share"] == pytest.approx(12 / (turns + 12))
     kept = CrafterEpisode().assemble(ref_for(refs, GROK4, "default_run_00"), keep_config())
-    assert episode_signals(kept)["invalid_share"] == pytest.approx(12 / turns_of(kept))
+    assert features(kept)["invalid_share"] == pytest.approx(12 / turns_of(kept))
 
 
 def turns_of(s) -> int:

@@ -114,7 +114,7 @@ def build_reports(tmp_path: Path) -> Path:
     _inject(data)
     cfg = load_config(env={})
     stats = anyio.run(Pipeline(cfg, out, HeuristicJudge(cfg)).run, scan_source([data], exclude=[out]))
-    assert stats.graded >= 4, stats
+    assert stats.graded + stats.ungradable >= 4, stats  # a web capture with no action is ungradable
 
     folder = out / "sessions" / DESKTOP_TYPED
     res = json.loads((folder / "results.json").read_text())

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-Status = Literal["graded", "failed"]
+Status = Literal["graded", "failed", "ungradable"]
 
 
 class ToolFunction(msgspec.Struct):
@@ -271,13 +271,16 @@ class Verdict(msgspec.Struct):
     :func:`streamgrade.judges.rubric.final_score`, not by the judge. ``extras`` holds what a
     judge says beyond the rubric (the LLM judge: ``success``, ``p_success``,
     ``failure_cause``, ``key_points``, ``evidence_steps``, and for an ensemble
-    ``agreement`` and ``members``; see :mod:`streamgrade.judges.judgement`)."""
+    ``agreement`` and ``members``; see :mod:`streamgrade.judges.judgement`). ``ungradable`` is the
+    reason the judge could not judge the session (nothing to judge: an empty transcript, a
+    capture with no task); the record is then ``ungradable``, with no score."""
 
     components: dict[str, Component]
     summary: str
     chunk_summaries: list[str] = []
     usage: Usage = msgspec.field(default_factory=Usage)
     extras: dict[str, Any] = {}
+    ungradable: str | None = None
 
 
 class JudgeInfo(msgspec.Struct):
@@ -291,12 +294,13 @@ class ScoreRecord(msgspec.Struct):
     """One line of OUT/exports/scores.jsonl, and the body of a session's scores.json.
 
     Fields (all always present): ``session_id``; ``source_format`` (clones-desktop,
-    clones-web, ...); ``source_path``; ``status`` "graded" or "failed"; ``score`` 0-100 or
-    None when failed; ``components`` {outcome, process, efficiency} scores 0-100 (empty when
+    clones-web, ...); ``source_path``; ``status`` "graded", "failed" or "ungradable" (the
+    judge found nothing to judge; never retried, not a failure); ``score`` 0-100 or
+    None when failed or ungradable; ``components`` {outcome, process, efficiency} scores 0-100 (empty when
     failed); ``confidence`` 0-1 or None; ``judge`` {kind, model}; ``reward`` the input's ground
     truth or None; ``n_actions``; ``duration_s``; ``usage`` {prompt_tokens,
-    completion_tokens, cost_usd}; ``error`` a message naming the file and line or field, or
-    None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files; for agent
+    completion_tokens, cost_usd}; ``error`` a message naming the file and line or field (the
+    reason when ungradable), or None; ``graded_at`` RFC 3339 UTC time; ``fingerprint`` of the input files; for agent
     trajectories also ``task_id``, ``trial``, ``agent``, ``model`` (None when unknown),
     ``turns`` (assistant turns; actions for recordings), ``tool_calls``, ``termination`` and
     ``metrics`` (achievements, progression, ...); ``golden`` the golden-path metrics

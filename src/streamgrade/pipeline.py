@@ -85,6 +85,7 @@ class RunStats:
     skipped: int = 0
     graded: int = 0
     failed: int = 0
+    ungradable: int = 0
     failed_earlier: int = 0
     earlier_failures: list[tuple[str, str]] = field(default_factory=list)
     stopped_early: bool = False
@@ -105,7 +106,7 @@ class RunStats:
 
     @property
     def done(self) -> int:
-        return self.graded + self.failed
+        return self.graded + self.failed + self.ungradable
 
     def requests_per_s(self) -> float:
         return self.requests / max(1e-9, time.monotonic() - self.started)
@@ -324,7 +325,7 @@ class Pipeline:
                         row = row._replace(fingerprint=ref.fingerprint)
                     if row is not None and row.fingerprint == ref.fingerprint:
                         ctx = {"session": ref.session_id, "file": ref.path}
-                        if row.status == "graded":
+                        if row.status in ("graded", "ungradable"):
                             self.stats.skipped += 1
                             log.debug("skip %s: unchanged since graded", ref.session_id, extra=ctx)
                             continue
@@ -490,6 +491,10 @@ class Pipeline:
             st.graded += 1
             log.info("graded %s score=%.1f judge=%s", record.session_id, record.score or 0, record.judge.kind if record.judge else "-",
                      extra={"session": record.session_id, "file": record.source_path, "score": record.score})
+        elif record.status == "ungradable":
+            st.ungradable += 1
+            log.info("ungradable %s: %s", record.session_id, record.error,
+                     extra={"session": record.session_id, "file": record.source_path})
         else:
             st.failed += 1
             if len(st.failures) < 1000:

@@ -1,6 +1,7 @@
 """``streamgrade stats``: what an output folder holds, by format, model and task.
 
-For each group: sessions, graded, failed; score mean, median, p10, p90; reward mean and
+For each group: sessions, graded, failed, ungradable (records with nothing to judge, status
+``ungradable``: no score; left out of every score figure); score mean, median, p10, p90; reward mean and
 pass rate (reward >= the pass mark: ``exports.reward_pass`` when set, else 1.0 for binary
 rewards and the group's median otherwise); judge pass rate (score >= the quality
 threshold ``exports.min_score``, or 50 when unset); and, where rewards exist, agreement of
@@ -25,16 +26,23 @@ def _pct(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def is_ungradable(record: dict[str, Any]) -> bool:
+    """A record of a session the judge found nothing to judge in (status ``ungradable``)."""
+    return record.get("status") == "ungradable"
+
+
 def summarise(records: Iterable[dict[str, Any]], *, reward_pass: float | None = None, score_pass: float = 50.0) -> dict[str, Any]:
     """Figures of a group of scores.jsonl records (see module docstring)."""
     recs = list(records)
-    graded = [r for r in recs if r.get("status") == "graded"]
+    ungradable = [r for r in recs if is_ungradable(r)]
+    graded = [r for r in recs if r.get("status") == "graded" and not is_ungradable(r)]
     scores = [float(r["score"]) for r in graded if r.get("score") is not None]
     with_reward = [r for r in graded if r.get("reward") is not None]
     rewards = [float(r["reward"]) for r in with_reward]
     mark = pass_mark(rewards, reward_pass)
     out: dict[str, Any] = {
-        "sessions": len(recs), "graded": len(graded), "failed": len(recs) - len(graded),
+        "sessions": len(recs), "graded": len(graded), "failed": len(recs) - len(graded) - len(ungradable),
+        "ungradable": len(ungradable),
         "score_mean": round(statistics.fmean(scores), 2) if scores else None,
         "score_median": statistics.median(scores) if scores else None,
         "score_p10": _pct(scores, 0.1), "score_p90": _pct(scores, 0.9),

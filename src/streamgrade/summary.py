@@ -6,7 +6,7 @@ found nothing lists the supported formats.
 Exit codes (also in ``streamgrade --help``):
 
 ====  ==================================================================================
-0     every session found is graded
+0     every session found is graded, or ungradable (nothing to judge: not a failure)
 1     some sessions failed, in this run or earlier (unchanged since)
 2     usage or configuration error, the output folder is in use or needs repair
 3     ``export``: nothing passed the filters
@@ -70,6 +70,8 @@ def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: 
                   verbose: bool = False) -> None:
     """The end-of-run summary on stderr (see the module docstring)."""
     parts = [f"{stats.graded} graded", f"{stats.failed} failed"]
+    if stats.ungradable:
+        parts.append(f"{stats.ungradable} ungradable (nothing to judge; not retried)")
     if stats.failed_earlier:
         parts.append(f"{stats.failed_earlier} failed earlier (unchanged input)")
     parts.append(f"{stats.skipped} unchanged (skipped)")

@@ -48,8 +48,8 @@ def main() -> None:
     SFT, ShareGPT, DPO) under the output folder.
 
     \b
-    Exit codes: 0 all graded; 1 sessions failed (now or earlier); 2 usage or configuration
-    error, output folder in use or in need of `streamgrade repair`; 3 nothing to export;
+    Exit codes: 0 all graded or ungradable; 1 sessions failed (now or earlier); 2 usage or
+    configuration error, output folder in use or in need of `streamgrade repair`; 3 nothing to export;
     4 run budget spent; 5 no session found; 6 unrecognised files (--strict); 130 interrupted.
     """
 

@@ -166,9 +166,9 @@ def stats_cmd(out, as_json, config_file) -> None:
         console.width = 160
     for name in ("by_format", "by_model"):
         table = Table(title=f"{out}: {name.replace('_', ' ')}")
-        cols = ["group", "n", "graded", "failed", "score", "p10", "p90", "judge pass",
+        cols = ["group", "n", "graded", "failed", "ungradable", "score", "p10", "p90", "judge pass",
                 "rewards", "reward", "reward pass", "AUROC", "rho"]
-        keys = ["sessions", "graded", "failed", "score_mean", "score_p10", "score_p90",
+        keys = ["sessions", "graded", "failed", "ungradable", "score_mean", "score_p10", "score_p90",
                 "judge_pass_rate", "with_reward", "reward_mean", "reward_pass_rate", "auroc", "spearman"]
         for c in cols:
             table.add_column(c, justify="left" if c == "group" else "right")

@@ -38,8 +38,8 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     reason. One process at a time may write an output folder.
 
     \b
-    Exit codes: 0 all graded; 1 some failed (now or earlier); 2 usage or configuration
-    error, output folder in use or in need of `streamgrade repair`; 4 run budget spent;
+    Exit codes: 0 all graded or ungradable; 1 some failed (now or earlier); 2 usage or
+    configuration error, output folder in use or in need of `streamgrade repair`; 4 run budget spent;
     5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
     SIGTERM: what was in flight is finished, the rest is pending for the next run).
     """

@@ -10,7 +10,8 @@ pass mark), the second writes the rows, one session's messages in memory at a ti
 Which sessions train (:class:`PassRule`): by default only those that pass: the reward is
 at least the source's pass mark where the session has a reward (``[exports] reward_pass``,
 else 1.0 when the source's rewards are 0/1 and their median otherwise, as ``stats`` does),
-else the judge score is at least ``[exports] pass_score`` (50). ``--all`` keeps every graded
+else the judge score is at least ``[exports] pass_score`` (50). Ungradable records never train (not
+graded). ``--all`` keeps every graded
 session; the ``[exports]`` filters (min_score, min_reward, ...) apply in both cases. Every
 session left out is counted with its reason.
 

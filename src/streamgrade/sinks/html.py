@@ -112,7 +112,7 @@ def _frame_src(path: Any) -> str | None:
     return quote(path, safe="/")
 
 
-_STATUS_CLASSES = {"graded", "failed"}
+_STATUS_CLASSES = {"graded", "failed", "ungradable"}
 
 
 def _status_class(status: Any) -> str:
@@ -346,7 +346,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
     ``max_rows`` most recently graded sessions (by graded_at), streaming the session folders."""
     out = Path(out)
     bins = [0] * 10
-    total = graded = failed = unreadable = 0
+    total = graded = failed = ungradable = unreadable = 0
     score_sum = 0.0
     formats: dict[str, int] = {}
     heap: list[tuple[str, int, dict]] = []  # min-heap on graded_at: keeps the newest max_rows
@@ -357,6 +357,8 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
             graded += 1
         elif status == "failed":
             failed += 1
+        elif status == "ungradable":
+            ungradable += 1
         else:
             unreadable += 1
         fmt = s.get("source_format")
@@ -384,7 +386,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
         bars.append({"x": pad + i * (bw + 2), "y": h - pad - bh, "w": bw, "h": bh, "count": c,
                      "label": f"{i * 10}-{i * 10 + 10 if i < 9 else 100}", "lx": pad + i * (bw + 2) + bw // 2})
     data = _render(
-        "index.html.j2", rows=rows, total=total, graded=graded, failed=failed, unreadable=unreadable,
+        "index.html.j2", rows=rows, total=total, graded=graded, failed=failed, ungradable=ungradable, unreadable=unreadable,
         mean=(score_sum / graded if graded else None), formats=sorted(formats.items()),
         capped=total > len(rows), max_rows=max_rows, bars=bars, hist={"w": w, "h": h, "pad": pad},
         agreement=agreement_section(out),

@@ -2,7 +2,7 @@
 
 Tables:
 - ``sessions``: one row per session id: format, path, fingerprint of the input files,
-  status (pending, graded, failed), attempts, error, error_kind (input or judge), judge,
+  status (pending, graded, ungradable, failed), attempts, error, error_kind (input or judge), judge,
   score, updated_at. A re-run skips a session whose fingerprint is unchanged and whose status
   is graded, or failed because of its input; judge failures are tried again.
 - ``appends``: (session_id, fingerprint, export, status): the JSONL lines written, so that a
@@ -87,11 +87,12 @@ class Ledger:
         return SessionRow(*row) if row else None
 
     def needs_grading(self, session_id: str, fingerprint: str) -> bool:
-        """False when this fingerprint was already graded, or failed for its input."""
+        """False when this fingerprint was already graded or found ungradable, or failed for
+        its input."""
         row = self.get(session_id)
         if row is None or row.fingerprint != fingerprint:
             return True
-        return not (row.status == "graded" or (row.status == "failed" and row.error_kind == "input"))
+        return not (row.status in ("graded", "ungradable") or (row.status == "failed" and row.error_kind == "input"))
 
     def mark_pending(self, session_id: str, fmt: str, path: str, fingerprint: str) -> None:
         """Record that this version of the session is on its way through the pipeline."""

@@ -34,18 +34,20 @@ def rfc3339_now() -> str:
 
 def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float],
                  calibration: CalibrationModel | None = None) -> ScoreRecord:
-    """The ScoreRecord of a finished job (graded, or failed with ``job.error``); ``weights``
-    are the rubric weights the final score is computed with; with a ``calibration`` model a
-    graded record gets ``p_success`` (0-1, 4 decimals), computed from the record's own
-    fields (:mod:`streamgrade.calibration`)."""
+    """The ScoreRecord of a finished job (graded; ungradable when the verdict says so, with
+    no score and the reason in ``error``; or failed with ``job.error``); ``weights`` are the
+    rubric weights the final score is computed with; with a ``calibration`` model a graded
+    record gets ``p_success`` (0-1, 4 decimals), computed from the record's own fields
+    (:mod:`streamgrade.calibration`)."""
     s, v = job.session, job.verdict
     usage = v.usage if v else job.usage
-    graded = v is not None and job.error is None
+    ungradable = v is not None and job.error is None and v.ungradable is not None
+    graded = v is not None and job.error is None and not ungradable
     record = ScoreRecord(
         session_id=job.ref.session_id,
         source_format=job.ref.format,
         source_path=job.ref.path,
-        status="graded" if graded else "failed",
+        status="graded" if graded else "ungradable" if ungradable else "failed",
         score=final_score(v.components, weights) if graded else None,
         components={k: c.score for k, c in v.components.items()} if graded else {},
         confidence=final_confidence(v.components, weights) if graded else None,
@@ -68,7 +70,7 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float],
             "cost_usd": round(usage.cost_usd, 6) if usage else 0.0,
             "requests": usage.requests if usage else 0,
         },
-        error=job.error,
+        error=f"ungradable: {v.ungradable}" if ungradable else job.error,
         graded_at=rfc3339_now(),
         fingerprint=job.ref.fingerprint,
         success=v.extras.get("success") if graded else None,

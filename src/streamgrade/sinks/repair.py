@@ -7,7 +7,7 @@ Repair rebuilds the exports from what is certain, under the output lock:
 
 - ``scores.jsonl`` keeps every complete line once (the first of lines with the same
   session, fingerprint and status; a half line is dropped). A session the ledger records
-  as graded or failed whose line is missing gets it back from its ``scores.json`` when that
+  as graded, ungradable or failed whose line is missing gets it back from its ``scores.json`` when that
   file holds the same version; otherwise the session is set back to pending, so the next
   run grades it again.
 - The ledger's ``appends`` rows and committed lengths are rewritten to match.
@@ -90,7 +90,7 @@ def repair(out: str | Path, config: Config) -> RepairReport:
 def _repair(layout: Layout, ledger: Ledger, config: Config) -> RepairReport:
     rep = RepairReport()
     done = {sid: (fp, status) for sid, fp, status in ledger.db.execute(
-        "SELECT session_id, fingerprint, status FROM sessions WHERE status IN ('graded', 'failed') "
+        "SELECT session_id, fingerprint, status FROM sessions WHERE status IN ('graded', 'ungradable', 'failed') "
         "ORDER BY updated_at, rowid")}
     enc = msgspec.json.Encoder()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
