@@ -19,7 +19,8 @@ from streamgrade.formats import FORMATS
 from streamgrade.formats._tau2_run import clear_cache
 from streamgrade.formats.openai_chat import OpenAIChat
 from streamgrade.golden import FIELDS, compare, evaluate, normalise, reference_actions
-from streamgrade.judges.heuristic import HeuristicJudge, agent_signals
+from streamgrade.judges.heuristic import HeuristicJudge
+from streamgrade.judges.signals import features as agent_signals
 from streamgrade.judges.openai import OpenAIJudge
 from streamgrade.models import Session, SessionRef, Step, StepToolCall
 from streamgrade.sinks.layout import session_folder

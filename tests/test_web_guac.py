@@ -68,5 +68,7 @@ def test_guac_fixture_graded_with_frames_that_reach_the_judge(tmp_path: Path):
     chunks = results["chunks"]
     assert len(results["actions"]) >= 100 and len(chunks) >= 2
     assert len(results["frames"]) == 3 * len(chunks)  # the per-chunk budget, every chunk full
-    assert stats["requests_with_images"] == len(chunks)  # each chunk request carries its frames
-    assert stats["image_parts"] == len(results["frames"])
+    # each chunk request carries its frames, and the verdict request the selected ones (the
+    # last frames and those around key steps, at most [judge] max_images = 6)
+    assert stats["requests_with_images"] == len(chunks) + 1
+    assert len(results["frames"]) < stats["image_parts"] <= len(results["frames"]) + 6
