@@ -218,3 +218,13 @@ def test_make_judge_and_auto(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
     assert resolve_kind(auto) == "openai"
     assert type(make_judge(auto)) is OpenAIJudge
+
+
+def test_config_section_defaults_and_validation():
+    cfg = load_config(env={})
+    assert (cfg.anthropic.base_url, cfg.anthropic.model) == ("https://api.anthropic.com", "claude-sonnet-4-5")
+    assert cfg.anthropic.prices["claude-sonnet-4-5"].cache_write == 3.75
+    with pytest.raises(ConfigError, match="anthropic.timeout_s"):
+        load_config(env={}, overrides={"anthropic": {"timeout_s": 0}})
+    with pytest.raises(ConfigError):
+        load_config(env={}, overrides={"anthropic": {"api_key": "sk-ant-x"}})  # never in config

@@ -413,6 +413,8 @@ def _check(cfg: Config) -> None:
         "chunking.max_chunks": cfg.chunking.max_chunks,
         "openai.max_concurrency": cfg.openai.max_concurrency,
         "openai.timeout_s": cfg.openai.timeout_s,
+        "anthropic.max_concurrency": cfg.anthropic.max_concurrency,
+        "anthropic.timeout_s": cfg.anthropic.timeout_s,
         "limits.max_session_bytes": cfg.limits.max_session_bytes,
         "limits.max_file_bytes": cfg.limits.max_file_bytes,
         "frames.max_pixels": cfg.frames.max_pixels,
