@@ -18,7 +18,9 @@ from streamgrade.errors import ConfigError, JudgeError
 from streamgrade.judges import check_judge, make_judge, resolve_kind, rubric
 from streamgrade.judges.anthropic import AnthropicJudge
 from streamgrade.judges.openai import OpenAIJudge
-from streamgrade.models import Chunk, Session, SessionRef, Verdict
+from streamgrade.models import Chunk, Verdict
+from test_openai_judge import SleepRecorder, make_chunk, make_session
+from test_openai_judge import verdict_content as verdict_input
 
 BASE = "http://anthropic.test"
 URL = BASE + "/v1/messages"
@@ -29,20 +31,6 @@ def make_config(**anthropic):
     over = {"base_url": BASE, "backoff_base_s": 0.01, "max_retries": 3, "rpm": 600_000, "http_client": "httpx"}
     over.update(anthropic)
     return load_config(env={}, overrides={"anthropic": over})
-
-
-def make_session() -> Session:
-    return Session(ref=SessionRef(session_id="s1", format="clones-desktop", path="/x", files=("/x/a",)),
-                   task="Do X", objectives=["a"], actions=[], duration_s=10.0)
-
-
-def make_chunk() -> Chunk:
-    return Chunk(index=0, total=1, start_ms=0, end_ms=1000, lines=["[0.0s] click(1, 2)"], tokens=5)
-
-
-def verdict_input(outcome=80) -> dict:
-    comp = lambda s: {"score": s, "confidence": 0.9, "reason": f"r{s}"}  # noqa: E731
-    return {"summary": "did X", "outcome": comp(outcome), "process": comp(70), "efficiency": comp(60)}
 
 
 def message(tool_input=None, *, usage=None, headers=None, text_only=False) -> httpx.Response:
@@ -61,24 +49,9 @@ def error(status: int, message: str = "boom", headers=None) -> httpx.Response:
                           json={"type": "error", "error": {"type": "some_error", "message": message}})
 
 
-class Clock:
-    """Fake sleep and monotonic clock: sleeping records the delay and advances the clock."""
-
-    def __init__(self):
-        self.delays: list[float] = []
-        self.now = 1000.0
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SleepRecorder:
+    return SleepRecorder()
 
 
 @pytest_asyncio.fixture
@@ -228,3 +201,17 @@ def test_config_section_defaults_and_validation():
         load_config(env={}, overrides={"anthropic": {"timeout_s": 0}})
     with pytest.raises(ConfigError):
         load_config(env={}, overrides={"anthropic": {"api_key": "sk-ant-x"}})  # never in config
+
+
+@pytest.mark.asyncio
+async def test_chunked_session_forces_submit_chunk_then_verdict(factory):
+    judge = factory()
+    chunk_answer = {"summary": "half done", "progress": ["p"], "problems": []}
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=[message(chunk_answer), message(chunk_answer), message()])
+        chunks = [Chunk(index=i, total=2, start_ms=i, end_ms=i + 1, lines=[f"[{i}.0s] step"], tokens=2)
+                  for i in range(2)]
+        verdict = await judge.grade(make_session(), chunks)
+    names = [json.loads(c.request.content)["tool_choice"]["name"] for c in route.calls]
+    assert names == ["submit_chunk", "submit_chunk", "submit_verdict"]
+    assert verdict.chunk_summaries == [rubric.parse_chunk(json.dumps(chunk_answer))] * 2
