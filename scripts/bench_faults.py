@@ -32,7 +32,7 @@ KINDS = ["500", "503", "stall", "truncate", "invalid_json", "schema"]
 def run(data: Path, work: Path, faults: dict[str, float], timeout: float) -> dict:
     out = work / f"out-{'-'.join(f'{k}{v}' for k, v in faults.items())}"
     with start_mock_process(stall_s=timeout * 3, seed=11, **{f"fault_{k}": v for k, v in faults.items()}) as url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
         env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__TIMEOUT_S=str(timeout),
                    STREAMGRADE_OPENAI__RPM="600000", STREAMGRADE_OPENAI__MAX_CONCURRENCY="50",
                    STREAMGRADE_PIPELINE__GRADE_WORKERS="50", STREAMGRADE_OPENAI__BACKOFF_MAX_S="2")

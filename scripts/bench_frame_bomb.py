@@ -68,7 +68,7 @@ def has_max_pixels() -> bool:
 
 def grade(data: Path, out: Path, max_pixels: int | None) -> dict:
     """Grade ``data`` in a fresh interpreter; peak RSS (MB) of that child, counts, first error."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     env["STREAMGRADE_REPORTS__HTML"] = "false"
     if max_pixels is not None:
         env["STREAMGRADE_FRAMES__MAX_PIXELS"] = str(max_pixels)

@@ -29,7 +29,7 @@ from synth import make_sessions  # noqa: E402
 def measure(n: int, work: Path) -> dict:
     data, out = work / f"data{n}", work / f"out{n}"
     make_sessions(data, n)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     t0 = time.monotonic()
     # A fresh interpreter per size, so RUSAGE_CHILDREN's maximum is this run's alone.
     code = ("import resource, subprocess, sys;"

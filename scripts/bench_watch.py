@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "data", Path(tmp) / "out"
         data.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
         proc = subprocess.Popen([sys.executable, "-m", "streamgrade", "watch", str(data), "-o", str(out),
                                  "--settle", str(args.settle), "--judge", "heuristic"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

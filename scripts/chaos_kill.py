@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         data, out = work / "data", work / "out"
         make_sessions(data, args.sessions, seed=args.seed)
         with start_mock_process(latency_ms=args.latency_ms) as url:
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
             env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__MAX_CONCURRENCY="32",
                        STREAMGRADE_PIPELINE__GRADE_WORKERS="32")
             kills = 0

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def grade_folder(folder: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(folder), "-o", str(out),

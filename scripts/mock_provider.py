@@ -19,6 +19,9 @@ it is never the bottleneck of a benchmark). It listens on 127.0.0.1 only and ser
   ``{prompt_tokens (characters of the messages / 4), completion_tokens (characters of the
   answer / 4), total_tokens}``. Malformed requests get a 400 with OpenAI's error shape
   ``{"error": {message, type, param, code}}``.
+- ``POST /v1/messages``: Anthropic's Messages API (needs an ``x-api-key`` header, else 401):
+  a ``tool_use`` block calling the forced tool with the same verdict or chunk summary
+  (:func:`anthropic_answer`), usage with simulated prompt-cache reads; no faults or limits.
 - ``GET /v1/models``: a model list with one model, ``mock-judge``.
 - ``GET /_mock/stats``: the counters below as JSON (``/_mock/*`` requests are not counted).
 
@@ -143,6 +146,7 @@ HOST = "127.0.0.1"
 MODEL_ID = "mock-judge"
 COMPONENTS = ("outcome", "process", "efficiency")
 CHAT_PATH = "/v1/chat/completions"
+MESSAGES_PATH = "/v1/messages"
 FAULTS = ("500", "503", "stall", "truncate", "invalid_json", "schema")
 SCRIPT = Path(__file__).resolve()
 
@@ -271,6 +275,47 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     else:
         content = "echo: " + prompt
     return _completion(request, content, _prompt_tokens(messages))
+
+
+def anthropic_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """The Anthropic Messages response (docs.anthropic.com "Messages") for a parsed request
+    body: a ``tool_use`` block calling the forced tool (``tool_choice.name``) with a verdict
+    (``submit_verdict``; the protocol shape when its input_schema has ``success``) or a chunk
+    summary; plain text when no tool is forced. ``usage`` reports the system prompt as a cache
+    read after the first time the mock sees it. Raises ValueError without ``messages``."""
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("'messages' must be a non-empty array")
+    digest = _digest(messages)
+    prompt = _last_user_text(messages)
+    choice = request.get("tool_choice") or {}
+    name = choice.get("name") if isinstance(choice, dict) else None
+    tools = {t.get("name"): t for t in request.get("tools") or [] if isinstance(t, dict)}
+    if name == "submit_verdict":
+        props = (tools.get(name, {}).get("input_schema") or {}).get("properties") or {}
+        block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
+                 "input": _verdict(digest, "success" in props)}
+    elif name:
+        block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
+                 "input": _chunk(digest, prompt)}
+    else:
+        block = {"type": "text", "text": "echo: " + prompt}
+    system = request.get("system") or []
+    sys_chars = sum(len(b.get("text", "")) for b in system if isinstance(b, dict)) if isinstance(system, list) else 0
+    sys_tokens = sys_chars // 4
+    key = hashlib.sha256(json.dumps(system, sort_keys=True).encode()).digest()
+    cached = key in _ANTHROPIC_CACHE
+    _ANTHROPIC_CACHE.add(key)
+    return {"id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "role": "assistant",
+            "model": request.get("model") or MODEL_ID, "content": [block],
+            "stop_reason": "tool_use" if name else "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": max(1, len(prompt) // 4), "output_tokens": max(1, len(json.dumps(block)) // 4),
+                      "cache_creation_input_tokens": 0 if cached else sys_tokens,
+                      "cache_read_input_tokens": sys_tokens if cached else 0}}
+
+
+#: System prompts the mock has "cached" (Anthropic prompt caching, simulated).
+_ANTHROPIC_CACHE: set[bytes] = set()
 
 
 def _schema_violation(request: dict[str, Any]) -> dict[str, Any]:
@@ -547,6 +592,8 @@ class MockProvider:
         path = request.path.rstrip("/")
         if path == CHAT_PATH and request.method == "POST":
             return await self._chat(request, t0)
+        if path == MESSAGES_PATH and request.method == "POST":
+            return await self._messages(request, t0)
         headers = self._limit_headers()
         if request.method == "GET" and path == "/v1/models":
             latency = self._latency_s()
@@ -558,6 +605,24 @@ class MockProvider:
         self.counts["not_found"] += 1
         self._record(request, 404, "not_found", None, t0)
         return self._json(404, _error(f"unknown path {request.method} {path}", code="not_found"), headers)
+
+    async def _messages(self, request: web.Request, t0: float) -> web.StreamResponse:
+        """``POST /v1/messages`` (Anthropic): 401 without ``x-api-key``, 400 on a bad body,
+        else :func:`anthropic_answer`. No faults or limits are simulated here."""
+        self.chat_requests += 1
+        raw = await request.read()
+        sha = hashlib.sha256(raw).hexdigest()
+        if not request.headers.get("x-api-key"):
+            self._record(request, 401, "messages", sha, t0)
+            return self._json(401, {"type": "error", "error": {"type": "authentication_error",
+                                                              "message": "x-api-key header is required"}})
+        try:
+            payload = anthropic_answer(json.loads(raw))
+        except (ValueError, AttributeError, TypeError) as exc:
+            self._record(request, 400, "messages", sha, t0)
+            return self._json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": str(exc)}})
+        self._record(request, 200, "messages", sha, t0)
+        return self._json(200, payload, self._limit_headers())
 
     async def _chat(self, request: web.Request, t0: float) -> web.StreamResponse:
         o = self.options

@@ -58,7 +58,7 @@ def grade_cli_against_mock(data: Path, out: Path, **mock_options) -> tuple[subpr
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     from mock_provider import serve_in_thread
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     with serve_in_thread(**mock_options) as url:
         env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000")
         res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--no-progress"],

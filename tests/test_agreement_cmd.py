@@ -25,7 +25,7 @@ ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from mock_provider import serve_in_thread  # noqa: E402
 
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -37,7 +37,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def agree(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``streamgrade agreement ARGS`` in this process (click's runner: the scientific
     imports are paid once), as a CompletedProcess."""
-    unset = {k: None for k in os.environ if k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    unset = {k: None for k in os.environ if k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     res = CliRunner().invoke(main, ["agreement", *args], env={**unset, **(env or {})})
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         raise res.exception

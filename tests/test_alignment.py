@@ -264,7 +264,7 @@ def _grade_messages(data: Path, out: Path) -> list[dict]:
     import subprocess
     import sys
 
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--judge",
                           "heuristic", "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -193,7 +193,7 @@ def test_export_filter_min_p_success():
 
 # -- the CLI on real sessions -----------------------------------------------------------
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     return subprocess.run([sys.executable, "-m", "streamgrade", *args], capture_output=True, text=True, env=env,
                           timeout=120)
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from mock_provider import serve_in_thread  # noqa: E402
 
 CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+             if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -139,3 +139,24 @@ def test_bad_api_key_is_one_config_error(tmp_path: Path, var, key, problem):
     out = res.stdout + res.stderr
     assert not [KEY_CORE[i : i + 4] for i in range(len(KEY_CORE) - 3) if KEY_CORE[i : i + 4] in out]
     assert not (tmp_path / "out" / "exports" / "scores.jsonl").exists()  # nothing was graded
+
+
+def test_anthropic_judge_against_mock(tmp_path: Path):
+    out = tmp_path / "out"
+    with serve_in_thread() as url:
+        env = {"ANTHROPIC_API_KEY": "sk-ant-mock-key-123", "STREAMGRADE_ANTHROPIC__BASE_URL": url.removesuffix("/v1"),
+               "STREAMGRADE_ANTHROPIC__HTTP_CLIENT": "httpx"}
+        res = run("grade", str(EXAMPLES), "-o", str(out), "--judge", "anthropic", "--no-progress", env=env)
+        assert res.returncode == 0, res.stderr
+        assert url.chat_requests >= 2
+    assert "judge: anthropic" in res.stderr and "sk-ant-mock-key-123" not in res.stderr
+    recs = lines(out)
+    graded = [r for r in recs if r.get("score") is not None]
+    assert graded and all(r["judge"]["kind"] == "anthropic" and r["usage"]["prompt_tokens"] > 0 for r in graded)
+    # the mock reports the shared system prompt as a cache read after its first sight
+    assert sum(r["usage"]["cached_tokens"] for r in graded) > 0
+
+
+def test_anthropic_judge_without_key_exits_2(tmp_path: Path):
+    res = run("grade", str(EXAMPLES), "-o", str(tmp_path / "out"), "--judge", "anthropic")
+    assert res.returncode == 2 and "ANTHROPIC_API_KEY" in res.stderr

@@ -36,7 +36,7 @@ from test_frames_pipeline import make_recording  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 OWA = CORPUS / "owa" / "projects" / "owa-cli" / "tests" / "data"
-ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 
 
 def paint_video(path: Path, w: int, h: int, seconds: int = 20, fps: int = 5) -> None:

@@ -214,7 +214,7 @@ def test_llamafactory_converter_on_small_files(tmp_path: Path, lf_python: str):
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     res = subprocess.run([sys.executable, "-m", "streamgrade", *args], capture_output=True, text=True, env=env,
                          timeout=600)

@@ -21,7 +21,7 @@ SONNET = CORPUS / "LLM" / "20241103_Claude-3.5-Sonnet" / "crafter" / "default"
 GROK4 = CORPUS / "LLM" / "20250713_naive_grok-4" / "crafter" / "default"
 pytestmark = pytest.mark.skipif(not SONNET.is_dir(), reason=f"Crafter corpus not present at {CORPUS}")
 
-ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 
 
 def _cli(*args: str, config: Path | None = None) -> subprocess.CompletedProcess:

@@ -241,7 +241,7 @@ def test_filters(out: Path, tmp_path: Path):
 
 
 def test_export_cli_nothing_to_export_exit_3_and_stats_json(out: Path, tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     run = lambda *a: subprocess.run([sys.executable, "-m", "streamgrade", *a], capture_output=True, text=True, env=env)  # noqa: E731
     res = run("export", str(out), "--format", "sharegpt", "--min-score", "101", "-o", str(tmp_path / "x.jsonl"))
     assert res.returncode == 3 and "nothing to export" in res.stderr
@@ -304,7 +304,7 @@ def test_to_openai_sft_repairs_what_openai_rejects():
 def test_exported_files_are_readable_by_others_and_metadata_can_be_left_out(out: Path, tmp_path: Path):
     for f in (out / "exports").glob("*.jsonl"):
         assert f.stat().st_mode & 0o777 == 0o644, f
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     res = subprocess.run([sys.executable, "-m", "streamgrade", "export", str(out), "--format", "sft", "--no-metadata",
                           "--all", "-o", str(tmp_path / "plain.jsonl")], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr

@@ -72,7 +72,7 @@ async def test_every_fault_kind_survived_and_the_key_never_leaks(tmp_path: Path,
 def test_sigterm_drains_grade_and_leaves_the_rest_pending(tmp_path: Path):
     data, out = tmp_path / "data", tmp_path / "out"
     make_sessions(data, 400, per_file=100, seed=4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     with serve_in_thread(latency_ms=100) as url:
         env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000",
                    STREAMGRADE_OPENAI__MAX_CONCURRENCY="4", STREAMGRADE_PIPELINE__GRADE_WORKERS="4")

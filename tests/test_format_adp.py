@@ -27,7 +27,7 @@ needs_corpus = pytest.mark.skipif(not (DATASETS / "codeactinstruct" / "sample_st
                                   reason=f"ADP corpus not present at {CORPUS}")
 CFG = load_config(env={})
 FMT = ADPTrajectories()
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 
 
 def sessions(folder: Path) -> dict[str, Session]:

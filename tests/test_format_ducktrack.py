@@ -23,7 +23,7 @@ from streamgrade.sources.scan import ScanReport, scan
 
 CFG = load_config(env={})
 FMT = DuckTrack()
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 T = 150160.965463208  # time.perf_counter() seconds, as in DuckTrack's example recording
 META = {"system": "Darwin", "node": "lawn-143-215-60-123.example.edu", "release": "23.0.0",
         "version": "Darwin Kernel Version 23.0.0", "machine": "arm64", "processor": "arm", "id": 13939574105829,

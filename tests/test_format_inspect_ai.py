@@ -127,7 +127,7 @@ def test_multi_turn_input_and_grader_chat_stay_out(corpus):
 @needs_corpus
 def test_grade_cli_on_the_corpus(tmp_path: Path):
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), env.get("PYTHONPATH", "")])
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(CORPUS), "-o", str(out), "--no-progress"],
                          capture_output=True, text=True, env=env, timeout=120)

@@ -170,7 +170,7 @@ def test_completion_logs_of_a_real_run_match_its_output_row(tmp_path, mswe):
 
 
 def test_cli_grades_the_folder(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     out = tmp_path / "out"

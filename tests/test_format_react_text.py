@@ -24,7 +24,7 @@ from streamgrade.sources.scan import ScanReport, scan
 
 CFG = load_config(env={})
 FMT = ReactText()
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 ALPACA_HEAD = ("Below is an instruction that describes a task. Write a response that appropriately completes "
                "the request.\n\n### Instruction:\n")
 FEWSHOT = ("Solve a question answering task with interleaving Thought, Action, Observation steps. Action can be "

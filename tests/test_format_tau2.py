@@ -430,7 +430,7 @@ def test_cli_grades_tau2_files(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(DATA, data)
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--no-progress",
                           "--strict"], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr

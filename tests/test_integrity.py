@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from mock_provider import serve_in_thread  # noqa: E402
 from synth import trajectory  # noqa: E402
 
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

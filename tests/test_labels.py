@@ -71,7 +71,7 @@ def test_cli_labels_replace_the_reward_and_the_summary_says_so(tmp_path: Path):
                                                 {"role": "assistant", "content": "done"}]} for t in ("a", "b")]
     (data / "runs.json").write_text(json.dumps(rows))
     labels = write(tmp_path / "labels.csv", "task_id,resolved\na,true\nb,false\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--labels",
                           str(labels)], capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stderr

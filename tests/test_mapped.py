@@ -149,7 +149,7 @@ task_id = "task_id"
 trial = "trial"
 reward = "reward_info.reward"
 ''')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--config", str(toml)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -176,7 +176,7 @@ def test_the_readme_plugin_example_works_through_an_entry_point(tmp_path: Path):
     data.mkdir()
     (data / "run1.mydump").write_text(json.dumps({"task": "Say hi", "passed": True, "messages": [
         {"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi"}]}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out)],
                          capture_output=True, text=True, env=env, timeout=60)

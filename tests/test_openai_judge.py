@@ -743,3 +743,24 @@ async def test_max_completion_tokens_field_for_newer_models(judge_factory):
         await judge.grade(make_session(), [make_chunk()])
     body = body_of(route.calls[0])
     assert body["max_completion_tokens"] == 333 and "max_tokens" not in body
+
+
+@pytest.mark.asyncio
+async def test_cached_prompt_tokens_counted_and_static_system_prompt_first(judge_factory):
+    """OpenAI's automatic prefix caching reports usage.prompt_tokens_details.cached_tokens;
+    they are counted and priced at cached_input. The long static system prompt goes first so
+    identical prefixes are shared between sessions (only the user message varies)."""
+    judge = judge_factory(prices={"gpt-4o-mini": {"input": 1.0, "output": 2.0, "cached_input": 0.5}})
+    resp = completion(verdict_content())
+    data = json.loads(resp.content)
+    data["usage"]["prompt_tokens_details"] = {"cached_tokens": 60}
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=data))
+        verdict = await judge.grade(make_session("a"), [make_chunk()])
+        await judge.grade(make_session("b"), [make_chunk(line="[0.0s] type('hi')")])
+    u = verdict.usage
+    assert (u.prompt_tokens, u.cached_tokens, u.completion_tokens) == (100, 60, 20)
+    assert u.cost_usd == pytest.approx((40 * 1.0 + 60 * 0.5 + 20 * 2.0) / 1e6)
+    first, second = (body_of(c)["messages"] for c in route.calls)
+    assert first[0]["role"] == "system" and first[0]["content"] == second[0]["content"]
+    assert first[1]["content"] != second[1]["content"]

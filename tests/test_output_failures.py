@@ -261,7 +261,7 @@ def test_sessions_folder_read_only_mid_run(tmp_path: Path) -> None:
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
     return subprocess.run([sys.executable, "-m", "streamgrade", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 

@@ -17,17 +17,17 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
-from .config_judging import (CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
+from .config_judging import (AnthropicConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
                              RubricConfig)
 from .errors import ConfigError
 from .exports.filters import ExportFilter
 
 
 class RunConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[run]``: output folder, judge choice (auto|heuristic|openai), log format."""
+    """``[run]``: output folder, judge choice (auto|heuristic|openai|anthropic), log format."""
 
     output: str = "streamgrade-out"
-    judge: Literal["auto", "heuristic", "openai"] = "auto"
+    judge: Literal["auto", "heuristic", "openai", "anthropic"] = "auto"
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
@@ -266,6 +266,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     chunking: ChunkingConfig = msgspec.field(default_factory=ChunkingConfig)
     rubric: RubricConfig = msgspec.field(default_factory=RubricConfig)
     openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
+    anthropic: AnthropicConfig = msgspec.field(default_factory=AnthropicConfig)
     judge: JudgeConfig = msgspec.field(default_factory=JudgeConfig)
     formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
@@ -412,6 +413,8 @@ def _check(cfg: Config) -> None:
         "chunking.max_chunks": cfg.chunking.max_chunks,
         "openai.max_concurrency": cfg.openai.max_concurrency,
         "openai.timeout_s": cfg.openai.timeout_s,
+        "anthropic.max_concurrency": cfg.anthropic.max_concurrency,
+        "anthropic.timeout_s": cfg.anthropic.timeout_s,
         "limits.max_session_bytes": cfg.limits.max_session_bytes,
         "limits.max_file_bytes": cfg.limits.max_file_bytes,
         "frames.max_pixels": cfg.frames.max_pixels,

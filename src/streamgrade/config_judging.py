@@ -22,18 +22,32 @@ class RubricConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Price(msgspec.Struct, forbid_unknown_fields=True):
-    """USD per million tokens."""
+    """USD per million tokens. ``cached_input``: prompt tokens read from a prompt cache
+    (OpenAI's automatic prefix cache, Anthropic's cache reads); ``cache_write``: prompt
+    tokens written to Anthropic's cache; None: charged at ``input``."""
 
     input: float = 0.0
     output: float = 0.0
+    cached_input: float | None = None
+    cache_write: float | None = None
 
 
 def _default_prices() -> dict[str, Price]:
     return {
-        "gpt-4o-mini": Price(0.15, 0.60),
-        "gpt-4o": Price(2.50, 10.00),
-        "gpt-4.1-mini": Price(0.40, 1.60),
-        "gpt-4.1": Price(2.00, 8.00),
+        "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+        "gpt-4o": Price(2.50, 10.00, 1.25),
+        "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+        "gpt-4.1": Price(2.00, 8.00, 0.50),
+    }
+
+
+def _anthropic_prices() -> dict[str, Price]:
+    """Anthropic's list prices (docs.anthropic.com "Pricing", 2025): cache reads at 0.1x
+    input, 5-minute cache writes at 1.25x input."""
+    return {
+        "claude-sonnet-4-5": Price(3.00, 15.00, 0.30, 3.75),
+        "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
+        "claude-opus-4-1": Price(15.00, 75.00, 1.50, 18.75),
     }
 
 
@@ -75,6 +89,17 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     prices: dict[str, Price] = msgspec.field(default_factory=_default_prices)
+
+
+class AnthropicConfig(OpenAIConfig, forbid_unknown_fields=True):
+    """``[anthropic]``: the native Anthropic Messages judge (judges/anthropic.py,
+    ``POST {base_url}/v1/messages``). The same keys as ``[openai]`` with Anthropic's
+    defaults (``seed``, ``max_tokens_field`` and ``http_client``'s choice are shared but
+    the Messages API has no seed); the key comes from ``ANTHROPIC_API_KEY`` only."""
+
+    base_url: str | None = "https://api.anthropic.com"
+    model: str = "claude-sonnet-4-5"
+    prices: dict[str, Price] = msgspec.field(default_factory=_anthropic_prices)
 
 
 class CalibrationConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -46,9 +46,10 @@ class Stats(Protocol):
 def stuck_after_for(cfg) -> float:
     """How long sessions may be in flight with nothing completing before the daemon counts
     as wedged: the worst case of one judge call with all its retries (timeout per attempt
-    plus the longest wait between attempts), and at least :data:`MIN_STUCK_AFTER_S`."""
-    o = cfg.openai
-    worst = (o.max_retries + 1) * o.timeout_s + o.max_retries * max(o.backoff_max_s, o.max_retry_after_s)
+    plus the longest wait between attempts) of either LLM judge's section ([openai],
+    [anthropic]), and at least :data:`MIN_STUCK_AFTER_S`."""
+    worst = max((o.max_retries + 1) * o.timeout_s + o.max_retries * max(o.backoff_max_s, o.max_retry_after_s)
+                for o in (cfg.openai, cfg.anthropic))
     return max(MIN_STUCK_AFTER_S, worst)
 
 

@@ -255,6 +255,7 @@ class Usage(msgspec.Struct):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     requests: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
 
     def add(self, other: Usage) -> None:
         """Add ``other`` into this usage in place."""
@@ -262,6 +263,7 @@ class Usage(msgspec.Struct):
         self.completion_tokens += other.completion_tokens
         self.cost_usd += other.cost_usd
         self.requests += other.requests
+        self.cached_tokens += other.cached_tokens
 
 
 class Verdict(msgspec.Struct):

@@ -57,7 +57,10 @@ def judge_line(cfg: Config) -> str:
     """Which judge grades, in one line."""
     from .judges import resolve_kind
 
-    if resolve_kind(cfg) == "openai":
+    kind = resolve_kind(cfg)
+    if kind == "anthropic":
+        return f"judge: anthropic, model {cfg.anthropic.model} at {cfg.anthropic.base_url}"
+    if kind == "openai":
         return f"judge: openai, model {cfg.openai.model} at {cfg.openai.base_url or 'https://api.openai.com/v1'}"
     return "judge: heuristic (offline baseline; set STREAMGRADE_BASE_URL or an API key for the LLM judge)"
 

@@ -19,7 +19,7 @@ from ..summary import EXIT_USAGE
 _common = [
     click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path),
                  help="Output folder.  [default: ./streamgrade-out]"),
-    click.option("--judge", type=click.Choice(["auto", "heuristic", "openai"]),
+    click.option("--judge", type=click.Choice(["auto", "heuristic", "openai", "anthropic"]),
                  help="auto: openai when an API key or base URL is set, else heuristic.  [default: auto]"),
     click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                  help="TOML config file (see configs/streamgrade.toml)."),

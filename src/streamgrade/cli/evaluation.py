@@ -22,6 +22,7 @@ from ._app import _build_config, _check_judge, _setup, main
               help="Ground truth to join to OUT's sessions (repeatable; as grade --labels).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--judge", "judge", help="Grade OUT's labelled sessions again with this judge (heuristic, openai, "
+                                       "anthropic, "
                                        "...) and report its agreement instead of OUT's scores.")
 @click.option("-o", "--output", "dest", type=click.Path(file_okay=False, path_type=Path),
               help="--judge: the folder to grade into.  [default: OUT/agreement/judge-KIND]")

@@ -1,29 +1,55 @@
-"""Judges: the offline heuristic baseline and the OpenAI-compatible LLM judge."""
+"""Judges: the offline heuristic baseline, the OpenAI-compatible LLM judge and the native
+Anthropic Messages judge."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
 
 from ..config import Config, api_key, check_api_key
 from ..errors import ConfigError
 from .base import Judge
 from .heuristic import HeuristicJudge
 
-__all__ = ["Judge", "HeuristicJudge", "check_judge", "make_judge", "resolve_kind"]
+__all__ = ["Judge", "HeuristicJudge", "anthropic_key", "check_judge", "make_judge", "resolve_kind"]
+
+#: The only place the Anthropic judge's key is read from (never from the config).
+ANTHROPIC_KEY_ENV = "ANTHROPIC_API_KEY"
+
+
+def anthropic_key(env: Mapping[str, str] | None = None) -> str | None:
+    """The Anthropic API key from ``ANTHROPIC_API_KEY``, or None. Never store or log it."""
+    env = os.environ if env is None else env
+    return env.get(ANTHROPIC_KEY_ENV) or None
 
 
 def resolve_kind(config: Config) -> str:
-    """``auto`` is ``openai`` when an API key or a base URL is configured, else
-    ``heuristic``; other choices are returned as they are."""
+    """``auto`` is ``openai`` when an OpenAI key (STREAMGRADE_API_KEY/OPENAI_API_KEY) or
+    ``openai.base_url`` is configured, else ``anthropic`` when only ANTHROPIC_API_KEY is
+    set, else ``heuristic``; other choices are returned as they are."""
     kind = config.run.judge
     if kind == "auto":
-        return "openai" if (api_key() or config.openai.base_url) else "heuristic"
+        if api_key() or config.openai.base_url:
+            return "openai"
+        return "anthropic" if anthropic_key() else "heuristic"
     return kind
 
 
 def check_judge(config: Config) -> None:
     """Raise ConfigError when the configured judge cannot work: ``openai`` without a key
     and a base URL (OpenAI's own API needs a key), or with a key that cannot be sent
-    (:func:`~streamgrade.config.check_api_key`). Cheap: call it before anything starts."""
-    if resolve_kind(config) != "openai":
+    (:func:`~streamgrade.config.check_api_key`); ``anthropic`` without ANTHROPIC_API_KEY,
+    or with one holding whitespace, control or non-ASCII characters (the message never
+    shows the key). Cheap: call it before anything starts."""
+    kind = resolve_kind(config)
+    if kind == "anthropic":
+        key = anthropic_key()
+        if not key:
+            raise ConfigError(f"judge 'anthropic' needs {ANTHROPIC_KEY_ENV}")
+        if key.strip() != key or any(ord(c) < 0x21 or ord(c) > 0x7E for c in key):
+            raise ConfigError(f"{ANTHROPIC_KEY_ENV} holds whitespace, a control or a non-ASCII character; fix it")
+        return
+    if kind != "openai":
         return
     check_api_key()
     if not (api_key() or config.openai.base_url):
@@ -33,8 +59,13 @@ def check_judge(config: Config) -> None:
 def make_judge(config: Config) -> Judge:
     """Build the configured judge. Raises ConfigError as :func:`check_judge` does."""
     check_judge(config)
-    if resolve_kind(config) == "heuristic":
+    kind = resolve_kind(config)
+    if kind == "heuristic":
         return HeuristicJudge(config)
+    if kind == "anthropic":
+        from .anthropic import AnthropicJudge
+
+        return AnthropicJudge(config, api_key=anthropic_key())
     from .openai import OpenAIJudge
 
     return OpenAIJudge(config, api_key=api_key())

@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import anyio
 from aiolimiter import AsyncLimiter
@@ -39,8 +40,10 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
 def parse_reset(value: str | None) -> float | None:
-    """Seconds of an OpenAI reset duration (``1s``, ``6m0s``, ``1h2m3.5s``, ``120ms``) or a
-    plain number of seconds; None when it does not parse."""
+    """Seconds of an OpenAI reset duration (``1s``, ``6m0s``, ``1h2m3.5s``, ``120ms``), a
+    plain number of seconds, or the seconds until an RFC 3339 time (Anthropic's
+    ``anthropic-ratelimit-*-reset``, docs.anthropic.com "Rate limits"); None when it does
+    not parse."""
     if not value:
         return None
     value = value.strip()
@@ -48,11 +51,27 @@ def parse_reset(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    if "T" in value:  # Anthropic: an RFC 3339 time ("2025-01-01T00:00:30Z"), seconds from now
+        try:
+            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        return max(0.0, (at - datetime.now(timezone.utc)).total_seconds())
     parts = _DURATION.findall(value)
     if not parts or "".join(n + u for n, u in parts) != value:
         return None
     scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
     return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _header(headers: Mapping[str, str], field: str, kind: str) -> str | None:
+    """A rate-limit header: OpenAI's ``x-ratelimit-{field}-{kind}`` or Anthropic's
+    ``anthropic-ratelimit-{kind}-{field}`` (field: limit|remaining|reset; kind:
+    requests|tokens)."""
+    value = headers.get(f"x-ratelimit-{field}-{kind}")
+    return value if value is not None else headers.get(f"anthropic-ratelimit-{kind}-{field}")
 
 
 def _int(value: str | None) -> int | None:
@@ -167,8 +186,8 @@ class RateLimiter:
         """Learn from a response: limits and remaining budget from the x-ratelimit headers,
         and, on 429, pause everyone and cut the rate."""
         now = self.clock()
-        limit_req = _int(headers.get("x-ratelimit-limit-requests"))
-        limit_tok = _int(headers.get("x-ratelimit-limit-tokens"))
+        limit_req = _int(_header(headers, "limit", "requests"))
+        limit_tok = _int(_header(headers, "limit", "tokens"))
         if limit_req:
             self.stats.limits_from_headers = True
             rpm = min(limit_req, self._configured_rpm) if self._configured_rpm > 0 else limit_req
@@ -181,8 +200,8 @@ class RateLimiter:
             elif limit_tok < self._tokens.tpm:
                 self._tokens.set_tpm(limit_tok)
         for kind in ("requests", "tokens"):
-            if _int(headers.get(f"x-ratelimit-remaining-{kind}")) == 0:
-                reset = parse_reset(headers.get(f"x-ratelimit-reset-{kind}"))
+            if _int(_header(headers, "remaining", kind)) == 0:
+                reset = parse_reset(_header(headers, "reset", kind))
                 if reset:
                     self._resume_at = max(self._resume_at, now + reset)
         if retry_after is not None:  # 429, or 503 with Retry-After: everyone waits

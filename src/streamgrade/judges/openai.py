@@ -70,6 +70,11 @@ _USER_AGENT = "streamgrade/0.1"
 _OMITTED = re.compile(r"^\[\.\.\. ([\d,]+) steps omitted \.\.\.\]$")
 
 
+def _count(value: Any) -> int:
+    """A reported token count: a positive int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 class _Secret:
     """Holds the API key so that it never shows in ``repr``/``vars`` dumps or tracebacks."""
 
@@ -129,16 +134,15 @@ class OpenAIJudge:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        oc = config.openai
         self.config = config
-        self.info = JudgeInfo(kind="openai", model=oc.model)
-        self.base_url = (oc.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._url = self.base_url + "/chat/completions"
+        oc = self._settings()
+        self.info = JudgeInfo(kind=self.KIND, model=oc.model)
+        self.base_url = (oc.base_url or self.DEFAULT_BASE_URL).rstrip("/")
+        self._url = self.base_url + self.PATH
         self._key = _Secret(api_key) if api_key else None
         self._redactor = Redactor([api_key])
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        if self._key is not None:
-            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        headers.update(self._auth_headers())
         if transport is None:
             transport = _network_transport(oc.http_client, oc.max_concurrency)
         self._client = httpx.AsyncClient(
@@ -156,9 +160,22 @@ class OpenAIJudge:
         self._cache = ResponseCache(Path(oc.cache_dir) if oc.cache_dir else None, self.info.model)
         self.spent_usd = 0.0  # every request of this judge, for the run budget
 
+    #: ``JudgeInfo.kind``, the default base URL and the endpoint path (subclasses change them).
+    KIND = "openai"
+    DEFAULT_BASE_URL = DEFAULT_BASE_URL
+    PATH = "/chat/completions"
+
+    def _settings(self) -> Any:
+        """The provider's config section (``[openai]``; the Anthropic judge: ``[anthropic]``)."""
+        return self.config.openai
+
+    def _auth_headers(self) -> dict[str, str]:
+        """Headers that carry the key: ``Authorization: Bearer <key>`` when a key is set."""
+        return {"Authorization": f"Bearer {self._key.reveal()}"} if self._key is not None else {}
+
     def __repr__(self) -> str:
         return (
-            f"OpenAIJudge(model={self.info.model!r}, base_url={self.base_url!r}, "
+            f"{type(self).__name__}(model={self.info.model!r}, base_url={self.base_url!r}, "
             f"api_key={'set' if self._key else 'none'})"
         )
 
@@ -250,7 +267,7 @@ class OpenAIJudge:
         ``model`` (None: ``openai.model``), the system prompt ``variant`` and ``sample``
         (added to the seed) serve ensembles; ``system`` replaces the rubric's system prompt
         (the pairwise judge's)."""
-        oc = self.config.openai
+        oc = self._settings()
         content: str | list[dict[str, Any]] = prompt
         if images:
             from ..extract.frames import image_data_url
@@ -338,7 +355,7 @@ class OpenAIJudge:
     async def _send(self, sid: str, body: bytes, parse: Callable[[str], T], usage: Usage, est: int,
                     model: str) -> tuple[str, T]:
         """The retry loop of one request (see :meth:`_call`); returns (content, parsed)."""
-        oc = self.config.openai
+        oc = self._settings()
         attempts = oc.max_retries + 1
         last = "no attempt made"
         for attempt in range(attempts):
@@ -378,7 +395,7 @@ class OpenAIJudge:
     async def _attempt(self, sid: str, body: bytes, usage: Usage, number: int, prompt_est: int, model: str) -> str:
         """One HTTP attempt: returns the message content or raises _Failure (retryable) or
         JudgeError (not retryable)."""
-        oc = self.config.openai
+        oc = self._settings()
         if oc.max_cost_usd is not None and self.spent_usd >= oc.max_cost_usd:
             raise BudgetExceeded(f"run budget of ${oc.max_cost_usd:g} spent (${self.spent_usd:.4f}); "
                                  f"session {sid} left pending", attempts=number - 1)
@@ -423,10 +440,12 @@ class OpenAIJudge:
         except msgspec.DecodeError:
             raise _Failure(f"response body is not JSON: {self._snippet(resp)}") from None
         if isinstance(data, dict):
-            reported = data.get("usage")
-            self._add_usage(usage, reported, model)
-            prompt_tokens = reported.get("prompt_tokens") if isinstance(reported, dict) else None
-            self.limits.settle(prompt_est, prompt_tokens if isinstance(prompt_tokens, int) else None)
+            prompt_tokens = self._add_usage(usage, data.get("usage"), model)
+            self.limits.settle(prompt_est, prompt_tokens)
+        return self._content(data, resp)
+
+    def _content(self, data: Any, resp: httpx.Response) -> str:
+        """The answer text of a decoded 2xx body, or raise _Failure (retryable)."""
         try:
             message = data["choices"][0]["message"]
             content = message["content"]
@@ -440,18 +459,35 @@ class OpenAIJudge:
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _add_usage(self, usage: Usage, reported: Any, model: str) -> None:
-        """Add a 2xx answer's reported tokens and their cost at ``model``'s price."""
+    def _add_usage(self, usage: Usage, reported: Any, model: str) -> int | None:
+        """Add a 2xx answer's reported tokens and their cost at ``model``'s price; return
+        the prompt tokens reported (None: no usage). ``usage.prompt_tokens_details.
+        cached_tokens`` (OpenAI's automatic prefix caching) is counted in
+        ``usage.cached_tokens`` and priced at ``price.cached_input`` when set (else input)."""
         if not isinstance(reported, dict):
-            return
-        p = reported.get("prompt_tokens")
-        c = reported.get("completion_tokens")
-        p = p if isinstance(p, int) and not isinstance(p, bool) and p > 0 else 0
-        c = c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else 0
-        price = self.config.openai.prices.get(model)
-        cost = (p * price.input + c * price.output) / 1e6 if price else 0.0
-        usage.prompt_tokens += p
-        usage.completion_tokens += c
+            return None
+        p, c = _count(reported.get("prompt_tokens")), _count(reported.get("completion_tokens"))
+        details = reported.get("prompt_tokens_details")
+        cached = min(p, _count(details.get("cached_tokens"))) if isinstance(details, dict) else 0
+        self._charge(usage, model, prompt=p, completion=c, cached=cached)
+        return p
+
+    def _charge(self, usage: Usage, model: str, *, prompt: int, completion: int, cached: int = 0,
+                cache_write: int = 0) -> None:
+        """Count tokens and their cost at ``model``'s price (USD per 1M tokens): ``prompt``
+        includes ``cached`` (read from a prompt cache, at ``cached_input``, else ``input``)
+        and ``cache_write`` (written to it, at ``cache_write``, else ``input``)."""
+        price = self._settings().prices.get(model)
+        cost = 0.0
+        if price:
+            read_rate = price.cached_input if price.cached_input is not None else price.input
+            write_rate = price.cache_write if price.cache_write is not None else price.input
+            plain = prompt - cached - cache_write
+            cost = (plain * price.input + cached * read_rate + cache_write * write_rate
+                    + completion * price.output) / 1e6
+        usage.prompt_tokens += prompt
+        usage.completion_tokens += completion
+        usage.cached_tokens += cached
         usage.cost_usd += cost
         self.spent_usd += cost
 
