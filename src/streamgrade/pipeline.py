@@ -8,8 +8,10 @@
 - assemble: reads and parses the files in a worker thread (format.assemble), formats the SFT
   messages and cuts chunks; bad input becomes a failed record naming file and line or field.
 - grade: the judge, ``pipeline.grade_workers`` at once; a judge error becomes a failed record.
-- sink: one actor, so every write is serialised: per-session files (atomic), JSONL exports
-  (exactly once), then the ledger commit.
+- write files (``pipeline.file_writers``): each session's folder (atomic), or its encoded
+  session store row (``[sinks] session_files``).
+- sink: one actor, so every commit is serialised: JSONL exports (exactly once), then the
+  ledger commit, which writes the batch's session store rows in the same transaction.
 
 Every stream has capacity ``pipeline.stream_capacity``: a slow judge holds back assembly,
 which holds back the source, so memory stays flat however many sessions pass. Stopping
@@ -50,10 +52,12 @@ from .judges.base import Judge
 from .models import ScoreRecord, SessionRef, Usage
 from .sinks.html import update_reports
 from .sinks.jsonl import ExportSet
-from .sinks.layout import Layout
+from .sinks.layout import Layout, migrate_flat_folders
 from .sinks.ledger import Ledger
 from .sinks.lock import OutputLock
-from .sinks.records import build_record, rfc3339_now, write_session
+from .sinks.meter import METER, db_size, since
+from .sinks.records import build_record, drop_stale_files, rfc3339_now, write_session
+from .sinks.session_store import StoredEntry, StoreEncoder, load_dicts
 from .sources.scan import ScanReport
 
 log = logging.getLogger("streamgrade.pipeline")
@@ -70,6 +74,7 @@ class Written:
     record: ScoreRecord
     lines: list[tuple[str, bytes]]
     error: OSError | None = None
+    stored: StoredEntry | None = None  # its session store row, when it got no folder
 
 
 @dataclass
@@ -103,10 +108,16 @@ class RunStats:
     dpo_pairs: int | None = None  # pairs in dpo.jsonl after the last rebuild of this run
     training: dict = field(default_factory=dict)  # format -> ExportResult of the last rebuild
     budget_pending: int = 0  # sessions left pending because the run budget was spent
+    bytes_written: dict[str, int] = field(default_factory=dict)  # kind -> bytes (sinks/meter.py), "ledger" its growth
 
     @property
     def done(self) -> int:
         return self.graded + self.failed + self.ungradable
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes this run wrote under the output folder (see :mod:`.sinks.meter`)."""
+        return sum(self.bytes_written.values())
 
     def requests_per_s(self) -> float:
         return self.requests / max(1e-9, time.monotonic() - self.started)
@@ -144,6 +155,11 @@ class Pipeline:
         self._drained = anyio.Event()
         # session id -> fingerprint of the version in flight (newest admitted wins)
         self._current: dict[str, str] = {}
+        self._meter0: dict[str, int] = {}
+        self._db0 = 0
+        self._encoder: StoreEncoder | None = None  # the session store's rows (sinks/session_store.py)
+        self._store_rows = False  # the session store may hold rows (then a folder write removes its row)
+        self._folders = False  # session folders may exist (then a stored session's old folder is cleaned)
 
     # -- lifecycle --------------------------------------------------------------------
     def stop(self) -> None:
@@ -168,6 +184,7 @@ class Pipeline:
         cal = self.config.calibration.file
         self.calibration = load_model(cal) if cal else None
         self.layout.exports.mkdir(parents=True, exist_ok=True)
+        self._meter0, self._db0 = METER.snapshot(), db_size(self.layout.ledger)
         probe = self.out / f".write-test.{os.getpid()}"
         probe.write_bytes(b"")  # fails early and plainly (EROFS, ENOSPC, EACCES)
         probe.unlink()
@@ -175,7 +192,11 @@ class Pipeline:
         lock.acquire()
         self._lock = lock
         try:
+            migrate_flat_folders(self.layout)  # an older output: its session folders into shards
+            self._folders = next(self.layout.session_dirs(), None) is not None
             self._ledger = Ledger(self.layout.ledger)
+            self._store_rows = self._ledger.has_stored()
+            self._encoder = StoreEncoder(load_dicts(self._ledger.db))
             self._exports = ExportSet(self.layout, self._ledger)
             self._exports.recover()
         except sqlite3.Error as exc:
@@ -233,6 +254,10 @@ class Pipeline:
             self.stats.pending = self.ledger.counts().get("pending", 0)
         finally:
             self.close()
+            self.stats.bytes_written = since(self._meter0)
+            grown = db_size(self.layout.ledger) - self._db0  # after close: its WAL checkpointed into it
+            if grown > 0:
+                self.stats.bytes_written["ledger"] = grown
         return self.stats
 
     async def _update_reports(self, session_ids: list[str], final: bool = False) -> None:
@@ -406,12 +431,12 @@ class Pipeline:
                     continue
                 record = build_record(job, self.judge.info, self.config.rubric.weights(), self.calibration)
                 try:
-                    lines = await anyio.to_thread.run_sync(write_session, self.layout, job, record, self.config)
+                    res = await anyio.to_thread.run_sync(write_session, self.layout, job, record, self.config,
+                                                         self._encoder)
                 except OSError as exc:
-                    lines, error = [], exc
+                    await send.send(Written(job, record, [], exc))
                 else:
-                    error = None
-                await send.send(Written(job, record, lines, error))
+                    await send.send(Written(job, record, res.lines, None, res.stored))
 
     async def _sink(self, recv: ObjectReceiveStream[Written]) -> None:
         try:
@@ -431,7 +456,9 @@ class Pipeline:
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             await self._commit(batch)
-            await self._update_reports([w.job.ref.session_id for w in batch if w.error is None])
+            live = self.config.reports.session_pages == "live"
+            await self._update_reports([w.job.ref.session_id for w in batch
+                                        if live and w.error is None and w.stored is None])
             if (self.rebuild_when_idle and self._graded_since_build and self.stats.in_flight == 0
                     and time.monotonic() - self._last_build >= self.config.exports.dpo_rebuild_s):
                 await self._rebuild_training()
@@ -456,12 +483,17 @@ class Pipeline:
             for w in ok:  # appends rolled back: these sessions stay pending for the next run
                 self._write_failed(w, exc)
             return
+        stored = [w.stored for w in ok if w.stored is not None]
+        new_dicts = self._encoder.pending_dicts() if self._encoder is not None else []
         try:
             self.ledger.commit_results(
                 [(w.job.ref.session_id, w.job.ref.fingerprint, w.record.status, w.record.error, w.job.error_kind,
                   self.judge.info.kind, w.record.score, [n for n, _ in item_lines])
                  for w, item_lines in zip(ok, lines)],
                 committed,
+                stored=stored,
+                unstored=[w.job.ref.session_id for w in ok if w.stored is None] if self._store_rows else (),
+                dicts=new_dicts,
             )
         except sqlite3.Error as exc:  # the ledger cannot be written (disk full): undo the appends
             self._exports.rollback(before)
@@ -470,6 +502,15 @@ class Pipeline:
             for w in ok:
                 self._write_failed(w, err)
             return
+        if new_dicts:
+            self._encoder.dicts_committed([i for i, _ in new_dicts])  # type: ignore[union-attr]
+        self._store_rows = self._store_rows or bool(stored)
+        if stored and self._folders:  # an older version's folder must not shadow the stored one
+            try:
+                await anyio.to_thread.run_sync(drop_stale_files, self.layout, [e.session_id for e in stored])
+            except OSError as exc:
+                log.warning("old session files not removed: %s", exc, extra={"file": str(self.layout.sessions)})
+        self._folders = self._folders or len(stored) < len(ok)
         for w in ok:
             if self._current.get(w.job.ref.session_id) == w.job.ref.fingerprint:
                 del self._current[w.job.ref.session_id]

@@ -24,6 +24,7 @@ from ..sinks.layout import Layout
 from .dpo import DEFAULT_GROUP_BY, write_pairs
 from .filters import ExportFilter
 from .frontload import FrontLoaded
+from .store import Sessions
 from .tools import SourceTools
 from .training import FILE_NAMES, SESSION_FORMATS, Built, PassRule, build_session_exports, encode, first_pass
 
@@ -83,7 +84,7 @@ class ExportResult:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _pairs(fmt: str, out: Path, opts: ExportOptions, tools: SourceTools, write: Callable[[dict[str, Any]], None],
+def _pairs(fmt: str, out: Sessions, opts: ExportOptions, tools: SourceTools, write: Callable[[dict[str, Any]], None],
            built: Built) -> int:
     """Write the preference pairs of ``fmt`` (:func:`.dpo.write_pairs`); returns the
     sessions considered."""
@@ -95,6 +96,11 @@ def _pairs(fmt: str, out: Path, opts: ExportOptions, tools: SourceTools, write: 
 def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
     """Build every format of ``dests`` (format -> file), each file atomically; formats that
     get no row leave no file (an old one is removed). Returns (built, considered)."""
+    with Sessions(out) as sessions:  # one read-only view of the folders and the store for every pass
+        return _write_all_from(sessions, dests, opts)
+
+
+def _write_all_from(out: Sessions, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
     rule = opts.rule()
     tools, _ = first_pass(out, opts.flt, rule)
     built: dict[str, Built] = {}
@@ -103,7 +109,7 @@ def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[
     writers: list[Any] = []
     try:
         for fmt, dest in dests.items():
-            w = atomic_writer(dest)
+            w = atomic_writer(dest, kind="exports")
             writers.append(w)
             files[fmt] = FrontLoaded(w.__enter__(), dest.parent)
 

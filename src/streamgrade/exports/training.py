@@ -1,8 +1,8 @@
 """Training rows built from the graded sessions of an output folder: ChatML SFT, ShareGPT and
 strict OpenAI SFT, with their metadata, one tool list per source and the pass filter.
 
-Training files are derived data: they are rebuilt from the session folders (the durable
-record) at the end of a grade run, when ``watch`` is idle, and by ``streamgrade export``;
+Training files are derived data: they are rebuilt from the session folders and the
+session store (the durable record, :mod:`.store`) at the end of a grade run, when ``watch`` is idle, and by ``streamgrade export``;
 scores.jsonl is the one file appended exactly once. Building is two streaming passes over
 the sessions: the first collects each source's tools (:mod:`.tools`) and rewards (for the
 pass mark), the second writes the rows, one session's messages in memory at a time.
@@ -31,7 +31,7 @@ from typing import Any, Callable
 from .filters import ExportFilter
 from .openai_sft import to_openai_sft
 from .sharegpt import ShareGPTError, to_sharegpt
-from .store import GradedSession, load_graded
+from .store import GradedSession, Sessions, load_graded
 from .tools import SourceTools, source_key
 
 #: Training files and their names under OUT/exports/.
@@ -179,7 +179,7 @@ class Built:
     rejected: Rejections = field(default_factory=Rejections)
 
 
-def first_pass(out: Path, flt: ExportFilter, rule: PassRule | None) -> tuple[SourceTools, int]:
+def first_pass(out: "Path | Sessions", flt: ExportFilter, rule: PassRule | None) -> tuple[SourceTools, int]:
     """Each source's tools and the rewards of the pass rule; returns (tools, graded)."""
     tools = SourceTools()
     n = 0
@@ -191,14 +191,13 @@ def first_pass(out: Path, flt: ExportFilter, rule: PassRule | None) -> tuple[Sou
     return tools, n
 
 
-def build_session_exports(out: str | Path, writers: dict[str, Callable[[dict[str, Any]], None]], flt: ExportFilter,
+def build_session_exports(out: "str | Path | Sessions", writers: dict[str, Callable[[dict[str, Any]], None]], flt: ExportFilter,
                           *, rule: PassRule | None, metadata: bool = True,
                           tools: SourceTools | None = None) -> tuple[dict[str, Built], int]:
     """Write the rows of the session formats in ``writers`` (format -> a function taking a
     row) for the graded sessions under ``out`` (two passes; see the module docstring).
     ``rule`` None keeps every session that passes ``flt`` (``--all``). Returns (what each
     format got, sessions considered)."""
-    out = Path(out)
     if tools is None:
         tools, _ = first_pass(out, flt, rule)
     built = {fmt: Built(fmt) for fmt in writers}

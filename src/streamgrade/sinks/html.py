@@ -46,6 +46,9 @@ import msgspec
 from .atomic import write_files_atomic
 from .html_agreement import agreement_section
 from .layout import INDEX_HTML, Layout
+from .reader import SessionsReader
+
+_SHARD_NAME = re.compile(r"[0-9a-f]{2}")
 
 MAX_INDEX_ROWS = 5000  # sessions in the index table (the most recently graded)
 MAX_ACTIONS = 5000  # actions in a results.html timeline
@@ -237,14 +240,26 @@ def _golden_text(g: dict) -> str:
             f"{_fmt_num(g.get('n_calls'), 0)} calls)")
 
 
-def render_session(folder: Path) -> None:
-    """Write ``results.html`` and ``sft.html`` in a session folder from its JSON files
-    (scores.json, results.json, sft.json; any may be missing: failed sessions have only
-    scores.json). Raises OSError when the pages cannot be written."""
+def _index_href(folder: Path) -> str:
+    """The link from a session folder's pages to OUT/index.html: three levels up from a
+    sharded folder (``sessions/<shard>/<folder>``), two from a flat one."""
+    sharded = _SHARD_NAME.fullmatch(folder.parent.name) and folder.parent.parent.name == "sessions"
+    return "../../../index.html" if sharded else "../../index.html"
+
+
+def render_session(folder: Path, docs: tuple[Any, Any, Any] | None = None) -> int:
+    """Write ``results.html`` and ``sft.html`` in a session folder (created if missing) from
+    its JSON files (scores.json, results.json, sft.json; any may be missing: failed
+    sessions have only scores.json), or from ``docs``, the same three values (a session of
+    the session store). Returns the bytes written. Raises OSError when the pages cannot be
+    written."""
     folder = Path(folder)
-    scores = _read_json(folder / "scores.json")
-    results = _read_json(folder / "results.json")
-    sft = _read_json(folder / "sft.json")
+    if docs is None:
+        scores = _read_json(folder / "scores.json")
+        results = _read_json(folder / "results.json")
+        sft = _read_json(folder / "sft.json")
+    else:
+        scores, results, sft = docs
     scores = scores if isinstance(scores, dict) else {}
     results = results if isinstance(results, dict) else {}
     session = results.get("session") if isinstance(results.get("session"), dict) else {}
@@ -292,7 +307,7 @@ def render_session(folder: Path) -> None:
                            "parameters": _text(fn.get("parameters"), 4000) if fn.get("parameters") else ""})
 
     common = {"sid": _text(sid, 500), "status": _text(status, 100), "status_class": _status_class(status),
-              "has_sft": sft is not None}
+              "has_sft": sft is not None, "index_href": _index_href(folder)}
     files = {
         "results.html": _render(
             "results.html.j2", **common, score=score, summary=verdict.get("summary") or scores.get("summary"),
@@ -303,22 +318,23 @@ def render_session(folder: Path) -> None:
         "sft.html": _render("sft.html.j2", **common, messages=messages, n_messages=len(messages_all),
                             messages_cut=len(messages_all) > len(messages), tools=tool_views),
     }
-    write_files_atomic(folder, files, fsync=False)
+    write_files_atomic(folder, files, fsync=False, kind="pages")
+    return sum(map(len, files.values()))
 
 
 # -- index ---------------------------------------------------------------------------------------
 def _iter_scores(out: Path) -> Iterator[tuple[str, dict]]:
-    """(folder name, scores.json dict) for each session folder, one at a time (os.scandir)."""
-    try:
-        it = os.scandir(Layout(out).sessions)
-    except FileNotFoundError:
-        return
-    with it:
-        for entry in it:
-            if not entry.is_dir(follow_symlinks=False) or entry.name.startswith("."):
-                continue
-            data = _read_json(os.path.join(entry.path, "scores.json"))
-            yield entry.name, (data if isinstance(data, dict) else {})
+    """(folder path relative to ``out``, scores.json dict) for each session, one at a time:
+    its folder, or the session store (:mod:`.reader`); a folder whose scores.json is
+    broken is counted as unreadable."""
+    broken: list[Path] = []
+    with SessionsReader(out) as reader:
+        for folder, rec, _ in reader.entries(on_broken=broken.append):
+            yield os.path.relpath(folder, out), rec
+            while broken:
+                yield os.path.relpath(broken.pop(), out), {}
+    for folder in broken:
+        yield os.path.relpath(folder, out), {}
 
 
 def _row(name: str, s: dict) -> dict:
@@ -327,7 +343,7 @@ def _row(name: str, s: dict) -> dict:
     n = s.get("n_actions")
     status = s.get("status")
     return {
-        "href": f"sessions/{quote(name, safe='')}/results.html",  # our own folder name only
+        "href": "/".join(quote(p, safe="") for p in name.split(os.sep)) + "/results.html",  # our own folder names only
         "sid": _text(s.get("session_id") or name, 300),
         "format": _text(s.get("source_format"), 100),
         "status": _text(status, 50) if status is not None else "unreadable",
@@ -392,7 +408,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
         agreement=agreement_section(out),
         generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     out.mkdir(parents=True, exist_ok=True)
-    write_files_atomic(out, {INDEX_HTML: data}, fsync=False)
+    write_files_atomic(out, {INDEX_HTML: data}, fsync=False, kind="index")
 
 
 # -- incremental regeneration --------------------------------------------------------------------
@@ -415,8 +431,8 @@ class ReportUpdater:
     def update(self, session_ids: Iterable[str], *, final: bool = False) -> None:
         layout = Layout(self.out)
         for sid in session_ids:
-            folder = layout.session_dir(sid)
-            if folder.is_dir():
+            folder = layout.find_session_dir(sid)
+            if folder is not None:
                 render_session(folder)
         with self._state:
             # at least min_interval_s, and 10x the last render's duration (huge runs: the index
