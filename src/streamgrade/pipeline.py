@@ -155,6 +155,7 @@ class Pipeline:
         self._drained = anyio.Event()
         # session id -> fingerprint of the version in flight (newest admitted wins)
         self._current: dict[str, str] = {}
+        self._reports_called = -1e9  # monotonic time of the last update_reports call
         self._meter0: dict[str, int] = {}
         self._db0 = 0
         self._encoder: StoreEncoder | None = None  # the session store's rows (sinks/session_store.py)
@@ -265,6 +266,10 @@ class Pipeline:
         30 s and at the end of a run. Derived data: a failure is logged, never stops grading."""
         if not self.config.reports.html:
             return
+        now = time.monotonic()
+        if not session_ids and not final and now - self._reports_called < 1.0:
+            return  # nothing to render now: the index throttle needs a call a second at most
+        self._reports_called = now
         try:
             await anyio.to_thread.run_sync(functools.partial(
                 update_reports, self.out, session_ids, final=final, min_interval_s=self.config.reports.index_interval_s))
@@ -330,10 +335,11 @@ class Pipeline:
                         break
                 admitted = []
                 owners: dict[str, str] = {}  # ids taken within this batch (not yet in the ledger)
+                known = self.ledger.get_many([r.session_id for r in refs])  # one query for the batch
                 for ref in refs:
                     # One id, one place: a second session with the same id elsewhere (two
                     # folders named alike) gets "-<8 hex of its path>"; the ledger remembers.
-                    row = self.ledger.get(ref.session_id)
+                    row = known.get(ref.session_id)
                     owner = row.path if row is not None else owners.get(ref.session_id)
                     if owner is not None and owner != _where(ref):
                         ref = _disambiguate(ref)
@@ -379,22 +385,24 @@ class Pipeline:
     async def _assemble(self, recv: ObjectReceiveStream[Job], grade: ObjectSendStream[Job], done: ObjectSendStream[Job]) -> None:
         async with recv, grade, done:
             async for job in recv:
-                fmt = FORMATS[job.ref.format]
-                try:
-                    # abandon_on_cancel: a read stuck in I/O must not hold up a stop
-                    await anyio.to_thread.run_sync(prepare, job, fmt, self.config, self.layout, self.labels,
-                                                  abandon_on_cancel=True)
-                except InputError as exc:
-                    job.error, job.error_kind = str(exc), "input"
-                    await done.send(job)
-                    continue
-                except Exception as exc:  # a bug must not stop the daemon
-                    log.exception("internal error assembling %s", job.ref.session_id,
-                                  extra={"session": job.ref.session_id, "file": job.ref.path})
-                    job.error, job.error_kind = f"{job.ref.path}: internal error: {exc!r}", "internal"
-                    await done.send(job)
-                    continue
-                await grade.send(job)
+                jobs = [job, *_waiting(recv, HANDOFF - 1)]  # one thread hand-off for what is waiting
+                # abandon_on_cancel: a read stuck in I/O must not hold up a stop
+                await anyio.to_thread.run_sync(self._prepare_all, jobs, abandon_on_cancel=True)
+                for job in jobs:
+                    await (done if job.error else grade).send(job)
+
+    def _prepare_all(self, jobs: list[Job]) -> None:
+        """Blocking: assemble each job (:func:`.assemble.prepare`); bad input or a bug
+        becomes the job's error (a failed record), never an exception."""
+        for job in jobs:
+            try:
+                prepare(job, FORMATS[job.ref.format], self.config, self.layout, self.labels)
+            except InputError as exc:
+                job.error, job.error_kind = str(exc), "input"
+            except Exception as exc:  # a bug must not stop the daemon
+                log.exception("internal error assembling %s", job.ref.session_id,
+                              extra={"session": job.ref.session_id, "file": job.ref.path})
+                job.error, job.error_kind = f"{job.ref.path}: internal error: {exc!r}", "internal"
 
     async def _grade(self, recv: ObjectReceiveStream[Job], done: ObjectSendStream[Job]) -> None:
         async with recv, done:
@@ -423,20 +431,33 @@ class Pipeline:
         """File writers (``pipeline.file_writers`` at once, so their fsyncs overlap): each
         session's files, atomically; its export lines go on to the committer."""
         async with recv, send:
-            async for job in recv:
-                if self._current.get(job.ref.session_id) != job.ref.fingerprint:
-                    self.stats.in_flight -= 1
-                    log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
-                             extra={"session": job.ref.session_id, "file": job.ref.path})
-                    continue
-                record = build_record(job, self.judge.info, self.config.rubric.weights(), self.calibration)
-                try:
-                    res = await anyio.to_thread.run_sync(write_session, self.layout, job, record, self.config,
-                                                         self._encoder)
-                except OSError as exc:
-                    await send.send(Written(job, record, [], exc))
-                else:
-                    await send.send(Written(job, record, res.lines, None, res.stored))
+            async for first in recv:
+                jobs = []
+                for job in (first, *_waiting(recv, HANDOFF - 1)):  # one thread hand-off for what is waiting
+                    if self._current.get(job.ref.session_id) != job.ref.fingerprint:
+                        self.stats.in_flight -= 1
+                        log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
+                                 extra={"session": job.ref.session_id, "file": job.ref.path})
+                        continue
+                    jobs.append(job)
+                if jobs:
+                    for written in await anyio.to_thread.run_sync(self._write_all, jobs):
+                        await send.send(written)
+
+    def _write_all(self, jobs: list[Job]) -> list[Written]:
+        """Blocking: each job's record and files (:func:`.sinks.records.write_session`); a
+        write that fails (disk full, read-only) gives its Written an ``error``."""
+        out = []
+        weights = self.config.rubric.weights()
+        for job in jobs:
+            record = build_record(job, self.judge.info, weights, self.calibration)
+            try:
+                res = write_session(self.layout, job, record, self.config, self._encoder)
+            except OSError as exc:
+                out.append(Written(job, record, [], exc))
+            else:
+                out.append(Written(job, record, res.lines, None, res.stored))
+        return out
 
     async def _sink(self, recv: ObjectReceiveStream[Written]) -> None:
         try:
@@ -550,6 +571,23 @@ class Pipeline:
             self.on_record(record)
 
 
+#: Most items one thread hand-off carries (assembly, file writes, scanned refs): a hand-off
+#: costs a wake-up and GIL exchanges on the event loop's thread, worth more than the work
+#: of a small session.
+HANDOFF = 8
+
+
+def _waiting(recv: ObjectReceiveStream, n: int) -> list:
+    """Up to ``n`` items already waiting in ``recv`` (never waits)."""
+    out = []
+    while len(out) < n:
+        try:
+            out.append(recv.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return out
+
+
 def _where(ref: SessionRef) -> str:
     """The ledger's path of a session: its file, plus ``#locator`` inside multi-session files."""
     return f"{ref.path}#{ref.locator}" if ref.locator else ref.path
@@ -570,9 +608,19 @@ def scan_source(paths: list[Path], *, exclude: list[str | Path] = (), report: Sc
 
     async def source(send: ObjectSendStream[SessionRef]) -> None:
         async with send:
+            async def send_all(refs: list[SessionRef]) -> None:
+                for ref in refs:
+                    await send.send(ref)
+
             def walk() -> None:
+                batch: list[SessionRef] = []
                 for ref in scan(paths, exclude=exclude, report=report):
-                    anyio.from_thread.run(send.send, ref)
+                    batch.append(ref)
+                    if len(batch) >= HANDOFF:  # one hand-off to the event loop a few refs
+                        anyio.from_thread.run(send_all, batch)
+                        batch = []
+                if batch:
+                    anyio.from_thread.run(send_all, batch)
 
             await anyio.to_thread.run_sync(walk, abandon_on_cancel=True)
 

@@ -99,6 +99,7 @@ class Layout:
 
     def __init__(self, out: str | Path):
         self.out = Path(out)
+        self._sessions = os.path.join(self.out, SESSIONS)
 
     @property
     def sessions(self) -> Path:
@@ -131,7 +132,10 @@ class Layout:
     def session_dir(self, session_id: str) -> Path:
         """``OUT/sessions/<shard>/<folder>`` of a session (see :func:`shard_of` and
         :func:`session_folder`), where it is written."""
-        return self.sessions / shard_of(session_id) / session_folder(session_id)
+        return Path(self._session_path(session_id))
+
+    def _session_path(self, session_id: str) -> str:
+        return os.path.join(self._sessions, shard_of(session_id), session_folder(session_id))
 
     def flat_session_dir(self, session_id: str) -> Path:
         """``OUT/sessions/<folder>``: where versions before sharding wrote a session."""
@@ -140,9 +144,9 @@ class Layout:
     def find_session_dir(self, session_id: str) -> Path | None:
         """The folder holding ``session_id``'s scores.json: its shard's, else the flat one
         of an older output not migrated yet; None when neither has it."""
-        for folder in (self.session_dir(session_id), self.flat_session_dir(session_id)):
+        for folder in (self._session_path(session_id), os.path.join(self._sessions, session_folder(session_id))):
             if os.path.isfile(os.path.join(folder, "scores.json")):
-                return folder
+                return Path(folder)
         return None
 
     def session_dirs(self) -> Iterator[Path]:

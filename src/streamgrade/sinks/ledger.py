@@ -91,6 +91,17 @@ class Ledger:
         ).fetchone()
         return SessionRow(*row) if row else None
 
+    def get_many(self, session_ids: list[str]) -> dict[str, SessionRow]:
+        """The rows of these sessions (those in the ledger), by id: one query per 500 ids."""
+        out: dict[str, SessionRow] = {}
+        for i in range(0, len(session_ids), 500):
+            part = session_ids[i:i + 500]
+            for row in self.db.execute(
+                    "SELECT session_id, format, path, fingerprint, status, attempts, error, error_kind FROM sessions "
+                    f"WHERE session_id IN ({','.join('?' * len(part))})", part):
+                out[row[0]] = SessionRow(*row)
+        return out
+
     def needs_grading(self, session_id: str, fingerprint: str) -> bool:
         """False when this fingerprint was already graded or found ungradable, or failed for
         its input."""

@@ -11,21 +11,22 @@ one with the later ``graded_at`` wins.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+import msgspec
 
 from .layout import Layout
 from .session_store import StoreReader, open_reader
 
 
 def read_json(path: str | Path) -> Any:
-    """A JSON file's value, or None when it is missing or not valid JSON."""
+    """A JSON file's value, or None when it is missing or not valid JSON (msgspec: fast)."""
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read())
-    except (OSError, ValueError):
+            return msgspec.json.decode(f.read())
+    except (OSError, msgspec.DecodeError):
         return None
 
 
@@ -58,6 +59,7 @@ class SessionsReader:
         ``on_broken`` is called with each folder whose scores.json is there but unreadable
         (skipped)."""
         store = self.store if self.store is not None and not self.store.empty else None
+        folders = 0  # folders holding a result: only then may a stored row have a newer copy in one
         for folder in self.layout.session_dirs():
             path = os.path.join(folder, "scores.json")
             rec = read_json(path)
@@ -69,11 +71,12 @@ class SessionsReader:
                 newer = store.graded_at(rec["session_id"])
                 if newer is not None and newer > str(rec.get("graded_at") or ""):
                     continue
+            folders += 1
             yield folder, rec, False
         if store is None:
             return
         for sid, rec in store.records():
-            found = self.layout.find_session_dir(sid)
+            found = self.layout.find_session_dir(sid) if folders else None
             if found is not None:
                 frec = read_json(found / "scores.json")
                 if isinstance(frec, dict) and frec.get("session_id") == sid \
