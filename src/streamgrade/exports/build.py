@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..sinks.atomic import atomic_writer
 from ..sinks.layout import Layout
-from .dpo import DEFAULT_GROUP_BY, write_pairs
+from .dpo import DEFAULT_GROUP_BY, PairGrouper, write_pairs
 from .filters import ExportFilter
 from .frontload import FrontLoaded
 from .store import Sessions
@@ -85,12 +85,12 @@ class ExportResult:
 
 
 def _pairs(fmt: str, out: Sessions, opts: ExportOptions, tools: SourceTools, write: Callable[[dict[str, Any]], None],
-           built: Built) -> int:
-    """Write the preference pairs of ``fmt`` (:func:`.dpo.write_pairs`); returns the
-    sessions considered."""
+           built: Built, grouped: PairGrouper | None = None) -> int:
+    """Write the preference pairs of ``fmt`` (:func:`.dpo.write_pairs`; ``grouped``: its
+    runs, grouped in the first pass); returns the sessions considered."""
     return write_pairs(out, fmt, write, built, tools=tools, flt=opts.flt, mode=opts.pairs,  # type: ignore[arg-type]
                        rank_by=opts.rank_by, min_gap=opts.min_gap, metadata=opts.metadata,  # type: ignore[arg-type]
-                       group_by=opts.group_by, prefer=opts.prefer)
+                       group_by=opts.group_by, prefer=opts.prefer, grouped=grouped)
 
 
 def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
@@ -102,8 +102,12 @@ def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[
 
 def _write_all_from(out: Sessions, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
     rule = opts.rule()
-    tools, _ = first_pass(out, opts.flt, rule)
     built: dict[str, Built] = {}
+    # the preference pairs group their runs in the first pass: one pass less over the sessions
+    grouped = {f: PairGrouper(opts.flt, opts.group_by, built.setdefault(f, Built(f)).rejected)
+               for f in dests if f not in SESSION_FORMATS}
+    tools, _ = first_pass(out, opts.flt, rule,
+                          (lambda gs: [g.add(gs) for g in grouped.values()]) if grouped else None)
     considered = 0
     files: dict[str, FrontLoaded] = {}
     writers: list[Any] = []
@@ -120,8 +124,7 @@ def _write_all_from(out: Sessions, dests: dict[str, Path], opts: ExportOptions) 
             b, considered = build_session_exports(out, session, opts.flt, rule=rule, metadata=opts.metadata, tools=tools)
             built.update(b)
         for fmt in (f for f in dests if f not in SESSION_FORMATS):
-            built[fmt] = Built(fmt)
-            considered = max(considered, _pairs(fmt, out, opts, tools, put(fmt), built[fmt]))
+            considered = max(considered, _pairs(fmt, out, opts, tools, put(fmt), built[fmt], grouped[fmt]))
         for f in files.values():
             f.finish()
     except BaseException as exc:
@@ -169,4 +172,4 @@ def rebuild_training(out: str | Path, formats: list[str], opts: ExportOptions) -
     dests = {f: layout.export(FILE_NAMES[f]) for f in formats if f in FILE_NAMES}
     built, considered = _write_all(Path(out), dests, opts)
     return {f: ExportResult(path=dests[f], rows=b.rows, considered=considered, rejected=b.rejected.items,
-                            reasons=dict(b.rejected.by_reason)) for f, b in built.items()}
+                            reasons=dict(b.rejected.by_reason)) for f, b in ((f, built[f]) for f in dests)}

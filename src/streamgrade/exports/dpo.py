@@ -75,7 +75,7 @@ from .openai_sft import _row_tools, check_openai_sft, to_openai_sft
 from .pairs import Cut, Mode, PairError, RankBy, canon, cut, digest, rank, side_messages
 from .store import GradedSession, Sessions, fill, load_graded
 from .tools import SourceTools, calls_of, source_key
-from .training import Built, chat_messages, row_metadata
+from .training import Built, Rejections, chat_messages, row_metadata
 
 #: A pairwise preference between two runs of one task: (0 or 1: the chosen run, how it
 #: was decided); raises PairError when there is none (see :mod:`.pairwise_rank`).
@@ -132,6 +132,27 @@ class TaskGroups:
                     for _, sid, folder, stored, rec in group]
         finally:
             self.db.close()
+
+
+class PairGrouper:
+    """The runs of the preference pairs, grouped by task as they come (:meth:`add` each
+    graded session with its record and task): the ``[exports]`` filter ``flt`` rejects some
+    (counted in ``rejected``, the format's :class:`~.training.Rejections`); the others go
+    into ``groups`` (:class:`TaskGroups`); ``considered`` counts them all."""
+
+    def __init__(self, flt: ExportFilter, group_by: tuple[str, ...] | list[str], rejected: Rejections):
+        self.flt = flt
+        self.groups = TaskGroups(group_by)
+        self.considered = 0
+        self.rejected = rejected
+
+    def add(self, gs: GradedSession) -> None:
+        self.considered += 1
+        reason = self.flt.reject_reason(gs.record)
+        if reason:
+            self.rejected.add(gs.session_id, reason)
+        else:
+            self.groups.add(gs)
 
 
 def pair_tools(tools: SourceTools, sides: list[GradedSession], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -207,7 +228,7 @@ def write_pairs(out: "str | Path | Sessions", fmt: str, write: Callable[[dict[st
                 tools: SourceTools, flt: ExportFilter, mode: Mode = "step", rank_by: RankBy = "reward",
                 min_gap: float = 10.0, metadata: bool = True,
                 group_by: tuple[str, ...] | list[str] = DEFAULT_GROUP_BY,
-                prefer: Prefer | None = None) -> int:
+                prefer: Prefer | None = None, grouped: "PairGrouper | None" = None) -> int:
     """Write the ``fmt`` (dpo or openai-dpo) pairs of the graded runs under ``out`` with
     ``write``, counting rows and dropped candidates (with reasons) in ``built``; the
     ``[exports]`` filters ``flt`` choose the runs (the SFT pass rule does not apply: a
@@ -215,7 +236,9 @@ def write_pairs(out: "str | Path | Sessions", fmt: str, write: Callable[[dict[st
     (opt-in, needs ``prefer``, e.g. :func:`.pairwise_rank.pairwise_preferer`): where both
     runs have different rewards the reward decides; otherwise ``prefer(a, b)`` (an LLM
     judge asked in both orders) returns (0 or 1, how) or raises PairError for a tie.
-    Returns the runs considered."""
+    ``grouped``: the runs already grouped by a :class:`PairGrouper` fed in another pass
+    (the training files' first pass), so the sessions are not read once more. Returns the
+    runs considered."""
     if fmt not in ("dpo", "openai-dpo"):
         raise ValueError(f"not a preference format: {fmt!r}")
     if mode not in ("step", "trajectory"):
@@ -229,16 +252,12 @@ def write_pairs(out: "str | Path | Sessions", fmt: str, write: Callable[[dict[st
     if not isinstance(out, Sessions):
         with Sessions(out) as sessions:
             return write_pairs(sessions, fmt, write, built, tools=tools, flt=flt, mode=mode, rank_by=rank_by,
-                               min_gap=min_gap, metadata=metadata, group_by=group_by, prefer=prefer)
-    groups = TaskGroups(group_by)
-    considered = 0
-    for gs in load_graded(out, with_messages=False, with_task=True):
-        considered += 1
-        reason = flt.reject_reason(gs.record)
-        if reason:
-            built.rejected.add(gs.session_id, reason)
-        else:
-            groups.add(gs)
+                               min_gap=min_gap, metadata=metadata, group_by=group_by, prefer=prefer, grouped=grouped)
+    if grouped is None:
+        grouped = PairGrouper(flt, group_by, built.rejected)
+        for gs in load_graded(out, with_messages=False, with_task=True):
+            grouped.add(gs)
+    groups, considered = grouped.groups, grouped.considered
     for key, runs in groups:
         _task_pairs(out, fmt, _label(key), runs, write, built, tools=tools,
                     mode=mode, rank_by=rank_by, min_gap=min_gap, metadata=metadata, prefer=prefer)

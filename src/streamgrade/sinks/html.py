@@ -337,6 +337,9 @@ def _iter_scores(out: Path) -> Iterator[tuple[str, dict]]:
         yield os.path.relpath(folder, out), {}
 
 
+_ROW_FIELDS = ("judge", "turns", "n_actions", "status", "session_id", "source_format", "score", "reward", "graded_at")
+
+
 def _row(name: str, s: dict) -> dict:
     judge = s.get("judge") if isinstance(s.get("judge"), dict) else {}
     turns = s.get("turns")
@@ -385,11 +388,13 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
             score_sum += sc
             bins[min(9, max(0, int(sc // 10)))] += 1
         key = s.get("graded_at") if isinstance(s.get("graded_at"), str) else ""
-        item = (key, seq, s, name)
-        if len(heap) < max_rows:
-            heapq.heappush(heap, item)  # type: ignore[arg-type]
-        elif max_rows > 0 and item[:2] > heap[0][:2]:
-            heapq.heapreplace(heap, item)  # type: ignore[arg-type]
+        if len(heap) < max_rows or (max_rows > 0 and (key, seq) > heap[0][:2]):
+            # only what a row shows: 5,000 whole records would weigh ~25 MB
+            item = (key, seq, {k: s.get(k) for k in _ROW_FIELDS}, name)
+            if len(heap) < max_rows:
+                heapq.heappush(heap, item)  # type: ignore[arg-type]
+            else:
+                heapq.heapreplace(heap, item)  # type: ignore[arg-type]
     newest = sorted(heap, key=lambda it: (it[0], it[1]), reverse=True)
     rows = [_row(name, s) for _, _, s, name in newest]
 
