@@ -188,44 +188,32 @@ class Layout:
 
 def migrate_flat_folders(layout: Layout) -> int:
     """Move the flat session folders of an older output (``OUT/sessions/<folder>``) into
-    their shards (``OUT/sessions/<shard>/<folder>``), one rename each (the folder is named
-    by its scores.json ``session_id``; a folder without one is named by its own name, which
-    is its id's folder name). Idempotent: a run stopped half way is finished by the next.
-    Returns the folders moved. Raises OSError naming the folder when one cannot be moved
-    (the caller stops: a session must not live in two places)."""
-    moved = 0
+    their shards (``OUT/sessions/<shard>/<folder>``), one rename each (the shard of the id
+    its scores.json names; a folder without one is placed by its own name, which is its
+    id's folder name). A flat folder named like a shard (a session ``ab``) is told from a
+    shard by its scores.json and moved first, so no shard is made inside it. (No id is its
+    own shard: the 256 two-hex ids were checked.) Idempotent: a run stopped half way is
+    finished by the next. Returns the folders moved. Raises OSError naming the folder when
+    one cannot be moved (the caller stops: a session must not live in two places)."""
     try:
-        entries = [e.name for e in os.scandir(layout.sessions)
-                   if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        names = [e.name for e in os.scandir(layout.sessions)
+                 if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
         return 0
-    for name in entries:
+    flat = [n for n in names if not _SHARD.fullmatch(n) or (layout.sessions / n / "scores.json").is_file()]
+    flat.sort(key=lambda n: not _SHARD.fullmatch(n))  # the shard-like names first
+    for name in flat:
         src = layout.sessions / name
-        if _SHARD.fullmatch(name) and not (src / "scores.json").is_file():
-            continue  # a shard
-        sid = _folder_id(src) or name
-        shard = shard_of(sid)
-        dest = layout.sessions / shard / name
-        if shard == name:  # sessions/ab is both a flat folder and its own shard: go via a temporary name
-            tmp = layout.sessions / f".migrating-{name}"
-            os.rename(src, tmp)
-            (layout.sessions / shard).mkdir(exist_ok=True)
-            os.rename(tmp, dest)
-        else:
-            (layout.sessions / shard).mkdir(exist_ok=True)
-            try:
-                os.rename(src, dest)
-            except OSError as exc:
-                raise OSError(exc.errno, f"cannot move the session folder {src} to {dest}: {exc.strerror}") from None
-        moved += 1
-    for stray in layout.sessions.glob(".migrating-*"):  # a rename pair interrupted half way
-        name = stray.name[len(".migrating-"):]
-        (layout.sessions / name).mkdir(exist_ok=True)
-        os.rename(stray, layout.sessions / name / name)
-        moved += 1
-    if moved:
-        log.info("moved %d session folders of an older output into shards", moved, extra={"file": str(layout.sessions)})
-    return moved
+        dest = layout.sessions / shard_of(_folder_id(src) or name) / name
+        dest.parent.mkdir(exist_ok=True)
+        try:
+            os.rename(src, dest)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot move the session folder {src} to {dest}: {exc.strerror}") from None
+    if flat:
+        log.info("moved %d session folders of an older output into shards", len(flat),
+                 extra={"file": str(layout.sessions)})
+    return len(flat)
 
 
 def _folder_id(folder: Path) -> str | None:
