@@ -165,8 +165,7 @@ def streamgrade_config(base_url: str | None, *, concurrency: int, rpm: int = 0, 
         openai["http_client"] = http_client
     return load_config(env={}, overrides={
         "run": {"judge": judge, "log_level": "WARNING"},
-        "pipeline": {"grade_workers": concurrency + 14, "stream_capacity": max(16, concurrency),
-                     "assemble_workers": 2, "sink_batch": 64, "file_writers": 8},
+        "pipeline": {"grade_workers": concurrency + 14, "stream_capacity": max(16, concurrency)},
         "openai": openai,
         "sinks": {"session_files": session_files},
     })

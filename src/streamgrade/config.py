@@ -36,14 +36,17 @@ class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[pipeline]``: actor counts, the capacity (items) of every bounded stream, and how
     long (s) a stop waits for in-flight sessions before leaving them pending; ``sink_batch``
     the most finished sessions the sink appends and commits together (group commit);
-    ``file_writers`` sessions whose files are written at once (their fsyncs overlap)."""
+    ``file_writers`` writer tasks, each writing the sessions waiting for it (up to 8) in one
+    worker thread (no fsync there: the committer flushes a batch's files with one syncfs);
+    more writers take single sessions each, and the thread hand-offs cost more than the
+    writes."""
 
     stream_capacity: int = 16
     assemble_workers: int = 2
     grade_workers: int = 16
     drain_timeout_s: float = 30.0
     sink_batch: int = 64
-    file_writers: int = 8
+    file_writers: int = 2
 
 
 class WatchConfig(msgspec.Struct, forbid_unknown_fields=True):

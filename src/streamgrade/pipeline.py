@@ -428,8 +428,9 @@ class Pipeline:
                 await done.send(job)
 
     async def _write_files(self, recv: ObjectReceiveStream[Job], send: ObjectSendStream[Written]) -> None:
-        """File writers (``pipeline.file_writers`` at once, so their fsyncs overlap): each
-        session's files, atomically; its export lines go on to the committer."""
+        """File writers (``pipeline.file_writers`` at once): each takes the sessions waiting
+        (up to :data:`HANDOFF`) and writes their files (atomically) or encodes their store
+        rows in one worker thread; their export lines go on to the committer."""
         async with recv, send:
             async for first in recv:
                 jobs = []
