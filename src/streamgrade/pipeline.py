@@ -48,6 +48,7 @@ from .errors import BudgetExceeded, InputError, JudgeError
 from .formats import FORMATS, configure_formats, fingerprint
 from .job import Job
 from .labels import Labels
+from .memtrim import trim
 from .judges.base import Judge
 from .models import ScoreRecord, SessionRef, Usage
 from .sinks.html import update_reports
@@ -246,9 +247,11 @@ class Pipeline:
                     for _ in range(self.config.pipeline.file_writers):
                         tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
                 tg.start_soon(self._sink, written_rx)
+            trim()  # before the end-of-run passes over every session, whose peaks add to what is held
             if self._graded_since_build and not self._interrupted():
                 await self._rebuild_training()
             if not self._interrupted():
+                trim()
                 await self._update_reports([], final=True)
             self.stats.stopped_early = self._stopping
             self.stats.labelled = self.labels.used if self.labels else 0
@@ -478,6 +481,7 @@ class Pipeline:
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             await self._commit(batch)
+            trim(every_s=10.0)  # the C allocator's free pages back to the OS: flat RSS on long runs
             live = self.config.reports.session_pages == "live"
             await self._update_reports([w.job.ref.session_id for w in batch
                                         if live and w.error is None and w.stored is None])
