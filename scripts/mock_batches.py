@@ -97,9 +97,10 @@ Outcomes
 
 Log (``--batch-log FILE``, else the request log ``--log``), one JSON object a line, with
 ``t`` (Unix seconds), ``event``, ``provider`` ("openai"|"anthropic"):
-    ``batch_submitted`` ``{batch_id, custom_ids, resubmitted_after_success}`` (a batch
-    accepted for processing; the last field lists its custom_ids that had already succeeded
-    in an earlier batch), ``batch_rejected`` ``{batch_id (OpenAI) or null, reason}`` (failed
+    ``batch_submitted`` ``{batch_id, custom_ids, resubmitted_after_success,
+    resubmitted_while_pending}`` (a batch accepted for processing; the last two list its
+    custom_ids that had already succeeded in an earlier batch, or that an earlier batch still
+    running holds), ``batch_rejected`` ``{batch_id (OpenAI) or null, reason}`` (failed
     validation: nothing runs), ``batch_result`` ``{batch_id, custom_id, type
     "succeeded"|"errored"|"expired"|"canceled", status (HTTP status or null)}`` one per
     request once its batch ends, ``batch_ended`` ``{batch_id, status, counts}``. Request-log
@@ -108,7 +109,10 @@ Log (``--batch-log FILE``, else the request log ``--log``), one JSON object a li
 
 Stats (``/_mock/stats`` key ``batches``): ``created``, ``rejected``, ``requests_submitted``,
 ``succeeded``, ``errored``, ``expired``, ``canceled``, ``resubmitted_after_success``,
+``resubmitted_while_pending`` (custom_ids, counted per submission as in the log),
 ``files_uploaded``, and the same per provider under ``openai`` and ``anthropic``.
+Latency, rate limits and faults of the chat path (``--latency-ms``, ``--rpm``,
+``--fault-*``) do not apply to the batch endpoints.
 """
 
 from __future__ import annotations
@@ -139,7 +143,7 @@ __all__ = [
 
 PROVIDERS = ("openai", "anthropic")
 COUNTERS = ("created", "rejected", "requests_submitted", "succeeded", "errored", "expired", "canceled",
-            "resubmitted_after_success", "files_uploaded")
+            "resubmitted_after_success", "resubmitted_while_pending", "files_uploaded")
 
 
 @dataclasses.dataclass
@@ -306,6 +310,7 @@ class BatchStore:
         self.files: dict[str, dict[str, Any]] = {}  # OpenAI files: {"meta": FileObject, "data": bytes}
         self.attempts: dict[tuple[str, str], int] = {}
         self.succeeded_ids: set[tuple[str, str]] = set()
+        self.pending: dict[tuple[str, str], int] = {}  # custom_id -> unended batches holding it
         self.counts = {p: dict.fromkeys(COUNTERS, 0) for p in PROVIDERS}
         self._seq = 0
         path = getattr(options, "batch_log", None)
@@ -364,8 +369,12 @@ class BatchStore:
         c["created"] += 1
         c["requests_submitted"] += n
         again: list[str] = []
+        pending: list[str] = []
         for i, (custom_id, _) in enumerate(requests):
             key = (provider, custom_id)
+            if self.pending.get(key):
+                pending.append(custom_id)
+            self.pending[key] = self.pending.get(key, 0) + 1
             attempt = self.attempts.get(key, 0) + 1
             self.attempts[key] = attempt
             if invalid is not None and invalid[i]:
@@ -375,8 +384,10 @@ class BatchStore:
             if key in self.succeeded_ids:
                 again.append(custom_id)
         c["resubmitted_after_success"] += len(again)
+        c["resubmitted_while_pending"] += len(pending)
         self.log([{"event": "batch_submitted", "provider": provider, "batch_id": job_id,
-                   "custom_ids": [cid for cid, _ in requests], "resubmitted_after_success": again}])
+                   "custom_ids": [cid for cid, _ in requests], "resubmitted_after_success": again,
+                   "resubmitted_while_pending": pending}])
         return job
 
     def rejected(self, provider: str, reason: str) -> None:
@@ -421,6 +432,7 @@ class BatchStore:
         for i, kind, code in job.final:
             tally[kind] += 1
             custom_id = job.requests[i][0]
+            self.pending[(job.provider, custom_id)] -= 1
             if kind == "succeeded":
                 self.succeeded_ids.add((job.provider, custom_id))
             records.append({"event": "batch_result", "provider": job.provider, "batch_id": job.id,

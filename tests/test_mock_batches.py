@@ -195,13 +195,23 @@ def test_openai_partial_failures_then_resubmission_redraws(tmp_path: Path, statu
         still = {i for i in retry if draw_error(7, i, 2, 0.3)}
         assert still != failed and {r["custom_id"] for r in content(client, second["error_file_id"])} == still
         assert url.stats()["batches"]["resubmitted_after_success"] == 0
+        # a client that lost a batch id resubmits while that batch still runs
+        delay = url.server.batches.options.batch_start_delay_s  # 0 here: batches end at once
+        url.server.batches.options.batch_start_delay_s = 5
+        lost = create(client, ["late"])
+        dup = create(client, ["late"])
+        url.server.batches.options.batch_start_delay_s = delay
+        assert url.stats()["batches"]["resubmitted_while_pending"] == 1
+        clock.advance(5)
         # a buggy client resubmits one that had succeeded
         ok = sorted(set(ids) - failed)[0]
         third = get(client, create(client, [ok])["id"])
         stats = url.stats()["batches"]
-    assert stats["resubmitted_after_success"] == 1 and stats["openai"]["created"] == 3
-    assert stats["requests_submitted"] == 40 + len(retry) + 1
-    assert stats["errored"] == len(failed) + len(still) and stats["succeeded"] == 40 - len(failed) + len(retry) - len(still) + 1
+    assert stats["resubmitted_after_success"] == 1 and stats["openai"]["created"] == 5
+    assert stats["requests_submitted"] == 40 + len(retry) + 2 + 1
+    late = sum(draw_error(7, "late", k, 0.3) for k in (1, 2))
+    assert stats["errored"] == len(failed) + len(still) + late
+    assert stats["succeeded"] == 40 - len(failed) + len(retry) - len(still) + 2 - late + 1
     results = read_batch_results(log)
     some = retry[0]
     assert results[some][0] == (first["id"], "errored")
@@ -209,6 +219,9 @@ def test_openai_partial_failures_then_resubmission_redraws(tmp_path: Path, statu
     assert results[ok] == [(first["id"], "succeeded"), (third["id"], "succeeded")]
     assert resubmitted_after_success(log) == {ok: [third["id"]]}
     assert read_batch_submissions(log)[ok] == [first["id"], third["id"]]
+    assert read_batch_submissions(log)["late"] == [lost["id"], dup["id"]]
+    submitted = [json.loads(x) for x in log.read_text().splitlines() if '"batch_submitted"' in x]
+    assert [r["resubmitted_while_pending"] for r in submitted if r["batch_id"] == dup["id"]] == [["late"]]
     assert read_batch_results(log, provider="anthropic") == {}
 
 
