@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from mock_batches import BatchStore, Job, new_id
 
@@ -70,20 +70,23 @@ def add_file(store: BatchStore, data: bytes, filename: str, purpose: str) -> dic
 
 
 async def create_file(store: BatchStore, request: web.Request) -> web.Response:
+    fields: dict[str, tuple[bytes, str | None]] = {}
     try:
-        form = await request.post()
-    except ValueError as exc:
+        reader = await request.multipart()
+        async for part in reader:
+            if isinstance(part, BodyPartReader) and part.name:
+                fields[part.name] = (bytes(await part.read()), part.filename)
+    except (ValueError, AssertionError, KeyError) as exc:  # not multipart, or malformed
         return _error(400, f"Invalid multipart body: {exc}")
-    upload = form.get("file")
-    purpose = form.get("purpose")
-    if not isinstance(upload, web.FileField):
+    purpose = fields.get("purpose", (b"", None))[0].decode("utf-8", "replace")
+    if "file" not in fields:
         return _error(400, "Missing required parameter: 'file'.", code="missing_required_parameter", param="file")
     if purpose not in FILE_PURPOSES:
         return _error(400, f"Invalid value for 'purpose': {purpose!r}. Expected one of {', '.join(FILE_PURPOSES)}.",
                       code="invalid_value", param="purpose")
-    data = upload.file.read()
+    data, filename = fields["file"]
     store.counts[PROVIDER]["files_uploaded"] += 1
-    return web.json_response(add_file(store, data, upload.filename or "upload.jsonl", str(purpose)))
+    return web.json_response(add_file(store, data, filename or "upload.jsonl", purpose))
 
 
 async def list_files(store: BatchStore, request: web.Request) -> web.Response:
