@@ -36,14 +36,14 @@ OpenAI (no API key needed, like the rest of the mock; errors in OpenAI's shape
     :func:`mock_provider.answer` rejects always as a 400; not run before the window ended:
     ``response null, error {code "batch_expired", message "This request could not be
     executed before the completion window expired."}``; not run before a cancel: ``error
-    {code "batch_cancelled", ...}`` (the mock's choice, modelled on batch_expired). A file
-    with no line is not created (its id stays null). ``request_counts.failed`` counts the
+    {code "batch_cancelled", message "This request was not executed because the batch was
+    cancelled."}`` (the mock's choice, modelled on batch_expired). Lines come in processing
+    order, not input order. A file with no line is not created (its id stays null). ``request_counts.failed`` counts the
     request errors only, so completed + failed < total after an expiry or a cancel.
 
-Anthropic (``x-api-key`` or ``Authorization: Bearer`` required, else 401
-``authentication_error``; ``anthropic-version``
-required, else 400; errors in Anthropic's shape ``{"type": "error", "error": {type,
-message}}``)
+Anthropic (``x-api-key``, or ``Authorization: Bearer`` as anthropic-sdk-python 2.x sends the
+key, required, else 401 ``authentication_error``; ``anthropic-version`` required, else 400;
+errors in Anthropic's shape ``{"type": "error", "error": {type, message}}``)
     ``POST /v1/messages/batches`` ``{requests: [{custom_id, params}]}`` answers a
     MessageBatch ``{id "msgbatch_...", type "message_batch", processing_status
     "in_progress"|"canceling"|"ended", request_counts {processing, succeeded, errored,
@@ -101,11 +101,13 @@ Log (``--batch-log FILE``, else the request log ``--log``), one JSON object a li
     resubmitted_while_pending}`` (a batch accepted for processing; the last two list its
     custom_ids that had already succeeded in an earlier batch, or that an earlier batch still
     running holds), ``batch_rejected`` ``{batch_id (OpenAI) or null, reason}`` (failed
-    validation: nothing runs), ``batch_result`` ``{batch_id, custom_id, type
+    validation, logged at creation: nothing runs), ``batch_result`` ``{batch_id, custom_id, type
     "succeeded"|"errored"|"expired"|"canceled", status (HTTP status or null)}`` one per
     request once its batch ends, ``batch_ended`` ``{batch_id, status, counts}``. Request-log
     lines (no ``event``) are skipped by the readers :func:`read_batch_results`,
-    :func:`read_batch_submissions` and :func:`resubmitted_after_success`.
+    :func:`read_batch_submissions` and :func:`resubmitted_after_success`. The request log
+    gets a line per batch-endpoint request too, ``kind`` ``files``, ``file_content``,
+    ``batches``, ``message_batches`` or ``message_batch_results``.
 
 Stats (``/_mock/stats`` key ``batches``): ``created``, ``rejected``, ``requests_submitted``,
 ``succeeded``, ``errored``, ``expired``, ``canceled``, ``resubmitted_after_success``,
