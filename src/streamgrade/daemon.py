@@ -106,8 +106,8 @@ class ProgressWatch:
         elif healthy:
             reason = f"progressing: {in_flight} in flight, last progress {idle_for:.0f} s ago"
         else:
-            reason = (f"stuck: {in_flight} in flight and nothing completed for {idle_for:.0f} s "
-                      f"(limit {self.stuck_after:.0f} s)")
+            reason = (f"{in_flight} in flight and nothing completed for {idle_for:.0f} s "
+                      f"(limit {self.stuck_after:g} s)")
         return Health(healthy, idle_for, in_flight, self.stuck_after, reason)
 
 
