@@ -56,6 +56,15 @@ class WatchConfig(msgspec.Struct, forbid_unknown_fields=True):
     poll_delay_ms: int = 300
 
 
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[metrics]``: the Prometheus endpoint of ``watch`` (``/metrics`` and ``/healthz``,
+    :mod:`streamgrade.ops`): ``port`` (0 = off) and ``host`` the address it binds
+    (127.0.0.1: this machine only; ``0.0.0.0`` or ``::`` for a scraper elsewhere)."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+
+
 class ExtractConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[extract]``: thresholds of the action extraction rules (see extract/actions.py)."""
 
@@ -262,6 +271,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     run: RunConfig = msgspec.field(default_factory=RunConfig)
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
     watch: WatchConfig = msgspec.field(default_factory=WatchConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     extract: ExtractConfig = msgspec.field(default_factory=ExtractConfig)
     chunking: ChunkingConfig = msgspec.field(default_factory=ChunkingConfig)
     rubric: RubricConfig = msgspec.field(default_factory=RubricConfig)
@@ -429,6 +439,10 @@ def _check(cfg: Config) -> None:
         raise Invalid("chunking.max_tokens", f"must be >= 64, got {cfg.chunking.max_tokens}")
     if cfg.chunking.max_chars < 256:
         raise Invalid("chunking.max_chars", f"must be >= 256, got {cfg.chunking.max_chars}")
+    if not 0 <= cfg.metrics.port <= 65535:
+        raise Invalid("metrics.port", f"must be 0 (off) to 65535, got {cfg.metrics.port}")
+    if not cfg.metrics.host.strip():
+        raise Invalid("metrics.host", "must name an address, e.g. 127.0.0.1")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
     names: set[str] = set()

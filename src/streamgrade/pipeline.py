@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 import os
 import sqlite3
 import time
@@ -79,7 +80,9 @@ class RunStats:
     sessions skipped because an earlier run failed them on their (unchanged) input, with
     the first 1,000 in ``earlier_failures``; ``stopped_early`` says the source was stopped
     before it ended (a signal or the budget); ``pending`` is the ledger's count of sessions
-    left pending when the run ended; ``scan`` what the scan did not recognise."""
+    left pending when the run ended; ``scan`` what the scan did not recognise;
+    ``by_format`` counts sessions by (status, format), status being graded, failed,
+    ungradable, skipped (unchanged since graded) or failed_earlier (for the metrics)."""
 
     found: int = 0
     skipped: int = 0
@@ -97,12 +100,14 @@ class RunStats:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
     cost_usd: float = 0.0
     started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str]] = field(default_factory=list)
     dpo_pairs: int | None = None  # pairs in dpo.jsonl after the last rebuild of this run
     training: dict = field(default_factory=dict)  # format -> ExportResult of the last rebuild
     budget_pending: int = 0  # sessions left pending because the run budget was spent
+    by_format: Counter = field(default_factory=Counter)  # (status, format) -> sessions
 
     @property
     def done(self) -> int:
@@ -117,18 +122,24 @@ class Pipeline:
 
     ``run(source)`` returns the :class:`RunStats` once the source is exhausted (grade) or
     stopped (watch) and everything in flight drained. ``stop()`` asks for that stop.
-    ``on_record`` is called with every ScoreRecord written (progress display). The training
+    ``on_record`` is called with every ScoreRecord written (progress display);
+    ``on_commit`` with (job, record) once a session's ledger line is committed (metrics).
+    ``streams`` names the send sides of the bounded streams of the current run (refs, jobs,
+    grade, done, written) for their ``statistics()``. The training
     files (``[exports] training``) are rebuilt at the end of a run that graded something and,
     with ``rebuild_when_idle`` (watch), whenever nothing is in flight, at most every
     ``exports.dpo_rebuild_s``."""
 
     def __init__(self, config: Config, out_dir: str | Path, judge: Judge,
-                 on_record: Callable[[ScoreRecord], None] | None = None, rebuild_when_idle: bool = False):
+                 on_record: Callable[[ScoreRecord], None] | None = None, rebuild_when_idle: bool = False,
+                 on_commit: Callable[[Job, ScoreRecord], None] | None = None):
         self.config = config
         self.out = Path(out_dir)
         self.layout = Layout(self.out)
         self.judge = judge
         self.on_record = on_record
+        self.on_commit = on_commit
+        self.streams: dict[str, ObjectSendStream] = {}
         self.rebuild_when_idle = rebuild_when_idle
         self._graded_since_build = 0
         self._last_build = time.monotonic()
@@ -207,6 +218,7 @@ class Pipeline:
         grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
         done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
         written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
+        self.streams = {"refs": refs_tx, "jobs": jobs_tx, "grade": grade_tx, "done": done_tx, "written": written_tx}
         if self._ledger is None:
             self.open()
         try:
@@ -327,10 +339,12 @@ class Pipeline:
                         ctx = {"session": ref.session_id, "file": ref.path}
                         if row.status in ("graded", "ungradable"):
                             self.stats.skipped += 1
+                            self.stats.by_format["skipped", ref.format] += 1
                             log.debug("skip %s: unchanged since graded", ref.session_id, extra=ctx)
                             continue
                         if row.status == "failed" and row.error_kind == "input":
                             self.stats.failed_earlier += 1
+                            self.stats.by_format["failed_earlier", ref.format] += 1
                             if len(self.stats.earlier_failures) < 1000:
                                 self.stats.earlier_failures.append((ref.session_id, row.error or ""))
                             log.debug("skip %s: failed earlier on its unchanged input", ref.session_id, extra=ctx)
@@ -341,6 +355,7 @@ class Pipeline:
                 except sqlite3.Error as exc:  # the ledger cannot be written: these are not taken in
                     for ref in admitted:
                         self.stats.failed += 1
+                        self.stats.by_format["failed", ref.format] += 1
                         if len(self.stats.failures) < 1000:
                             self.stats.failures.append((ref.session_id, f"{self.ledger.path}: ledger not written: {exc}"))
                         log.error("cannot record %s in the ledger %s: %s", ref.session_id, self.ledger.path, exc,
@@ -475,6 +490,8 @@ class Pipeline:
                 del self._current[w.job.ref.session_id]
             self._count(w.record)
             self._graded_since_build += w.record.status == "graded"
+            if self.on_commit:
+                self.on_commit(w.job, w.record)
 
     def _write_failed(self, w: Written, exc: OSError) -> None:
         """Disk full, read-only output: nothing half-written stays; the session stays pending
@@ -487,6 +504,7 @@ class Pipeline:
 
     def _count(self, record: ScoreRecord) -> None:
         st = self.stats
+        st.by_format[record.status, record.source_format] += 1
         if record.status == "graded":
             st.graded += 1
             log.info("graded %s score=%.1f judge=%s", record.session_id, record.score or 0, record.judge.kind if record.judge else "-",
@@ -504,6 +522,7 @@ class Pipeline:
         st.requests += int(record.usage.get("requests", 0))
         st.prompt_tokens += int(record.usage.get("prompt_tokens", 0))
         st.completion_tokens += int(record.usage.get("completion_tokens", 0))
+        st.cached_tokens += int(record.usage.get("cached_tokens", 0))
         st.cost_usd += float(record.usage.get("cost_usd", 0.0))
         if self.on_record:
             self.on_record(record)

@@ -1,6 +1,6 @@
 """Running the pipeline for ``grade`` and ``watch``: the judge, the output lock, the source
-(scan or watch), signals (SIGINT/SIGTERM drain, a second one aborts), systemd notify and the
-progress display."""
+(scan or watch), signals (SIGINT/SIGTERM drain, a second one aborts), systemd notify, the
+metrics endpoint (``watch``, ``[metrics] port``) and the progress display."""
 
 from __future__ import annotations
 
@@ -53,11 +53,17 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
     report = pipe.stats.scan = ScanReport(verbose=verbose)
     exclude = [out]
     notifier = None
+    progress = server = None
     if watch:
+        from ..daemon import ProgressWatch, stuck_after_for
         from ..sdnotify import Notifier
         from ..sources.watch import watch_source
 
         notifier = Notifier.from_env()  # systemd Type=notify; a no-op outside systemd
+        # one notion of "stuck" for the watchdog pings and /healthz
+        progress = ProgressWatch(pipe.stats, stuck_after=stuck_after_for(cfg))
+        if cfg.metrics.port:
+            server = await _serve_metrics(cfg, pipe, judge, progress)
 
         async def source(send):
             await watch_source(paths, send, cfg.watch, exclude=exclude, on_ready=notifier.ready, report=report)
@@ -85,12 +91,15 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
         async with anyio.create_task_group() as tg:
             tg.start_soon(signals, tg.cancel_scope)
             if notifier and notifier.enabled:
-                from ..daemon import stuck_after_for, supervise
+                from ..daemon import supervise
                 from ..sdnotify import watchdog_interval
 
                 ping = watchdog_interval()
                 tg.start_soon(lambda: supervise(pipe.stats, notifier, interval=ping or 5.0, watchdog=ping is not None,
-                                                stuck_after=stuck_after_for(cfg), stopping=lambda: pipe._stopping))
+                                                stuck_after=progress.stuck_after, stopping=lambda: pipe._stopping,
+                                                progress=progress))
+            if server is not None:
+                tg.start_soon(_sample, progress)
             if display:
                 display.start(pipe.stats)
             try:
@@ -103,6 +112,34 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
         await judge.aclose()
         if notifier:
             notifier.close()
+        if server is not None:
+            server.close()
     return pipe.stats, signalled, interrupted
+
+
+async def _serve_metrics(cfg: Config, pipe: Pipeline, judge, progress):
+    """Start the metrics endpoint (:mod:`streamgrade.ops`) on ``[metrics] host:port``;
+    exits 2 when it cannot bind (port in use, unknown address), releasing the output."""
+    from ..ops import MetricsServer, PipelineMetrics
+
+    metrics = PipelineMetrics(pipe, judge, progress)
+    host, port = cfg.metrics.host, cfg.metrics.port
+    try:
+        server = MetricsServer(metrics.registry, metrics.health, host=host, port=port).start()
+    except OSError as exc:
+        pipe.close()
+        await judge.aclose()
+        click.echo(f"streamgrade: cannot serve metrics on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    log.info("metrics on %s/metrics, health on %s/healthz", server.url, server.url)
+    return server
+
+
+async def _sample(progress, interval: float = 1.0) -> None:
+    """Look at the progress every ``interval`` s, so the progress age is exact to that
+    (scrapes and the watchdog look too); until cancelled."""
+    while True:
+        progress.check()
+        await anyio.sleep(interval)
 
 

@@ -64,7 +64,14 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
               help="Ground truth to join to the sessions (repeatable; see grade --help).")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Calibration model: p_success in every graded record (see grade --help).")
-def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels, calibration) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics on /metrics and health on /healthz at this port; 0 = off "
+                   "([metrics] port).  [default: 0]")
+@click.option("--metrics-host",
+              help="Address the metrics endpoint binds; 0.0.0.0 or :: lets other hosts scrape "
+                   "([metrics] host).  [default: 127.0.0.1]")
+def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels, calibration, metrics_port,
+          metrics_host) -> None:
     """Grade what is under PATHS, then watch for new or changed sessions until SIGINT/SIGTERM.
 
     Each session is graded once its files have not changed for the settle time, and logged
@@ -72,8 +79,16 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labe
     file that grows by appends has only its new rows graded. On SIGINT/SIGTERM it stops
     taking sessions, finishes those in flight and exits 0 (a second signal, or in-flight
     work outlasting the drain timeout, exits 130; the rest stays pending for the next run).
+
+    With --metrics-port N, http://127.0.0.1:N/metrics serves Prometheus metrics (sessions by
+    status and format, in flight, queue depths, judge and end-to-end latency, 429s,
+    retries, tokens, cost, progress age) and /healthz answers 200, or 503 when sessions
+    are in flight and none completed for longer than the watchdog allows. Exit 2 when the
+    port cannot be bound.
     """
-    cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}, **_calibration(calibration)},
+    cfg = _build_config(config_file, output, judge, log_format,
+                        {"watch": {"settle_s": settle_s}, "metrics": {"port": metrics_port, "host": metrics_host},
+                         **_calibration(calibration)},
                         labels=labels)
     _check_judge(cfg)
     _setup(cfg, verbose, quiet_default=False)

@@ -122,6 +122,11 @@ class OpenAIJudge:
 
     One instance is safe to share between concurrent :meth:`grade` calls: the rate limiter
     and concurrency limit are per instance. Close it with :meth:`aclose` (or ``async with``).
+
+    ``on_attempt`` (None, or set by the metrics, :mod:`streamgrade.ops.metrics`) is called
+    after every HTTP attempt with (seconds from sending to the answer or the failure, the
+    HTTP status or 0 when none came (timeout, transport error), the attempt number: 1 for
+    the first, 2 and up for retries). It must not raise.
     """
 
     def __init__(
@@ -159,6 +164,7 @@ class OpenAIJudge:
         self._inflight: dict[str, tuple[anyio.Event, list[Any]]] = {}
         self._cache = ResponseCache(Path(oc.cache_dir) if oc.cache_dir else None, self.info.model)
         self.spent_usd = 0.0  # every request of this judge, for the run budget
+        self.on_attempt: Callable[[float, int, int], None] | None = None
 
     #: ``JudgeInfo.kind``, the default base URL and the endpoint path (subclasses change them).
     KIND = "openai"
@@ -404,6 +410,7 @@ class OpenAIJudge:
         await self.limits.acquire(prompt_est + oc.max_tokens)
         await self._slots.acquire()
         resp: httpx.Response | None = None
+        sent = time.monotonic()
         try:
             usage.requests += 1
             try:
@@ -426,6 +433,8 @@ class OpenAIJudge:
                 wait = self._retry_after(resp.headers) if is_retryable_status(status) else None
                 self.limits.observe(status, resp.headers, None if wait is None else min(wait, oc.max_retry_after_s))
             await self._slots.release(ok=200 <= status < 300, rate_limited=status == 429)
+            if self.on_attempt is not None:
+                self.on_attempt(time.monotonic() - sent, status, number)
 
         if not 200 <= status < 300:
             snippet = self._snippet(resp)
