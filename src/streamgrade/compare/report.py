@@ -62,7 +62,8 @@ def comparison_rows(result: dict[str, Any], comp: dict[str, Any]) -> list[dict[s
         out.append({
             "metric": r["metric"], "n": f"{r['n_a']} / {r['n_b']}" + (f" ({r['pairs']} tasks)" if r["pairs"] else ""),
             "a": f"{_f(sa['mean'])} {_ci(sa['ci'])}".strip(), "b": f"{_f(sb['mean'])} {_ci(sb['ci'])}".strip(),
-            "diff": f"{_f(r['diff'])} {_ci(r['diff_ci'])}".strip(), "test": test.get("test", "not tested"),
+            "diff": f"{_f(r['diff'])} {_ci(r['diff_ci'])}".strip(), "test": test.get("test", "not tested") + (
+                f"; Welch t p {_p(r['secondary']['p'])}" if r.get("secondary") else ""),
             "p": _p(r["p"]), "p_holm": _p(r["p_holm"]),
             "d": f"{_f(d, 2)} ({dname}, {dmag})" if d is not None else "–",
             "delta": f"{_f(r['cliffs_delta'], 2)} ({r.get('cliffs_delta_magnitude') or '-'})"
