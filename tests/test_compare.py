@@ -178,6 +178,12 @@ def test_experiments_file_errors_name_the_entry(tmp_path: Path):
                str(tmp_path / "r")).returncode == 2  # not compared
     one = experiments(tmp_path / "one.json", [{"name": "a", "values": [1, 2]}])
     assert cli("compare", "--experiments", str(one)).returncode == 2
+    # a scores.jsonl whose every session failed: nothing to compare, exit 3
+    failed = tmp_path / "failed.jsonl"
+    failed.write_text(json.dumps({"session_id": "s1", "status": "failed", "score": None}) + "\n")
+    empty = experiments(tmp_path / "empty.json", [{"name": "a", "values": [1, 2]}, {"name": "b", "output": str(failed)}])
+    res = cli("compare", "--experiments", str(empty), "-o", str(tmp_path / "r"))
+    assert res.returncode == 3 and "'b' has no session" in res.stderr
 
 
 # -- output folders ---------------------------------------------------------------------------------
