@@ -201,29 +201,18 @@ class Pipeline:
         return self._ledger
 
     async def run(self, source: Source) -> RunStats:
-        cap = self.config.pipeline.stream_capacity
-        refs_tx, refs_rx = anyio.create_memory_object_stream[SessionRef](cap)
-        jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
-        grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
-        done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
-        written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
         if self._ledger is None:
             self.open()
+        # A judge with a service (batch mode: its collector) runs it beside the actors, and
+        # grades as many sessions at once as it says (``grade_workers``).
+        service = getattr(self.judge, "serve", None)
+        workers = getattr(self.judge, "grade_workers", None) or self.config.pipeline.grade_workers
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                tg.start_soon(self._run_source, source, refs_tx)
-                tg.start_soon(self._admit, refs_rx, jobs_tx)
-                async with grade_tx, done_tx, jobs_rx:
-                    for _ in range(self.config.pipeline.assemble_workers):
-                        tg.start_soon(self._assemble, jobs_rx.clone(), grade_tx.clone(), done_tx.clone())
-                    async with grade_rx:
-                        for _ in range(self.config.pipeline.grade_workers):
-                            tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
-                async with done_rx, written_tx:
-                    for _ in range(self.config.pipeline.file_writers):
-                        tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
-                tg.start_soon(self._sink, written_rx)
+            async with anyio.create_task_group() as services:
+                if service is not None:
+                    services.start_soon(service)
+                await self._run_actors(source, workers)
+                services.cancel_scope.cancel()
             if self._graded_since_build and not self._interrupted():
                 await self._rebuild_training()
             if not self._interrupted():
@@ -234,6 +223,28 @@ class Pipeline:
         finally:
             self.close()
         return self.stats
+
+    async def _run_actors(self, source: Source, workers: int) -> None:
+        cap = self.config.pipeline.stream_capacity
+        refs_tx, refs_rx = anyio.create_memory_object_stream[SessionRef](cap)
+        jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
+        grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
+        done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
+        written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._run_source, source, refs_tx)
+            tg.start_soon(self._admit, refs_rx, jobs_tx)
+            async with grade_tx, done_tx, jobs_rx:
+                for _ in range(self.config.pipeline.assemble_workers):
+                    tg.start_soon(self._assemble, jobs_rx.clone(), grade_tx.clone(), done_tx.clone())
+                async with grade_rx:
+                    for _ in range(workers):
+                        tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
+            async with done_rx, written_tx:
+                for _ in range(self.config.pipeline.file_writers):
+                    tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
+            tg.start_soon(self._sink, written_rx)
 
     async def _update_reports(self, session_ids: list[str], final: bool = False) -> None:
         """HTML reports (sinks/html.py): the sessions' pages now, index.html at most every
