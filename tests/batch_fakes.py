@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import anyio
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -29,8 +30,9 @@ class FakeBatchProvider:
     every ``calls`` (method, path)."""
 
     def __init__(self, provider: str = "openai", *, polls_to_end: int = 1, override: Override | None = None,
-                 fail_create: int = 0):
+                 fail_create: int = 0, hang_after_create: bool = False):
         self.provider = provider
+        self.hang_after_create = hang_after_create
         self.polls_to_end = polls_to_end
         self.override = override or (lambda cid, body: None)
         self.fail_create = fail_create
@@ -132,7 +134,15 @@ class FakeBatchProvider:
         return b"\n".join(out) + b"\n"
 
     # -- the handler ------------------------------------------------------------------------
-    def handler(self, request: httpx.Request) -> httpx.Response:
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        """The fake's answer; with ``hang_after_create`` a create call makes the batch and
+        then never answers (a kill or a lost response after the provider took it)."""
+        resp = self._handle(request)
+        if self.hang_after_create and request.method == "POST" and request.url.path.endswith("batches"):
+            await anyio.sleep_forever()
+        return resp
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
         self.calls.append((method, path))
         base = f"{request.url.scheme}://{request.url.host}"
