@@ -7,7 +7,10 @@
 - admit: skips sessions the ledger has finished with this fingerprint; marks the rest pending.
 - assemble: reads and parses the files in a worker thread (format.assemble), formats the SFT
   messages and cuts chunks; bad input becomes a failed record naming file and line or field.
-- grade: the judge, ``pipeline.grade_workers`` at once; a judge error becomes a failed record.
+- grade: the judge, ``pipeline.grade_workers`` at once (a judge that says how many it
+  wants, ``judge.grade_workers``, gets that: batch mode's ``batch.max_sessions_in_flight``);
+  a judge error becomes a failed record. A judge with a service (``judge.serve``: batch
+  mode's collector) has it run beside the actors, cancelled once they are done.
 - sink: one actor, so every write is serialised: per-session files (atomic), JSONL exports
   (exactly once), then the ledger commit.
 
@@ -103,6 +106,7 @@ class RunStats:
     dpo_pairs: int | None = None  # pairs in dpo.jsonl after the last rebuild of this run
     training: dict = field(default_factory=dict)  # format -> ExportResult of the last rebuild
     budget_pending: int = 0  # sessions left pending because the run budget was spent
+    batch: dict | None = None  # batch mode: the judge's last snapshot (batches, requests), set by the CLI
 
     @property
     def done(self) -> int:
