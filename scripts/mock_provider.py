@@ -23,6 +23,14 @@ it is never the bottleneck of a benchmark). It listens on 127.0.0.1 only and ser
   a ``tool_use`` block calling the forced tool with the same verdict or chunk summary
   (:func:`anthropic_answer`), usage with simulated prompt-cache reads; no faults or limits.
 - ``GET /v1/models``: a model list with one model, ``mock-judge``.
+- Batch APIs (scripts/mock_batches.py documents them in full): OpenAI's ``/v1/files`` and
+  ``/v1/batches`` and Anthropic's ``/v1/messages/batches`` in their documented shapes, with a
+  start delay, a completion rate, seeded per-request errors that a resubmission redraws,
+  expiry, cancel, validation limits, a log of submissions and results and ``batches``
+  counters in the stats. Flags: ``--batch-start-delay-s``, ``--batch-rate``,
+  ``--batch-finalize-s``, ``--batch-expiry-s``, ``--batch-error-rate``,
+  ``--batch-error-status 500|400``, ``--batch-max-requests``, ``--batch-max-bytes``,
+  ``--anthropic-batch-max-requests``, ``--anthropic-batch-max-bytes``, ``--batch-log``.
 - ``GET /_mock/stats``: the counters below as JSON (``/_mock/*`` requests are not counted).
 
 Behaviour knobs (CLI flag / keyword argument of :func:`serve_in_thread`,
@@ -82,8 +90,10 @@ Stats and log
     ``faults`` per kind, ``fail_first``, ``probes``, ``bad_requests``, ``not_found``,
     ``duplicates`` (chat bodies whose sha256 was seen before), ``prompt_tokens``,
     ``completion_tokens``, ``total_tokens`` (usage of every 200 chat completion sent),
-    ``charged_tokens`` (what the TPM bucket was charged), ``uptime_s``. ``--log FILE``
-    appends one JSON line per request: ``{t, method, path, status, kind, sha256, ms}``.
+    ``charged_tokens`` (what the TPM bucket was charged), ``uptime_s``, ``batches`` (the
+    batch counters of scripts/mock_batches.py). ``--log FILE`` appends one JSON line per
+    request: ``{t, method, path, status, kind, sha256, ms}`` (and the batch events, unless
+    ``--batch-log`` names another file).
 
 Command line::
 
@@ -129,6 +139,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from aiohttp import web
+
+import mock_batches
 
 __all__ = [
     "MockOptions",
@@ -361,9 +373,9 @@ def openai_duration(seconds: float) -> str:
 
 
 @dataclasses.dataclass
-class MockOptions:
-    """Every knob of the mock (see the module docstring); CLI flags are these names with
-    ``-`` for ``_``."""
+class MockOptions(mock_batches.BatchOptions):
+    """Every knob of the mock (see the module docstring; the ``batch_*`` ones, inherited,
+    in scripts/mock_batches.py); CLI flags are these names with ``-`` for ``_``."""
 
     latency_ms: float = 0
     latency_dist: str = "fixed"
@@ -399,6 +411,7 @@ class MockOptions:
             raise ValueError("fault rates must sum to at most 1")
         if self.stall_s < 0:
             raise ValueError("stall_s must be >= 0")
+        self.check_batch_options()
 
     def fault_rates(self) -> dict[str, float]:
         return {
@@ -470,8 +483,9 @@ class MockProvider:
         self._rpm = _Bucket(opts.rpm) if opts.rpm > 0 else None
         self._tpm = _Bucket(opts.tpm) if opts.tpm > 0 else None
         self._log: IO[str] | None = open(opts.log, "a", encoding="utf-8") if opts.log else None  # noqa: SIM115
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app = web.Application(client_max_size=max(64 * 1024 * 1024, opts.max_body_bytes()))
         self.app.router.add_get("/_mock/stats", self._handle_stats)
+        self.batches = mock_batches.register(self, answer, anthropic_answer)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
     @property
@@ -487,9 +501,11 @@ class MockProvider:
         out["faults"] = dict(self.faults)
         out["unique_bodies"] = len(self._seen)
         out["uptime_s"] = round(time.monotonic() - self._started, 3)
+        out["batches"] = self.batches.stats()
         return out
 
     def close_log(self) -> None:
+        self.batches.close()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -921,6 +937,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fail-status", type=int, default=429, help="status of those failures")
     ap.add_argument("--log", default=None, help="append one JSON line per request to this file")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    mock_batches.add_batch_arguments(ap)
     return ap
 
 
