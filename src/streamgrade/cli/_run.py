@@ -39,8 +39,7 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
     if snapshot is not None:
         from ..judges.batch_collector import describe
 
-        def phase() -> str:
-            return describe(snapshot())
+        phase = lambda: describe(snapshot())  # noqa: E731
     display = Progress(judge.info.kind, phase=phase) if progress else None
     pipe = Pipeline(cfg, out, judge, on_record=display.update if display else None, rebuild_when_idle=watch)
     try:
