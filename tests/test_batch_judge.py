@@ -247,3 +247,15 @@ async def test_create_failure_is_retried_without_a_second_batch(tmp_path):
     store = BatchStore(tmp_path / "state.sqlite")
     assert store.counts() == {"succeeded": 1}
     store.close()
+
+
+def test_progress_line_names_the_phase():
+    from streamgrade.judges.batch_collector import describe
+
+    snap = {"provider": "openai", "queued": 12, "open": {"in progress": 2, "downloading": 1, "submitting": 1},
+            "done": 150, "total": 400, "batches": ["b1", "b2", "b3"], "submitted": 400}
+    line = describe(snap)
+    assert line.startswith("batch openai: collecting 12 requests; submitting 1 batches; in progress: 150 of 400 done "
+                           "in 2 batches; downloading 1 batches")
+    assert line.endswith("400 requests submitted in 3 batches")
+    assert "waiting for requests" in describe({"provider": "anthropic"})
