@@ -116,9 +116,9 @@ class BatchCollector:
     # -- the judge's side ------------------------------------------------------------------
     async def request(self, custom_id: str, body: bytes) -> Outcome:
         """The result of the request ``body`` (the endpoint's JSON) named ``custom_id``:
-        an :class:`Outcome` (``succeeded`` with ``result``, or errored/expired/canceled).
-        Raises BatchHTTPError (not retryable) when the request alone is over the batch
-        byte limit."""
+        an :class:`Outcome` (``succeeded`` with ``result``, or errored/expired/canceled,
+        with ``retryable``). A request alone over the batch byte limit is errored, not
+        retryable, and never sent. Waits for :meth:`serve` to be ready."""
         await self._ready.wait()
         assert self.store is not None
         w = self._waiting.get(custom_id)
