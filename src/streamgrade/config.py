@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
-from .config_judging import (AnthropicConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
+from .config_judging import (AnthropicConfig, BatchConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
                              RubricConfig)
 from .errors import ConfigError
 from .exports.filters import ExportFilter
@@ -278,6 +278,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
     anthropic: AnthropicConfig = msgspec.field(default_factory=AnthropicConfig)
     judge: JudgeConfig = msgspec.field(default_factory=JudgeConfig)
+    batch: BatchConfig = msgspec.field(default_factory=BatchConfig)
     formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
     frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
@@ -431,6 +432,9 @@ def _check(cfg: Config) -> None:
         "frames.max_steps": cfg.frames.max_steps,
         "judge.samples": cfg.judge.samples,
         "judge.evidence_tokens": cfg.judge.evidence_tokens,
+        "batch.max_sessions_in_flight": cfg.batch.max_sessions_in_flight,
+        "batch.poll_min_s": cfg.batch.poll_min_s,
+        "batch.upload_timeout_s": cfg.batch.upload_timeout_s,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -443,6 +447,12 @@ def _check(cfg: Config) -> None:
         raise Invalid("metrics.port", f"must be 0 (off) to 65535, got {cfg.metrics.port}")
     if not cfg.metrics.host.strip():
         raise Invalid("metrics.host", "must name an address, e.g. 127.0.0.1")
+    for name in ("quiet_s", "max_wait_s", "max_requests", "max_bytes", "price_factor", "keep_days"):
+        if getattr(cfg.batch, name) < 0:
+            raise Invalid(f"batch.{name}", f"must be >= 0, got {getattr(cfg.batch, name)}")
+    if cfg.batch.poll_max_s < cfg.batch.poll_min_s:
+        raise Invalid("batch.poll_max_s", f"must be >= batch.poll_min_s ({cfg.batch.poll_min_s}), "
+                                          f"got {cfg.batch.poll_max_s}")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
     names: set[str] = set()

@@ -7,7 +7,10 @@
 - admit: skips sessions the ledger has finished with this fingerprint; marks the rest pending.
 - assemble: reads and parses the files in a worker thread (format.assemble), formats the SFT
   messages and cuts chunks; bad input becomes a failed record naming file and line or field.
-- grade: the judge, ``pipeline.grade_workers`` at once; a judge error becomes a failed record.
+- grade: the judge, ``pipeline.grade_workers`` at once (a judge that says how many it
+  wants, ``judge.grade_workers``, gets that: batch mode's ``batch.max_sessions_in_flight``);
+  a judge error becomes a failed record. A judge with a service (``judge.serve``: batch
+  mode's collector) has it run beside the actors, cancelled once they are done.
 - sink: one actor, so every write is serialised: per-session files (atomic), JSONL exports
   (exactly once), then the ledger commit.
 
@@ -108,6 +111,7 @@ class RunStats:
     training: dict = field(default_factory=dict)  # format -> ExportResult of the last rebuild
     budget_pending: int = 0  # sessions left pending because the run budget was spent
     by_format: Counter = field(default_factory=Counter)  # (status, format) -> sessions
+    batch: dict | None = None  # batch mode: the judge's last snapshot (batches, requests), set by the CLI
 
     @property
     def done(self) -> int:
@@ -212,30 +216,18 @@ class Pipeline:
         return self._ledger
 
     async def run(self, source: Source) -> RunStats:
-        cap = self.config.pipeline.stream_capacity
-        refs_tx, refs_rx = anyio.create_memory_object_stream[SessionRef](cap)
-        jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
-        grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
-        done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
-        written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
-        self.streams = {"refs": refs_tx, "jobs": jobs_tx, "grade": grade_tx, "done": done_tx, "written": written_tx}
         if self._ledger is None:
             self.open()
+        # A judge with a service (batch mode: its collector) runs it beside the actors, and
+        # grades as many sessions at once as it says (``grade_workers``).
+        service = getattr(self.judge, "serve", None)
+        workers = getattr(self.judge, "grade_workers", None) or self.config.pipeline.grade_workers
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                tg.start_soon(self._run_source, source, refs_tx)
-                tg.start_soon(self._admit, refs_rx, jobs_tx)
-                async with grade_tx, done_tx, jobs_rx:
-                    for _ in range(self.config.pipeline.assemble_workers):
-                        tg.start_soon(self._assemble, jobs_rx.clone(), grade_tx.clone(), done_tx.clone())
-                    async with grade_rx:
-                        for _ in range(self.config.pipeline.grade_workers):
-                            tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
-                async with done_rx, written_tx:
-                    for _ in range(self.config.pipeline.file_writers):
-                        tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
-                tg.start_soon(self._sink, written_rx)
+            async with anyio.create_task_group() as services:
+                if service is not None:
+                    services.start_soon(service)
+                await self._run_actors(source, workers)
+                services.cancel_scope.cancel()
             if self._graded_since_build and not self._interrupted():
                 await self._rebuild_training()
             if not self._interrupted():
@@ -246,6 +238,29 @@ class Pipeline:
         finally:
             self.close()
         return self.stats
+
+    async def _run_actors(self, source: Source, workers: int) -> None:
+        cap = self.config.pipeline.stream_capacity
+        refs_tx, refs_rx = anyio.create_memory_object_stream[SessionRef](cap)
+        jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
+        grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
+        done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
+        written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
+        self.streams = {"refs": refs_tx, "jobs": jobs_tx, "grade": grade_tx, "done": done_tx, "written": written_tx}
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._run_source, source, refs_tx)
+            tg.start_soon(self._admit, refs_rx, jobs_tx)
+            async with grade_tx, done_tx, jobs_rx:
+                for _ in range(self.config.pipeline.assemble_workers):
+                    tg.start_soon(self._assemble, jobs_rx.clone(), grade_tx.clone(), done_tx.clone())
+                async with grade_rx:
+                    for _ in range(workers):
+                        tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
+            async with done_rx, written_tx:
+                for _ in range(self.config.pipeline.file_writers):
+                    tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
+            tg.start_soon(self._sink, written_rx)
 
     async def _update_reports(self, session_ids: list[str], final: bool = False) -> None:
         """HTML reports (sinks/html.py): the sessions' pages now, index.html at most every

@@ -34,7 +34,13 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
         click.echo(f"streamgrade: configuration error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     out = Path(cfg.run.output)
-    display = Progress(judge.info.kind) if progress else None
+    snapshot = getattr(judge, "snapshot", None)  # batch mode: the collector's phase
+    phase = None
+    if snapshot is not None:
+        from ..judges.batch_collector import describe
+
+        phase = lambda: describe(snapshot())  # noqa: E731
+    display = Progress(judge.info.kind, phase=phase) if progress else None
     pipe = Pipeline(cfg, out, judge, on_record=display.update if display else None, rebuild_when_idle=watch)
     try:
         pipe.open("watch" if watch else "grade")
@@ -102,6 +108,8 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
                 tg.start_soon(_sample, progress)
             if display:
                 display.start(pipe.stats)
+                if phase is not None:
+                    tg.start_soon(_tick, display)
             try:
                 await pipe.run(source)
             finally:
@@ -109,6 +117,8 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
                     display.stop()
             tg.cancel_scope.cancel()
     finally:
+        if snapshot is not None:
+            pipe.stats.batch = snapshot()
         await judge.aclose()
         if notifier:
             notifier.close()
@@ -141,5 +151,10 @@ async def _sample(progress, interval: float = 1.0) -> None:
     while True:
         progress.check()
         await anyio.sleep(interval)
+async def _tick(display: Progress, every_s: float = 1.0) -> None:
+    """Refresh the progress display while nothing is written (batch mode waits long)."""
+    while True:
+        await anyio.sleep(every_s)
+        display.update()
 
 

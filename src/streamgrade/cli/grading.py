@@ -29,7 +29,12 @@ log = logging.getLogger("streamgrade.cli")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Calibration model from `streamgrade calibrate`: writes p_success (0-1) into every graded "
                    "record ([calibration] file).")
-def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels, calibration) -> None:
+@click.option("--batch", is_flag=True,
+              help="Grade through the judge's Batch API at half the token price (openai: OpenAI Batch; anthropic: "
+                   "Message Batches; results within 24 h, resumable after a stop or a crash). Sets [openai] or "
+                   "[anthropic] mode = \"batch\"; see [batch] in the config.")
+def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels, calibration,
+          batch) -> None:
     """Grade every session found under PATHS, then exit.
 
     Sessions already graded with unchanged files are skipped, so a re-run only grades what
@@ -42,9 +47,15 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     configuration error, output folder in use or in need of `streamgrade repair`; 4 run budget spent;
     5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
     SIGTERM: what was in flight is finished, the rest is pending for the next run).
+
+    With --batch, requests go to the provider in batches (sessions of several chunks in
+    rounds, one batch per chunk step); a stop or a crash leaves the batches running at the
+    provider, and the same command later picks them up without paying twice.
     """
     cfg = _build_config(config_file, output, judge, log_format, _calibration(calibration), labels=labels)
     _check_judge(cfg)
+    if batch:
+        _use_batch(cfg)
     _setup(cfg, verbose, quiet_default=True)
     paths = _check_paths(paths)
     click.echo(f"streamgrade: {judge_line(cfg)}", err=True)
@@ -53,6 +64,18 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     print_summary(stats, cfg, time.monotonic() - t0, signal_name=signalled, verbose=verbose)
     training_lines(stats, verbose)
     finish(exit_code(stats, signalled=signalled is not None, strict=strict))
+
+
+def _use_batch(cfg) -> None:
+    """``--batch``: batch mode for the judge in use; exit 2 when it is the heuristic."""
+    from ..judges import resolve_kind
+
+    kind = resolve_kind(cfg)
+    if kind not in ("openai", "anthropic"):
+        click.echo(f"streamgrade: --batch needs an LLM judge with a Batch API (--judge openai or anthropic, with its "
+                   f"key or base URL); the judge in use is {kind}", err=True)
+        sys.exit(EXIT_USAGE)
+    getattr(cfg, kind).mode = "batch"
 
 
 @main.command()
@@ -70,8 +93,9 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
 @click.option("--metrics-host",
               help="Address the metrics endpoint binds; 0.0.0.0 or :: lets other hosts scrape "
                    "([metrics] host).  [default: 127.0.0.1]")
+@click.option("--batch", is_flag=True, hidden=True)
 def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels, calibration, metrics_port,
-          metrics_host) -> None:
+          metrics_host, batch) -> None:
     """Grade what is under PATHS, then watch for new or changed sessions until SIGINT/SIGTERM.
 
     Each session is graded once its files have not changed for the settle time, and logged
@@ -85,12 +109,21 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labe
     retries, tokens, cost, progress age) and /healthz answers 200, or 503 when sessions
     are in flight and none completed for longer than the watchdog allows. Exit 2 when the
     port cannot be bound.
+
+    Batch mode is refused here (exit 2): it is for ``grade``.
     """
     cfg = _build_config(config_file, output, judge, log_format,
                         {"watch": {"settle_s": settle_s}, "metrics": {"port": metrics_port, "host": metrics_host},
                          **_calibration(calibration)},
                         labels=labels)
     _check_judge(cfg)
+    from ..judges import batch_mode
+
+    if batch or batch_mode(cfg):
+        click.echo("streamgrade: watch grades each session as it settles, so it does not use batch mode (batches "
+                   "return within 24 h); use `streamgrade grade --batch` for a backlog, and mode = \"sync\" in "
+                   "[openai]/[anthropic] for watch", err=True)
+        sys.exit(EXIT_USAGE)
     _setup(cfg, verbose, quiet_default=False)
     paths = _check_paths(paths)
     log.info("%s", judge_line(cfg))

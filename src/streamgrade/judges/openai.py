@@ -170,6 +170,8 @@ class OpenAIJudge:
     KIND = "openai"
     DEFAULT_BASE_URL = DEFAULT_BASE_URL
     PATH = "/chat/completions"
+    #: Multiplies every price (the batch judges: ``batch.price_factor``).
+    _price_factor = 1.0
 
     def _settings(self) -> Any:
         """The provider's config section (``[openai]``; the Anthropic judge: ``[anthropic]``)."""
@@ -485,7 +487,8 @@ class OpenAIJudge:
                 cache_write: int = 0) -> None:
         """Count tokens and their cost at ``model``'s price (USD per 1M tokens): ``prompt``
         includes ``cached`` (read from a prompt cache, at ``cached_input``, else ``input``)
-        and ``cache_write`` (written to it, at ``cache_write``, else ``input``)."""
+        and ``cache_write`` (written to it, at ``cache_write``, else ``input``), all times
+        ``_price_factor`` (1; batch mode: ``batch.price_factor``)."""
         price = self._settings().prices.get(model)
         cost = 0.0
         if price:
@@ -493,7 +496,7 @@ class OpenAIJudge:
             write_rate = price.cache_write if price.cache_write is not None else price.input
             plain = prompt - cached - cache_write
             cost = (plain * price.input + cached * read_rate + cache_write * write_rate
-                    + completion * price.output) / 1e6
+                    + completion * price.output) / 1e6 * self._price_factor
         usage.prompt_tokens += prompt
         usage.completion_tokens += completion
         usage.cached_tokens += cached
