@@ -17,6 +17,7 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
+from .config_learning import AugmentConfig, HintsConfig, HINT_GROUP_FIELDS  # noqa: F401
 from .config_judging import (AnthropicConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
                              RubricConfig)
 from .errors import ConfigError
@@ -275,6 +276,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     labels: LabelsConfig = msgspec.field(default_factory=LabelsConfig)
     calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
+    hints: HintsConfig = msgspec.field(default_factory=HintsConfig)
+    augment: AugmentConfig = msgspec.field(default_factory=AugmentConfig)
 
 
 #: Short environment variables and the field each sets.
@@ -421,6 +424,12 @@ def _check(cfg: Config) -> None:
         "frames.max_steps": cfg.frames.max_steps,
         "judge.samples": cfg.judge.samples,
         "judge.evidence_tokens": cfg.judge.evidence_tokens,
+        "hints.max_episodes": cfg.hints.max_episodes,
+        "hints.concurrency": cfg.hints.concurrency,
+        "hints.evidence_tokens": cfg.hints.evidence_tokens,
+        "hints.max_items": cfg.hints.max_items,
+        "augment.batch_steps": cfg.augment.batch_steps,
+        "augment.max_requests": cfg.augment.max_requests,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -429,6 +438,14 @@ def _check(cfg: Config) -> None:
         raise Invalid("chunking.max_tokens", f"must be >= 64, got {cfg.chunking.max_tokens}")
     if cfg.chunking.max_chars < 256:
         raise Invalid("chunking.max_chars", f"must be >= 256, got {cfg.chunking.max_chars}")
+    if not 0 < cfg.hints.similarity <= 1:
+        raise Invalid("hints.similarity", f"must be in (0, 1], got {cfg.hints.similarity}")
+    bad = [f for f in cfg.hints.group_by if f not in HINT_GROUP_FIELDS and not f.startswith("meta.")]
+    if bad or not cfg.hints.group_by:
+        raise Invalid("hints.group_by", f"unknown fields {bad}; choose from {', '.join(HINT_GROUP_FIELDS)} "
+                                        f"or meta.<path>")
+    if cfg.augment.after_ms < 0:
+        raise Invalid("augment.after_ms", f"must be >= 0, got {cfg.augment.after_ms}")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
     names: set[str] = set()

@@ -17,7 +17,9 @@ class Job:
     Recordings also get ``video`` (``{path, offset_ms, width, height}``: the recording, the
     video time of session time 0, its size in px or None) and ``steps`` (one "before"
     frame per action group for the computer-use export: ``{t_ms, path, width, height,
-    actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`)."""
+    actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`);
+    with ``[augment] enabled``, ``augment``: captions, state transitions and hints
+    (:mod:`streamgrade.augment`), written to results.json."""
 
     ref: SessionRef
     session: Session | None = None
@@ -30,6 +32,7 @@ class Job:
     frames: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     video: dict | None = None
+    augment: dict | None = None
 
 
 __all__ = ["Job"]
