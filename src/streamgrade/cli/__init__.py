@@ -9,7 +9,7 @@ was spent, 5 no session found, 6 files not recognised with ``--strict``, 130 int
 
 from __future__ import annotations
 
-from . import evaluation, exporting, grading  # noqa: F401  (each registers its commands on main)
+from . import evaluation, exporting, grading, learning  # noqa: F401  (each registers its commands on main)
 from ._app import main
 
 __all__ = ["main"]

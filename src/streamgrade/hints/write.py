@@ -83,7 +83,8 @@ def harbor_folder_name(row: dict[str, Any]) -> str:
     """The folder of a task: the last path part of its task id (Harbor's task name), else
     its group key, made a safe folder name (:func:`streamgrade.sinks.layout.session_folder`)."""
     tid = row.get("task_id")
-    name = str(tid).rstrip("/").rsplit("/", 1)[-1] if tid else "-".join(x for x in row.get("group") or [] if x)
+    name = str(tid).rstrip("/").rsplit("/", 1)[-1] if tid else \
+        "-".join(x.replace(":", "-") for x in row.get("group") or [] if x)
     return session_folder(name or "task")
 
 
