@@ -53,7 +53,7 @@ from .transitions import describe, pixel_change
 log = logging.getLogger("streamgrade.augment")
 
 #: Bump when the offline rules change (results.json ``augment.version`` of offline runs).
-TEMPLATE_VERSION = "augment-template-1"
+TEMPLATE_VERSION = "augment-template-2"
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Offline captions: one sentence per action from the action itself, the focused window and
 the key names, and offline structured hints per session.
 
-Captions read like "clicks at (640, 320) in Word", "types "coucou" in Word", "presses
-Cmd+S (save) in Word", "scrolls down 41 ticks at (1132, -153)", "drags from (10, 20) to
-(300, 40)". The focused window is the text of the latest ``app_focus`` action at or
+Captions read like "clicks in Word", "types "coucou" in Word", "presses Cmd+S (save) in
+Word", "scrolls down 41 ticks in Word", "right-clicks in Finder": no coordinates, which the
+action's own line carries (the judge's evidence line, the computer-use row's pyautogui call,
+in that row's screen space). The focused window is the text of the latest ``app_focus`` action at or
 before the action (Clones, OWA and DuckTrack record focus changes), else the session's
 app. Key names are the extractor's (rdev-style, :mod:`streamgrade.extract.actions`);
 ``Meta`` reads ``Cmd`` on macOS and ``Win`` elsewhere; common shortcuts get their meaning
@@ -68,7 +69,7 @@ def _quote(text: str, limit: int = 60) -> str:
 def template_caption(a: Action, window: str | None = None, platform: str | None = None) -> str:
     """One action's caption (see the module docstring)."""
     where = f" in {window}" if window else ""
-    at = f" at ({a.x}, {a.y})" if a.x is not None and a.y is not None else ""
+    at = ""  # the action's own line (judge evidence, pyautogui code) carries the coordinates
     match a.kind:
         case "click" | "double_click":
             verb = {"right": "right-clicks", "middle": "middle-clicks"}.get(a.button or "left", "clicks")
@@ -79,10 +80,7 @@ def template_caption(a: Action, window: str | None = None, platform: str | None 
             held = ((a.end_ms or a.t_ms) - a.t_ms) / 1000
             return f"presses and holds{at} for {held:.1f} s{where}"
         case "drag":
-            pts = a.path or []
-            if len(pts) >= 2:
-                return f"drags from ({pts[0][0]}, {pts[0][1]}) to ({pts[-1][0]}, {pts[-1][1]}){where}"
-            return f"drags{at}{where}"
+            return f"drags{where}"
         case "scroll":
             dy, dx = a.dy or 0, a.dx or 0
             way = ("up" if dy > 0 else "down") if abs(dy) >= abs(dx) else ("right" if dx > 0 else "left")
@@ -121,7 +119,7 @@ def template_session_hints(task: str, actions: Sequence[Action], platform: str |
     for i, a in enumerate(actions):
         tr = transitions.get(i)
         if a.kind in ("click", "double_click") and tr and tr.get("changed_share") == 0:
-            issues.append(f"{template_caption(a, None, platform)} changed nothing on screen")
+            issues.append(f"the {a.kind.replace('_', ' ')} at ({a.x}, {a.y}) changed nothing on screen")
     spots = Counter((a.x, a.y) for a in actions if a.kind == "click" and a.x is not None)
     issues += [f"the same spot ({x}, {y}) was clicked {n} times" for (x, y), n in spots.items() if n >= 3]
     first = (task or "").strip().splitlines()[0] if (task or "").strip() else ""

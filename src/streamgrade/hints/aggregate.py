@@ -16,7 +16,8 @@ De-duplication (:func:`dedupe`): two lines are one hint when their normalised te
 (lower case, punctuation and extra spaces dropped, numbers and quoted values kept) are
 equal or their similarity reaches ``[hints] similarity`` (difflib's
 ``SequenceMatcher.ratio``, the Ratcliff/Obershelp measure: 2 x matches / total length, Python
-standard library); the first wording seen is kept.
+standard library); the first wording seen is kept. Offline hints are templates that differ in
+a tool name or a value, so :mod:`.run` merges only equal ones there (threshold 1).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from .write import task_row, write_harbor_task, write_rows
 log = logging.getLogger("streamgrade.hints")
 
 #: Bump when the offline rules change: cached offline extractions are redone.
-OFFLINE_VERSION = "hints-offline-2"
+OFFLINE_VERSION = "hints-offline-3"
 HINTS_FILE = "hints.jsonl"
 CACHE_FILE = "cache.sqlite"
 
@@ -184,7 +184,9 @@ async def run_hints(out: str | Path, cfg: Config, *, judge: Any = None, dest: Pa
         if not pairs:
             continue
         offline = all(got[e.session_id][1] == "offline" for e, _ in pairs)
-        hints = aggregate(pairs, offline=offline, threshold=cfg.hints.similarity, max_items=cfg.hints.max_items)
+        # offline lines are templates that differ in a name or a value: only equal ones are one hint
+        hints = aggregate(pairs, offline=offline, threshold=1.0 if offline else cfg.hints.similarity,
+                          max_items=cfg.hints.max_items)
         rows.append(task_row(task, hints, [_episode_row(e, got[e.session_id][1] if e.session_id in got else None,
                                                          errors.get(e.session_id)) for e in eps]))
     run.path = dest or layout.hints / HINTS_FILE

@@ -35,8 +35,9 @@ from .episodes import Task
 NO_SUCCESS = "No episode of this task succeeded yet"
 
 
-def augmented_task(task: str, hints: dict[str, Any]) -> str:
-    """``task`` followed by the ``# Hints`` section (see the module docstring)."""
+def augmented_task(task: str, hints: dict[str, Any], failed: int | None = None) -> str:
+    """``task`` followed by the ``# Hints`` section (see the module docstring); ``failed``
+    the number of failed episodes read (for the note when they showed no pitfall)."""
     out = [task.rstrip(), "", "# Hints", "", "## Tools", ""]
     tools = hints.get("tools") or []
     if tools:
@@ -55,7 +56,10 @@ def augmented_task(task: str, hints: dict[str, Any]) -> str:
     out += ["", "## Pitfalls", ""]
     pits = hints.get("pitfalls") or []
     out += [f"- {p['text']} (seen in {len(p['episodes'])} failed episode{'s' if len(p['episodes']) != 1 else ''})"
-            for p in pits] if pits else ["- None seen in the failed episodes."]
+            for p in pits] if pits else [
+        "- No failed episode was read." if failed == 0 else
+        f"- None seen in the {failed} failed episode{'s' if failed != 1 else ''} (no error, loop or refusal)."
+        if failed else "- None seen in the failed episodes."]
     out += ["", "## Success criteria", ""]
     crit = hints.get("success_criteria") or []
     out += [f"- {c}" for c in crit] if crit else ["- Not known yet."]
@@ -65,7 +69,8 @@ def augmented_task(task: str, hints: dict[str, Any]) -> str:
 def task_row(task: Task, hints: dict[str, Any], episodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSONL row of one task (see the module docstring)."""
     return {"task_id": task.task_id, "task": task.task, "group": list(task.key), "hints": hints,
-            "augmented_task": augmented_task(task.task, hints), "episodes": episodes}
+            "augmented_task": augmented_task(task.task, hints, sum(1 for e in episodes if not e.get("success"))),
+            "episodes": episodes}
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
