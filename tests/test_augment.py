@@ -242,3 +242,14 @@ def test_mock_provider_answers_any_schema():
     req["response_format"]["json_schema"] = HINTS_SCHEMA
     hints = parse_hints(answer(req)["choices"][0]["message"]["content"])
     assert hints["tools"][0]["name"].startswith("mock tools.name") and len(hints["strategy"]) == 1
+
+
+def test_augment_refuses_an_output_folder_in_use(graded: Path, tmp_path: Path):
+    from streamgrade.sinks.lock import OutputLock, OutputLocked
+
+    out = tmp_path / "out"
+    shutil.copytree(graded, out)
+    with OutputLock(out, "watch"):
+        with pytest.raises(OutputLocked):
+            anyio.run(lambda: run_augment(out, load_config(env={})))
+    assert "augment" not in results(out, "rec1")

@@ -4,7 +4,8 @@
 The command reads every graded recording session (Clones desktop and web, OWA, DuckTrack:
 :data:`streamgrade.exports.computer_use.CU_FORMATS`) under ``OUT/sessions/``, augments it
 (:func:`.session.augment_recording`) and writes results.json again atomically with its
-``augment`` object. A session already augmented in the same mode and version is skipped
+``augment`` object, holding OUT's lock (:mod:`streamgrade.sinks.lock`) meanwhile. A session
+already augmented in the same mode and version is skipped
 (``force`` redoes it), so a re-run sends no request. Sessions run ``concurrency`` at once;
 the judge's limits apply across them. Once the run budget is spent, the rest is left as it
 is (``budget_pending``).
@@ -33,6 +34,7 @@ from ..exports.store import session_folders
 from ..models import Action, Chunk, Usage
 from ..sinks.atomic import write_atomic
 from ..sinks.layout import Layout
+from ..sinks.lock import OutputLock
 from .captions import PROMPT_VERSION
 from .session import TEMPLATE_VERSION, Recording, augment_recording
 
@@ -79,7 +81,10 @@ async def run_augment(out: str | Path, cfg: Config, judge: Any = None, *, force:
                       max_sessions: int | None = None, concurrency: int = 8,
                       on_progress: Callable[[AugmentRun], None] | None = None) -> AugmentRun:
     """Augment OUT's recordings (see the module docstring). ``judge`` with ``ask`` captions
-    through the LLM, None offline. Raises OSError when OUT has no sessions folder."""
+    through the LLM, None offline. Holds OUT's lock meanwhile (a grade or watch rewriting
+    results.json at the same time would undo the work): raises
+    :class:`~streamgrade.sinks.lock.OutputLocked` when another process holds it, OSError
+    when OUT has no sessions folder."""
     layout = Layout(out)
     if not layout.sessions.is_dir():
         raise OSError(f"{layout.sessions}: no sessions folder (grade into {layout.out} first)")
@@ -139,9 +144,10 @@ async def run_augment(out: str | Path, cfg: Config, judge: Any = None, *, force:
         run.requests += aug["requests"]
         run.usage.add(recording.usage)
 
-    async with anyio.create_task_group() as tg:
-        for folder, rec in todo:
-            tg.start_soon(one, folder, rec)
+    with OutputLock(layout.out, "augment"):  # a grade or watch rewriting results.json meanwhile would be undone
+        async with anyio.create_task_group() as tg:
+            for folder, rec in todo:
+                tg.start_soon(one, folder, rec)
     return run
 
 

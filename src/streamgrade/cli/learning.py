@@ -179,8 +179,9 @@ def augment_cmd(out, offline, judge, force, max_sessions, config_file, no_progre
     thoughts. Sessions already augmented are skipped (--force redoes them).
 
     \b
-    Exit codes: 0 ok; 1 some sessions failed; 2 usage or configuration error; 3 no graded
-    recording in OUT; 4 run budget spent.
+    Exit codes: 0 ok; 1 some sessions failed; 2 usage or configuration error, or OUT in use
+    by a grade or watch (it holds OUT's lock); 3 no graded recording in OUT; 4 run budget
+    spent.
     """
     from ..augment import run_augment
 
@@ -202,8 +203,13 @@ def augment_cmd(out, offline, judge, force, max_sessions, config_file, no_progre
                 if client is not None:
                     await client.aclose()
 
+    from ..sinks.lock import OutputLocked
+
     try:
         run = anyio.run(go)
+    except OutputLocked as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     except OSError as exc:
         click.echo(f"streamgrade: cannot augment {out}: {exc}", err=True)
         sys.exit(EXIT_USAGE)
