@@ -12,8 +12,9 @@ it is never the bottleneck of a benchmark). It listens on 127.0.0.1 only and ser
   reasoning, score, confidence}``, ``failure_cause``, ``success``,
   ``success_probability`` = outcome / 100, success when outcome >= 50), whose
   numbers are derived from a sha256 of the request's messages (same prompt, same verdict);
-  for ``streamgrade_chunk`` it answers ``{summary, progress, problems}``; otherwise it echoes
-  the last user message as plain text. The response has OpenAI's shape: ``id``
+  for ``streamgrade_chunk`` it answers ``{summary, progress, problems}``; for any other
+  ``json_schema`` a value valid for it (:func:`from_schema`: hints, captions); otherwise it
+  echoes the last user message as plain text. The response has OpenAI's shape: ``id``
   ("chatcmpl-..."), ``object`` "chat.completion", ``created``, ``model`` (the request's),
   ``choices[0]`` ``{index, message {role, content}, finish_reason "stop"}`` and ``usage``
   ``{prompt_tokens (characters of the messages / 4), completion_tokens (characters of the
@@ -234,6 +235,41 @@ def _chunk(digest: bytes, prompt: str) -> dict[str, Any]:
     }
 
 
+def from_schema(schema: Any, digest: bytes, name: str = "value", depth: int = 0) -> Any:
+    """A value valid for the JSON schema ``schema`` (the subset strict Structured Outputs
+    use: object, array with minItems/maxItems, string, number, integer, boolean, enum,
+    anyOf/type lists), derived from ``digest``: strings read ``mock <path> <hex>`` (``path``
+    the property names from the top, ``a3.caption``), arrays
+    hold their minItems (at least 1, at most maxItems) items. Answers every schema name the
+    mock does not know (hints, captions, ...)."""
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][digest[depth % len(digest)] % len(schema["enum"])]
+    if "anyOf" in schema and schema["anyOf"]:
+        return from_schema(schema["anyOf"][0], digest, name, depth)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {k: from_schema(v, digest, k if name == "value" else f"{name}.{k}", depth + 1)
+                for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        n = max(1, int(schema.get("minItems") or 0))
+        if schema.get("maxItems") is not None:
+            n = min(n, int(schema["maxItems"]))
+        return [from_schema(schema.get("items") or {}, digest, name, depth + 1 + i) for i in range(n)]
+    if kind == "string":
+        return f"mock {name} {digest[depth % 28:depth % 28 + 4].hex()}"
+    if kind in ("number", "integer"):
+        lo, hi = schema.get("minimum", 0), schema.get("maximum")
+        v = lo if hi is None else (lo + hi) / 2
+        return int(v) if kind == "integer" else float(v)
+    if kind == "boolean":
+        return digest[depth % len(digest)] % 2 == 0
+    return None
+
+
 def _schema_name(request: dict[str, Any]) -> str | None:
     fmt = request.get("response_format") or {}
     if not isinstance(fmt, dict):
@@ -284,6 +320,8 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
         content = json.dumps(_verdict(digest, _wants_protocol(request)))
     elif schema_name == "streamgrade_chunk":
         content = json.dumps(_chunk(digest, prompt))
+    elif schema_name:  # any other json_schema: a schema-valid answer
+        content = json.dumps(from_schema(request["response_format"]["json_schema"].get("schema"), digest))
     else:
         content = "echo: " + prompt
     return _completion(request, content, _prompt_tokens(messages))
@@ -307,9 +345,12 @@ def anthropic_answer(request: dict[str, Any]) -> dict[str, Any]:
         props = (tools.get(name, {}).get("input_schema") or {}).get("properties") or {}
         block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
                  "input": _verdict(digest, "success" in props)}
-    elif name:
+    elif name == "submit_chunk":
         block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
                  "input": _chunk(digest, prompt)}
+    elif name:  # another forced tool (hints, captions): a value valid for its input schema
+        block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
+                 "input": from_schema(tools.get(name, {}).get("input_schema"), digest)}
     else:
         block = {"type": "text", "text": "echo: " + prompt}
     system = request.get("system") or []

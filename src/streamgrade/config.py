@@ -17,6 +17,7 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
+from .config_learning import AugmentConfig, HintsConfig, HINT_GROUP_FIELDS  # noqa: F401
 from .config_judging import (AnthropicConfig, BatchConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
                              RubricConfig)
 from .errors import ConfigError
@@ -286,6 +287,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     labels: LabelsConfig = msgspec.field(default_factory=LabelsConfig)
     calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
+    hints: HintsConfig = msgspec.field(default_factory=HintsConfig)
+    augment: AugmentConfig = msgspec.field(default_factory=AugmentConfig)
 
 
 #: Short environment variables and the field each sets.
@@ -435,6 +438,12 @@ def _check(cfg: Config) -> None:
         "batch.max_sessions_in_flight": cfg.batch.max_sessions_in_flight,
         "batch.poll_min_s": cfg.batch.poll_min_s,
         "batch.upload_timeout_s": cfg.batch.upload_timeout_s,
+        "hints.max_episodes": cfg.hints.max_episodes,
+        "hints.concurrency": cfg.hints.concurrency,
+        "hints.evidence_tokens": cfg.hints.evidence_tokens,
+        "hints.max_items": cfg.hints.max_items,
+        "augment.batch_steps": cfg.augment.batch_steps,
+        "augment.max_requests": cfg.augment.max_requests,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -453,6 +462,14 @@ def _check(cfg: Config) -> None:
     if cfg.batch.poll_max_s < cfg.batch.poll_min_s:
         raise Invalid("batch.poll_max_s", f"must be >= batch.poll_min_s ({cfg.batch.poll_min_s}), "
                                           f"got {cfg.batch.poll_max_s}")
+    if not 0 < cfg.hints.similarity <= 1:
+        raise Invalid("hints.similarity", f"must be in (0, 1], got {cfg.hints.similarity}")
+    bad = [f for f in cfg.hints.group_by if f not in HINT_GROUP_FIELDS and not f.startswith("meta.")]
+    if bad or not cfg.hints.group_by:
+        raise Invalid("hints.group_by", f"unknown fields {bad}; choose from {', '.join(HINT_GROUP_FIELDS)} "
+                                        f"or meta.<path>")
+    if cfg.augment.after_ms < 0:
+        raise Invalid("augment.after_ms", f"must be >= 0, got {cfg.augment.after_ms}")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
     names: set[str] = set()

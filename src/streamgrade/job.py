@@ -19,7 +19,9 @@ class Job:
     Recordings also get ``video`` (``{path, offset_ms, width, height}``: the recording, the
     video time of session time 0, its size in px or None) and ``steps`` (one "before"
     frame per action group for the computer-use export: ``{t_ms, path, width, height,
-    actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`).
+    actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`);
+    with ``[augment] enabled``, ``augment``: captions, state transitions and hints
+    (:mod:`streamgrade.augment`), written to results.json.
     For the latency metrics: ``admitted_at`` (``time.monotonic()`` s when admitted) and
     ``last_write`` (the newest modification time of its files when assembled, s since the
     epoch; None when unknown)."""
@@ -37,6 +39,7 @@ class Job:
     video: dict | None = None
     admitted_at: float = field(default_factory=time.monotonic)
     last_write: float | None = None
+    augment: dict | None = None
 
 
 def newest_mtime(files: tuple[str, ...] | list[str]) -> float | None:

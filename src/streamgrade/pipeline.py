@@ -44,6 +44,7 @@ import msgspec
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from .assemble import prepare
+from .augment import augment_job
 from .calibration.model import CalibrationModel, load_model
 from .config import Config
 from .errors import BudgetExceeded, InputError, JudgeError
@@ -406,7 +407,11 @@ class Pipeline:
             async for job in recv:
                 assert job.session is not None
                 try:
+                    if self.config.augment.enabled:  # captions join the evidence (streamgrade.augment)
+                        await augment_job(job, self.config, self.judge, self.layout)
                     job.verdict = await self.judge.grade(job.session, job.chunks)
+                    if job.augment:  # the augment requests are this session's too
+                        job.verdict.usage.add(msgspec.convert(job.augment["usage"], Usage))
                 except BudgetExceeded as exc:
                     # Not a failure of the session: it stays pending for a later run.
                     if not self._stopping:

@@ -261,11 +261,15 @@ class OpenAIJudge:
                        extras=extras)
 
     async def ask(self, session: Session, prompt: str, schema: dict[str, Any], parse: Callable[[str], T],
-                  usage: Usage, *, system: str, model: str | None = None, sample: int = 0) -> T:
+                  usage: Usage, *, system: str, model: str | None = None, sample: int = 0,
+                  images: list[str] = ()) -> T:
         """One structured request with its own ``system`` prompt (the pairwise judge,
-        :mod:`.pairwise`), with this judge's retries, limits, cache and usage accounting
-        (see :meth:`_call`); ``session`` names the request in logs and errors."""
-        return await self._call(session, prompt, schema, parse, usage, model=model, sample=sample, system=system)
+        :mod:`.pairwise`; hints, :mod:`streamgrade.hints`; captions, :mod:`streamgrade.augment`),
+        with this judge's retries, limits, cache and usage accounting (see :meth:`_call`);
+        ``images`` (JPEG paths) go after the text as image parts; ``session`` names the
+        request in logs and errors."""
+        return await self._call(session, prompt, schema, parse, usage, images, model=model, sample=sample,
+                                system=system)
 
     def _body(self, session: Session, prompt: str, schema: dict[str, Any], images: list[str] = (), *,
               model: str | None = None, variant: str = "default", sample: int = 0,

@@ -8,6 +8,8 @@
       agreement/                   `streamgrade agreement`: agreement.json, roc.png,
                                    reliability.png (agreement_report.py); judge-<kind>/ the
                                    labelled sessions regraded by another judge (--judge)
+      hints/                       `streamgrade hints`: hints.jsonl (one augmented task a line),
+                                   cache.sqlite (episodes extracted), tasks/ (Harbor task folders)
       sessions/<folder>/           one per session: scores.json, results.json, sft.json,
                                    results.html, sft.html, frames/<t_ms>.jpg
       exports/scores.jsonl         one line per graded or failed version, appended exactly once
@@ -42,6 +44,7 @@ INDEX_HTML = "index.html"
 AGREEMENT = "agreement"
 AGREEMENT_JSON = "agreement.json"
 FRAMES = "frames"
+HINTS = "hints"
 
 SCORES_JSONL = "scores.jsonl"
 SFT_JSONL = "sft.chatml.jsonl"
@@ -101,6 +104,11 @@ class Layout:
     @property
     def agreement(self) -> Path:
         return self.out / AGREEMENT
+
+    @property
+    def hints(self) -> Path:
+        """``OUT/hints``: what ``streamgrade hints`` writes (see :mod:`streamgrade.hints`)."""
+        return self.out / HINTS
 
     def session_dir(self, session_id: str) -> Path:
         """``OUT/sessions/<folder>`` of a session (see :func:`session_folder`)."""
