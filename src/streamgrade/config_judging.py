@@ -42,11 +42,13 @@ def _default_prices() -> dict[str, Price]:
 
 
 def _anthropic_prices() -> dict[str, Price]:
-    """Anthropic's list prices (docs.anthropic.com "Pricing", 2025): cache reads at 0.1x
-    input, 5-minute cache writes at 1.25x input."""
+    """Anthropic's list prices, USD per 1M tokens (https://platform.claude.com/docs/en/about-claude/pricing,
+    "Model pricing", read 2026-12): cache hits at 0.1x input, 5-minute cache writes at
+    1.25x input. Batch mode takes ``[batch] price_factor`` (0.5, "Batch processing") of these."""
     return {
         "claude-sonnet-4-5": Price(3.00, 15.00, 0.30, 3.75),
         "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
+        "claude-opus-4-5": Price(5.00, 25.00, 0.50, 6.25),
         "claude-opus-4-1": Price(15.00, 75.00, 1.50, 18.75),
     }
 
