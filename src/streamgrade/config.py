@@ -19,6 +19,7 @@ import msgspec
 from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
 from .config_judging import (AnthropicConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
                              RubricConfig)
+from .config_ray import RayConfig
 from .errors import ConfigError
 from .exports.filters import ExportFilter
 
@@ -275,6 +276,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     labels: LabelsConfig = msgspec.field(default_factory=LabelsConfig)
     calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
+    ray: RayConfig = msgspec.field(default_factory=RayConfig)
 
 
 #: Short environment variables and the field each sets.
@@ -421,6 +423,10 @@ def _check(cfg: Config) -> None:
         "frames.max_steps": cfg.frames.max_steps,
         "judge.samples": cfg.judge.samples,
         "judge.evidence_tokens": cfg.judge.evidence_tokens,
+        "ray.actors": cfg.ray.actors,
+        "ray.cpus_per_actor": cfg.ray.cpus_per_actor,
+        "ray.block_rows": cfg.ray.block_rows,
+        "ray.batch_size": cfg.ray.batch_size,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -429,6 +435,9 @@ def _check(cfg: Config) -> None:
         raise Invalid("chunking.max_tokens", f"must be >= 64, got {cfg.chunking.max_tokens}")
     if cfg.chunking.max_chars < 256:
         raise Invalid("chunking.max_chars", f"must be >= 256, got {cfg.chunking.max_chars}")
+    if cfg.ray.max_actors and cfg.ray.max_actors < cfg.ray.actors:
+        raise Invalid("ray.max_actors", f"must be 0 (a fixed pool) or >= ray.actors ({cfg.ray.actors}), "
+                                        f"got {cfg.ray.max_actors}")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
     names: set[str] = set()
