@@ -44,6 +44,9 @@ PRIVATE_ENV = {
     "RAY_AUTH_MODE": "token",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
 }
+#: Ray system config of a private Ray: its GCS never comes back (no GCS fault tolerance on
+#: one node), so after a SIGKILL of the driver its agents give up in 10 s, not 60 s.
+PRIVATE_SYSTEM_CONFIG = {"gcs_rpc_server_reconnect_timeout_s": 10}
 TEMP_PREFIX = "streamgrade-ray-"
 _OWNER = "owner.pid"
 #: The private Ray's object store (bytes): blocks of session refs and results are small.
@@ -98,7 +101,8 @@ class RayCluster:
                 self.temp_dir = self._make_temp_dir()
                 cpus = max(os.cpu_count() or 1, math.ceil(self.cfg.pool_size() * self.cfg.cpus_per_actor))
                 ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                         _temp_dir=str(self.temp_dir), object_store_memory=OBJECT_STORE_BYTES, **common)
+                         _temp_dir=str(self.temp_dir), object_store_memory=OBJECT_STORE_BYTES,
+                         _system_config=PRIVATE_SYSTEM_CONFIG, **common)
             else:
                 ray.init(address=self.cfg.address, **common)
         except Exception as exc:
