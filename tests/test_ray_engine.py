@@ -100,8 +100,7 @@ def test_driver_killed_mid_run_then_rerun_loses_nothing(tmp_path: Path, request)
     make_sessions(data, n, per_file=50)
     with serve_in_thread(latency_ms=40) as url:
         env = _env(home, STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__RPM="600000",
-                   STREAMGRADE_OPENAI__MAX_CONCURRENCY="4", STREAMGRADE_RAY__BLOCK_ROWS="16",
-                   STREAMGRADE_RAY__BATCH_SIZE="4")
+                   STREAMGRADE_OPENAI__MAX_CONCURRENCY="4", STREAMGRADE_RAY__BLOCK_ROWS="8")
         proc = subprocess.Popen(_grade(data, out, env, "--engine", "ray"), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         tree: set[int] = set()
@@ -162,11 +161,12 @@ def test_driver_killed_mid_run_then_rerun_loses_nothing(tmp_path: Path, request)
 
 
 def test_actor_grades_a_batch_and_one_bad_session_is_its_own_failure(tmp_path: Path):
-    """GradeActor in this process (no Ray): each row comes back, the broken one as its
-    failed record naming the file; the good ones graded with their files and export line."""
+    """GradeActor in this process (no Ray): every session comes back, the broken one with
+    its input error naming the file (as the local assemble stage leaves it), the good ones
+    assembled and graded."""
     import pyarrow as pa
 
-    from streamgrade.engines.ray_udf import GradeActor, decode_result, encode_refs
+    from streamgrade.engines.ray_udf import GradeActor, decode_results, encode_block
     from streamgrade.sources.scan import scan
     from synth import make_sessions
 
@@ -176,24 +176,21 @@ def test_actor_grades_a_batch_and_one_bad_session_is_its_own_failure(tmp_path: P
     cfg = load_config(env={}, overrides={"run": {"judge": "heuristic"}})
     actor = GradeActor(cfg)
 
-    async def call() -> list:
-        cols = encode_refs(list(range(len(refs))), refs)
-        batch = pa.table({"key": pa.array(cols["key"], pa.int64()), "ref": pa.array(cols["ref"], pa.binary())})
-        return [t async for t in actor(batch)]
+    async def call() -> list:  # two blocks in one batch, as map_batches may give them
+        cells = [encode_block([0, 1], refs[:2]), encode_block(list(range(2, len(refs))), refs[2:])]
+        return [t async for t in actor(pa.table({"refs": pa.array(cells, pa.binary())}))]
 
     tables = asyncio.run(call())
-    results = {r.key: r for t in tables for r in map(decode_result, t.column("result").to_pylist())}
+    assert [t.num_rows for t in tables] == [2]  # one results cell per block
+    results = {r.key: r for t in tables for cell in t.column("results").to_pylist() for r in decode_results(cell)}
     assert sorted(results) == list(range(len(refs)))
-    bad = next(r for k, r in results.items() if refs[k].path.endswith("broken.json"))
-    assert bad.record.status == "failed" and bad.error_kind == "input" and "broken.json" in bad.record.error
-    assert set(bad.files) == {"scores.json"}
-    good = [r for k, r in results.items() if not refs[k].path.endswith("broken.json")]
-    assert sorted(r.record.session_id for r in good) == [f"synth-000000.task{i}.trial0" for i in range(3)]
-    for r in good:
-        assert r.record.status == "graded" and r.record.score is not None and r.record.judge.kind == "heuristic"
-        assert set(r.files) == {"scores.json", "results.json", "sft.json"}
-        assert [name for name, _ in r.lines] == ["scores.jsonl"]
-        assert json.loads(r.lines[0][1])["session_id"] == r.record.session_id
+    bad = next(r.outputs for k, r in results.items() if refs[k].path.endswith("broken.json"))
+    assert bad["error_kind"] == "input" and "broken.json" in bad["error"] and bad["session"] is None
+    good = {refs[k].session_id: r.outputs for k, r in results.items() if not refs[k].path.endswith("broken.json")}
+    assert sorted(good) == [f"synth-000000.task{i}.trial0" for i in range(3)]
+    for sid, out in good.items():
+        assert out["error"] is None and out["session"].ref.session_id == sid and out["chunks"] and out["messages"]
+        assert out["verdict"].components and set(out["verdict"].components) == {"outcome", "process", "efficiency"}
 
 
 def test_split_limits_divides_the_provider_budget_among_actors():

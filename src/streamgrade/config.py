@@ -426,7 +426,7 @@ def _check(cfg: Config) -> None:
         "ray.actors": cfg.ray.actors,
         "ray.cpus_per_actor": cfg.ray.cpus_per_actor,
         "ray.block_rows": cfg.ray.block_rows,
-        "ray.batch_size": cfg.ray.batch_size,
+        "ray.blocks_per_actor": cfg.ray.blocks_per_actor,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -19,8 +19,10 @@ class RayConfig(msgspec.Struct, forbid_unknown_fields=True):
     ``max_actors``); ``cpus_per_actor`` the CPUs each reserves (fractions allowed: an actor
     mostly waits on the judge's HTTP). The provider's limits are shared: ``openai.rpm``,
     ``tpm`` and ``max_cost_usd`` (and ``[anthropic]``'s) are divided by the largest pool
-    size, each actor keeping its share. ``block_rows`` sessions the driver sends per block,
-    ``batch_size`` sessions per call of an actor (graded concurrently within it).
+    size, each actor keeping its share. ``block_rows`` sessions the driver sends per block
+    (one actor call; its results come back together), ``blocks_per_actor`` the blocks an
+    actor grades at once (``block_rows`` x ``blocks_per_actor`` sessions in flight per
+    actor; the judge's ``max_concurrency`` bounds its HTTP requests).
     ``temp_dir`` the private Ray's folder of sockets and logs (None: a new folder under the
     system temp dir, removed at the end of the run; keep it short, Unix socket paths are
     limited to 107 bytes)."""
@@ -29,8 +31,8 @@ class RayConfig(msgspec.Struct, forbid_unknown_fields=True):
     actors: int = 2
     max_actors: int = 0
     cpus_per_actor: float = 1.0
-    block_rows: int = 64
-    batch_size: int = 16
+    block_rows: int = 32
+    blocks_per_actor: int = 4
     temp_dir: str | None = None
 
     def pool_size(self) -> int:

@@ -1,24 +1,26 @@
 """``grade --engine ray``: the local pipeline with its assemble and grade stages on a Ray
 Data actor pool.
 
-    scan -> admit (ledger) -> queue ==> read -> GradeActor x N ==> results -> write files -> commit
-    (driver)                           (Ray: workers, ray_udf.py)      (driver)
+    scan -> admit (ledger) -> queue ==> read -> GradeActor x N ==> jobs -> write files -> commit
+    (driver)                           (Ray: assemble + grade)        (driver)
 
 The driver (this process) keeps everything that touches OUT: the scan, the admission
-through the ledger (pending marks), the per-session files, the JSONL exports and the
-ledger commits, through the same actors as the local engine
-(:class:`~streamgrade.pipeline.Pipeline`'s writers and committer). So OUT lives on the
+through the ledger (pending marks), the records, the per-session files, the JSONL exports
+and the ledger commits, through the same actors as the local engine
+(:class:`~streamgrade.pipeline.Pipeline`'s file writers and committer): only the assemble
+and grade stages (:meth:`~streamgrade.pipeline.Pipeline._start_graders`) are replaced. So OUT lives on the
 driver's disk, and the exactly-once rule is the local one: a session is done once its
 ledger commit is; a run killed at any moment (kill -9 included) leaves the rest pending,
 and the next run grades them.
 
 What Ray runs: a dataset read from a ``ray.util.queue.Queue`` (:class:`.ray_udf.QueueSource`)
-the driver feeds with blocks of admitted session refs (``[ray] block_rows``), mapped by
+the driver feeds with blocks of admitted session refs (``[ray] block_rows`` each), mapped by
 :class:`.ray_udf.GradeActor` in an actor pool (``[ray] actors``, autoscaling up to
-``max_actors``) in batches of ``[ray] batch_size``; each row comes back as one session's
-record, files and export line, or its failure record, and streams to the driver's writers
-(``iter_batches``), in any order. A full queue holds back admission, admission holds back
-the scan: memory stays flat.
+``max_actors``; ``blocks_per_actor`` blocks at once each); each session comes back
+assembled and graded, or with its failure (input, judge, internal) as the local stages
+would leave it, and streams to the driver's writers (``iter_batches``), block by block in
+any order. A full queue holds back admission, admission holds back the scan: memory stays
+flat.
 
 The provider's limits are shared by the actors: ``rpm``, ``tpm`` and ``max_cost_usd`` of
 ``[openai]`` and ``[anthropic]`` are divided by the largest pool size
@@ -31,11 +33,9 @@ that error and stay pending in the ledger for the next run.
 
 from __future__ import annotations
 
-import functools
 import itertools
-import os
 import logging
-from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,8 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from ..config import API_KEY_ENV, Config
 from ..job import Job
 from ..judges import ANTHROPIC_KEY_ENV, resolve_kind
-from ..models import ScoreRecord
-from ..pipeline import Pipeline, Written
+from ..pipeline import Pipeline
 from ..sinks.atomic import write_files_atomic
-from ..sinks.records import build_record, write_session
 from .ray_cluster import RayCluster
 
 log = logging.getLogger("streamgrade.ray")
@@ -79,17 +77,6 @@ def split_limits(config: Config, actors: int) -> Config:
 
 def _share(limit: int, actors: int) -> int:
     return 0 if limit <= 0 else max(1, limit // actors)
-
-
-@dataclass
-class _Result:
-    """A row come back from an actor, on its way to a file writer."""
-
-    job: Job
-    record: ScoreRecord
-    files: dict[str, bytes]
-    lines: list[tuple[str, bytes]]
-    frames: dict[str, bytes] = field(default_factory=dict)
 
 
 class RayPipeline(Pipeline):
@@ -131,15 +118,19 @@ class RayPipeline(Pipeline):
 
     async def _dispatch(self, jobs: ObjectReceiveStream[Job], done: ObjectSendStream[Any]) -> None:
         async with jobs, done:
-            queue, dataset = await anyio.to_thread.run_sync(self._dataset)
+            try:
+                queue, dataset = await anyio.to_thread.run_sync(self._dataset)
+            except Exception as exc:
+                await self._dataset_failed(f"the dataset cannot be made: {type(exc).__name__}: {exc}", jobs)
+                return
             failure: str | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._feed, jobs, queue)
                 failure = await anyio.to_thread.run_sync(self._read_results, dataset, done, abandon_on_cancel=True)
                 if failure is not None:
                     tg.cancel_scope.cancel()
-            if failure is not None:
-                await self._dataset_failed(failure, jobs)
+            if failure is not None or self._sent:
+                await self._dataset_failed(failure or "no result came back", jobs)
 
     def _dataset(self) -> tuple[Any, Any]:
         """The queue the driver feeds and the dataset that grades what it holds (blocking)."""
@@ -150,23 +141,22 @@ class RayPipeline(Pipeline):
 
         rc = self.config.ray
         ctx = ray.data.DataContext.get_current()
-        ctx.target_max_block_size = 1  # every yielded block moves on at once (no coalescing)
+        ctx.target_max_block_size = 1  # every block moves on as soon as it is made (one row each)
         queue = Queue(maxsize=QUEUE_BLOCKS, actor_options={"num_cpus": 0})
-        compute = (ray.data.ActorPoolStrategy(size=rc.actors) if rc.pool_size() == rc.actors
-                   else ray.data.ActorPoolStrategy(min_size=rc.actors, max_size=rc.pool_size()))
+        pool = {"min_size": rc.actors, "max_size": rc.pool_size()} if rc.pool_size() > rc.actors else {"size": rc.actors}
+        compute = ray.data.ActorPoolStrategy(**pool, max_concurrent_calls_per_actor=rc.blocks_per_actor)
         keys = Secrets({k: v for k in KEY_VARS if (v := os.environ.get(k))})
         dataset = ray.data.read_datasource(QueueSource(queue), override_num_blocks=1, num_cpus=0).map_batches(
-            GradeActor, batch_size=rc.batch_size, batch_format="pyarrow", compute=compute,
-            num_cpus=rc.cpus_per_actor,
+            GradeActor, batch_size=1, batch_format="pyarrow", compute=compute, num_cpus=rc.cpus_per_actor,
             fn_constructor_kwargs={"config": split_limits(self.config, rc.pool_size()),
-                                   "calibration": self.calibration, "labels": self.labels, "secrets": keys,
+                                   "labels": self.labels, "secrets": keys,
                                    "log_level": _log_level()})
         return queue, dataset
 
     async def _feed(self, jobs: ObjectReceiveStream[Job], queue: Any) -> None:
         """Admitted jobs to the queue, ``[ray] block_rows`` at most per block (what is
         waiting goes at once); None at the end."""
-        from .ray_udf import encode_refs
+        from .ray_udf import encode_block
 
         rows = self.config.ray.block_rows
         async for job in jobs:
@@ -178,59 +168,60 @@ class RayPipeline(Pipeline):
                     break
             keys = [next(self._keys) for _ in block]
             self._sent.update(zip(keys, block))
-            item = encode_refs(keys, [j.ref for j in block])
-            await anyio.to_thread.run_sync(queue.put, item, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(queue.put, encode_block(keys, [j.ref for j in block]),
+                                           abandon_on_cancel=True)
         await anyio.to_thread.run_sync(queue.put, None, abandon_on_cancel=True)
 
-    def _read_results(self, dataset: Any, done: ObjectSendStream[Any]) -> str | None:
-        """Iterate the dataset (a worker thread), handing each block's rows to the loop;
-        returns None at its end, or the error that failed it."""
-        from .ray_udf import decode_result
+    def _read_results(self, dataset: Any, done: ObjectSendStream[Job]) -> str | None:
+        """Iterate the dataset (a worker thread), handing each block's results to the loop;
+        returns None at its end, or the error that failed it. (A block whose results do not
+        unpickle leaves its sessions in ``_sent``: they are failed at the end.)"""
+        from .ray_udf import decode_results
 
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-                keys = batch.column("key").to_pylist()
-                rows = []
-                for key, data in zip(keys, batch.column("result").to_pylist()):
+                for cell in batch.column("results").to_pylist():
                     try:
-                        rows.append((key, decode_result(data)))
-                    except msgspec.DecodeError as exc:
-                        rows.append((key, f"result does not decode: {exc}"))
-                anyio.from_thread.run(self._deliver, rows, done)
+                        results = decode_results(cell)
+                    except Exception as exc:
+                        log.error("ray: a block of results cannot be read: %r", exc)
+                        continue
+                    anyio.from_thread.run(self._deliver, results, done)
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         return None
 
-    async def _deliver(self, rows: list[tuple[int, Any]], done: ObjectSendStream[Any]) -> None:
-        """Results of one block (on the loop): to the writers, or the budget's way."""
-        from .ray_udf import RowResult
-
-        for key, res in rows:
-            job = self._sent.pop(key, None)
+    async def _deliver(self, results: list[Any], done: ObjectSendStream[Job]) -> None:
+        """One block's results (on the loop): each job, as the local stages leave it, to
+        the file writers; or the budget's way."""
+        for res in results:
+            job = self._sent.pop(res.key, None)
             if job is None:
-                log.debug("ray: row %d came back twice (a retried task); the second is dropped", key)
+                log.debug("ray: session %d came back twice (a retried task); the second is dropped", res.key)
                 continue
-            if isinstance(res, RowResult) and res.budget is not None:  # as the local grader: pending
+            if res.budget is not None:  # as the local grader: pending for a later run
                 if not self._stopping:
                     log.warning("%s; no new sessions are sent", res.budget, extra={"session": job.ref.session_id})
                     self.stop()
                 self.stats.in_flight -= 1
                 self.stats.budget_pending += 1
                 continue
-            problem = res if isinstance(res, str) else _mismatch(res, job)
-            if problem is not None:
-                await done.send(self._local_failure(job, problem))
-                continue
-            if res.label_used and self.labels is not None:
+            for name, value in res.outputs.items():
+                setattr(job, name, value)
+            if self.labels is not None and job.session is not None and job.session.meta.get("reward_from") == "labels":
                 self.labels.used += 1
-            job.error, job.error_kind = res.record.error, res.error_kind
-            await done.send(_Result(job, res.record, res.files, res.lines, res.frames))
+            if res.frames:
+                try:
+                    await anyio.to_thread.run_sync(self._write_frames, job.ref.session_id, res.frames)
+                except OSError as exc:
+                    where = getattr(exc, "filename", None) or str(self.layout.frames_dir(job.ref.session_id))
+                    job.error, job.error_kind = f"{where}: cannot write frames: {exc.strerror or exc}", "internal"
+            await done.send(job)
 
-    def _local_failure(self, job: Job, why: str) -> Job:
-        """A job the driver fails itself (its result was unusable): the local writers build
-        its record."""
-        job.error, job.error_kind = f"{job.ref.path}: internal error in the Ray engine: {why}", "internal"
-        return job
+    def _write_frames(self, session_id: str, frames: dict[str, bytes]) -> None:
+        """Blocking: a session's frames into its ``frames/`` folder (atomically, not fsynced:
+        the committer's syncfs makes them durable before the ledger names the session done)."""
+        write_files_atomic(self.layout.frames_dir(session_id), frames, fsync=False)
 
     async def _dataset_failed(self, failure: str, jobs: ObjectReceiveStream[Job]) -> None:
         """Count what was sent and never came back, and what is still to come, as failed;
@@ -248,46 +239,6 @@ class RayPipeline(Pipeline):
                 self.stats.failures.append((job.ref.session_id, f"{job.ref.path}: not graded: Ray: {failure}"))
             if self._current.get(job.ref.session_id) == job.ref.fingerprint:
                 del self._current[job.ref.session_id]
-
-    # -- writing: the files come built --------------------------------------------------
-    async def _write_files(self, recv: ObjectReceiveStream[Any], send: ObjectSendStream[Written]) -> None:
-        async with recv, send:
-            async for item in recv:
-                job = item.job if isinstance(item, _Result) else item
-                if self._current.get(job.ref.session_id) != job.ref.fingerprint:
-                    self.stats.in_flight -= 1
-                    log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
-                             extra={"session": job.ref.session_id, "file": job.ref.path})
-                    continue
-                if isinstance(item, _Result):
-                    record, write = item.record, functools.partial(self._write_result, item)
-                else:  # failed on the driver: built here as the local engine does
-                    record = build_record(job, self.judge.info, self.config.rubric.weights(), self.calibration)
-                    write = functools.partial(write_session, self.layout, job, record, self.config)
-                try:
-                    lines, error = await anyio.to_thread.run_sync(write), None
-                except OSError as exc:
-                    lines, error = [], exc
-                await send.send(Written(job, record, lines, error))
-
-    def _write_result(self, res: _Result) -> list[tuple[str, bytes]]:
-        """Blocking: a session's frames, then its files, atomically, not fsynced (the
-        committer's syncfs makes them durable before the ledger names the session done);
-        returns its export lines. Raises OSError with nothing half-written left."""
-        sid = res.job.ref.session_id
-        if res.frames:
-            write_files_atomic(self.layout.frames_dir(sid), res.frames, fsync=False)
-        write_files_atomic(self.layout.session_dir(sid), res.files, fsync=False)
-        return res.lines
-
-
-def _mismatch(res: Any, job: Job) -> str | None:
-    """Why a result cannot be used for ``job`` (None: it can)."""
-    if res.record is None:
-        return "the result holds no record"
-    if (res.record.session_id, res.record.fingerprint) != (job.ref.session_id, job.ref.fingerprint):
-        return f"the result is for another session ({res.record.session_id})"
-    return None
 
 
 def _log_level() -> str:

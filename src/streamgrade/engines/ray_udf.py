@@ -1,23 +1,29 @@
 """What runs on Ray's workers for ``grade --engine ray``: the read of session refs and the
 grading actor (Ray Data "stateful transforms", a callable class in ``map_batches``).
 
-Rows in: ``key`` (int64, the driver's handle of the admitted job) and ``ref`` (the
-:class:`~streamgrade.models.SessionRef`, msgpack). Rows out: ``key`` and ``result`` (a
-:class:`RowResult`, msgpack). :class:`QueueSource` yields the blocks the driver puts on a
+A row is a block of sessions (one binary column): in, ``refs``, the msgpack list of
+``[key, SessionRef]`` (``key`` is the driver's handle of the admitted job); out,
+``results``, the pickled list of :class:`Graded`. One row per block, because Ray Data cuts
+and coalesces blocks by size (``DataContext.target_max_block_size``): with a tiny target
+every block is handed on as soon as it is made, and a one-row block cannot be cut. So a
+block of ``[ray] block_rows`` sessions is one actor call, and its results travel back
+together. :class:`QueueSource` yields the blocks the driver puts on a
 ``ray.util.queue.Queue`` until it puts ``None``, so the dataset streams: grading starts
 with the first admitted sessions, and a full queue holds back the driver's scan.
 
 :class:`GradeActor` is our own async actor UDF (not ``ray.data.llm``, whose
 HttpRequestProcessor awaits a batch's requests one by one and fails the whole dataset on one
 exhausted retry). One judge per actor, built on its event loop at the first call, so its
-HTTP client and rate limiter serve every session the actor grades. Each session goes the
-local pipeline's way: :func:`~streamgrade.assemble.prepare` in a worker thread, the judge,
-:func:`~streamgrade.sinks.records.build_record` and the per-session files' bytes
-(:func:`~streamgrade.sinks.records.session_files`); every failure becomes the session's
-failed record (input, judge, internal), so one bad session never fails the dataset.
-Frames taken from a recording are written to the actor's scratch folder and travel back as
-bytes: the driver writes everything under OUT. The inputs are read at the path the driver
-scanned, so on a cluster they must be visible to every worker at that same path.
+HTTP client and rate limiter serve every session the actor grades; the sessions of a block,
+and of the blocks the actor holds at once (``[ray] blocks_per_actor``), are graded
+concurrently. Each session goes the local pipeline's way, the assemble and grade stages:
+:func:`~streamgrade.assemble.prepare` in a worker thread, then the judge; every failure
+(input, judge, internal) is kept in the job, as the local stages do, so one bad session
+never fails the dataset. What the stages filled in the job (:data:`JOB_OUTPUTS`) goes back
+to the driver, which builds the record and writes every file through the local engine's
+writers. Frames taken from a recording are written to the actor's scratch folder and
+travel back as bytes. The inputs are read at the path the driver scanned, so on a cluster
+they must be visible to every worker at that same path.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
@@ -41,46 +49,62 @@ from ..config import Config
 from ..errors import BudgetExceeded, InputError, JudgeError
 from ..formats import FORMATS, configure_formats
 from ..job import Job
-from ..models import ScoreRecord, SessionRef, Usage
-from ..sinks.layout import SCORES_JSONL, Layout
-from ..sinks.records import build_record, session_files
+from ..models import SessionRef, Usage
+from ..sinks.layout import Layout
 
 log = logging.getLogger("streamgrade.pipeline")
 
-__all__ = ["GradeActor", "QueueSource", "RowResult", "Secrets", "encode_refs", "decode_result"]
+__all__ = ["GradeActor", "Graded", "JOB_OUTPUTS", "QueueSource", "Secrets", "encode_block", "decode_results"]
+
+#: The fields of a :class:`~streamgrade.job.Job` the assemble and grade stages fill.
+JOB_OUTPUTS = ("session", "messages", "chunks", "verdict", "error", "error_kind", "usage", "frames", "steps", "video")
 
 
-class RowResult(msgspec.Struct, omit_defaults=True):
-    """One graded (or failed) session, from an actor to the driver: its ``record``, the
-    per-session ``files`` (name -> bytes, see :mod:`streamgrade.sinks.records`), the
-    export ``lines`` ((export, line) pairs), its ``frames`` (file name under the session's
-    ``frames/`` -> JPEG bytes), ``error_kind`` (input | judge | internal) and whether a
-    label set its reward (``label_used``). ``budget`` instead: the run budget was spent
-    before it was graded (it stays pending)."""
+@dataclass
+class Graded:
+    """One session's stage outputs, from an actor to the driver: ``outputs`` the job's
+    :data:`JOB_OUTPUTS` (a failure included: ``error``, ``error_kind``), ``frames`` the
+    files of its ``frames/`` folder (name -> JPEG bytes). ``budget`` instead: the run
+    budget was spent before it was graded (it stays pending)."""
 
     key: int
-    record: ScoreRecord | None = None
-    files: dict[str, bytes] = {}
-    lines: list[tuple[str, bytes]] = []
-    frames: dict[str, bytes] = {}
-    error_kind: str | None = None
-    label_used: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
+    frames: dict[str, bytes] = field(default_factory=dict)
     budget: str | None = None
 
 
 _ENCODER = msgspec.msgpack.Encoder()
-_REF = msgspec.msgpack.Decoder(SessionRef)
-_RESULT = msgspec.msgpack.Decoder(RowResult)
+_BLOCK = msgspec.msgpack.Decoder(list[tuple[int, SessionRef]])
 
 
-def encode_refs(keys: list[int], refs: list[SessionRef]) -> dict[str, list]:
-    """A block's columns for ``refs`` (what the driver puts on the queue)."""
-    return {"key": keys, "ref": [_ENCODER.encode(r) for r in refs]}
+def _internal(key: int, error: str) -> Graded:
+    return Graded(key, {"error": error, "error_kind": "internal"})
 
 
-def decode_result(data: bytes) -> RowResult:
-    """A :class:`RowResult` from its msgpack bytes (raises msgspec.DecodeError)."""
-    return _RESULT.decode(data)
+def _pickle_block(results: list[Graded]) -> bytes:
+    """A block's results, pickled; one that cannot be (an odd object in a verdict) becomes
+    its internal failure instead of failing the block."""
+    try:
+        return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        safe = []
+        for r in results:
+            try:
+                pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)
+                safe.append(r)
+            except Exception as exc:
+                safe.append(_internal(r.key, f"internal error in the Ray actor: result not picklable: {exc!r}"))
+        return pickle.dumps(safe, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def encode_block(keys: list[int], refs: list[SessionRef]) -> bytes:
+    """A block of sessions, as the driver puts it on the queue (the ``refs`` cell)."""
+    return _ENCODER.encode(list(zip(keys, refs)))
+
+
+def decode_results(data: bytes) -> list[Graded]:
+    """The :class:`Graded` list of a ``results`` cell (pickled by our own actors)."""
+    return pickle.loads(data)
 
 
 class Secrets:
@@ -104,8 +128,8 @@ class Secrets:
 
 class QueueSource(Datasource):
     """A Ray Data source reading the blocks a driver puts on ``queue`` (a
-    ``ray.util.queue.Queue``; ``{"key": [...], "ref": [...]}`` each) until it puts None.
-    One read task: it only relays (give it ``num_cpus=0``)."""
+    ``ray.util.queue.Queue``; :func:`encode_block` bytes each) until it puts None, each as
+    a one-row block. One read task: it only relays (give it ``num_cpus=0``)."""
 
     def __init__(self, queue: Any):
         self.queue = queue
@@ -121,19 +145,19 @@ class QueueSource(Datasource):
                 item = queue.get(block=True)
                 if item is None:
                     return
-                yield pa.table({"key": pa.array(item["key"], pa.int64()), "ref": pa.array(item["ref"], pa.binary())})
+                yield pa.table({"refs": pa.array([item], pa.binary())})
 
         return [ReadTask(read, BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None))]
 
 
 class GradeActor:
     """The grading actor (module docstring). ``config`` is the run's config with the
-    provider limits already divided among the actors; ``calibration`` and ``labels`` the
-    driver's loaded objects (or None); ``secrets`` the API keys; ``log_level`` the level
-    of the streamgrade loggers on the worker (its stderr reaches the driver's)."""
+    provider limits already divided among the actors; ``labels`` the driver's loaded
+    labels (or None); ``secrets`` the API keys; ``log_level`` the level of the streamgrade
+    loggers on the worker (its stderr reaches the driver's)."""
 
-    def __init__(self, config: Config, calibration: Any = None, labels: Any = None,
-                 secrets: Secrets | None = None, log_level: str = "WARNING"):
+    def __init__(self, config: Config, labels: Any = None, secrets: Secrets | None = None,
+                 log_level: str = "WARNING"):
         from ..logs import setup_logging
 
         keys = secrets.reveal() if secrets else {}
@@ -141,14 +165,11 @@ class GradeActor:
         setup_logging(config.run.log_format, log_level, secrets=list(keys.values()))
         configure_formats(config)
         self.config = config
-        self.calibration = calibration
         self.labels = labels
-        self.weights = config.rubric.weights()
         self.judge: Any = None
         self.scratch = Path(tempfile.mkdtemp(prefix="streamgrade-actor-"))
         self.layout = Layout(self.scratch)  # frames land here, then travel back as bytes
         self.readers = anyio.CapacityLimiter(config.pipeline.assemble_workers)
-        self.encoder = msgspec.json.Encoder()
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "scratch", ""), ignore_errors=True)
@@ -158,25 +179,21 @@ class GradeActor:
             from ..judges import make_judge
 
             self.judge = make_judge(self.config)
-        keys = batch.column("key").to_pylist()
-        refs = batch.column("ref").to_pylist()
-        results = await asyncio.gather(*(self._one(k, r) for k, r in zip(keys, refs)))
-        yield pa.table({"key": pa.array(keys, pa.int64()), "result": pa.array(results, pa.binary())})
+        rows = [_BLOCK.decode(cell) for cell in batch.column("refs").to_pylist()]
+        results = await asyncio.gather(*(asyncio.gather(*(self._one(k, r) for k, r in row)) for row in rows))
+        yield pa.table({"results": pa.array([_pickle_block(r) for r in results], pa.binary())})
 
-    async def _one(self, key: int, raw: bytes) -> bytes:
-        """One session, start to finish; never raises (a failure is the session's record)."""
-        job: Job | None = None
+    async def _one(self, key: int, ref: SessionRef) -> Graded:
+        """One session through the assemble and grade stages; never raises (a failure is
+        kept in the job, as the local stages keep it)."""
         try:
-            job = Job(_REF.decode(raw))
-            return _ENCODER.encode(await self._grade(key, job))
+            return await self._stages(key, Job(ref))
         except Exception as exc:  # a bug must not fail the dataset
-            ref = job.ref if job else SessionRef(session_id=f"<row {key}>", format="?", path="?", files=())
             log.exception("internal error in the Ray actor on %s", ref.session_id,
                           extra={"session": ref.session_id, "file": ref.path})
-            failed = Job(ref, error=f"{ref.path}: internal error: {exc!r}", error_kind="internal")
-            return _ENCODER.encode(self._result(key, failed))
+            return _internal(key, f"{ref.path}: internal error in the Ray actor: {exc!r}")
 
-    async def _grade(self, key: int, job: Job) -> RowResult:
+    async def _stages(self, key: int, job: Job) -> Graded:
         ref = job.ref
         try:
             try:
@@ -184,16 +201,15 @@ class GradeActor:
                                                self.labels, limiter=self.readers)
             except InputError as exc:
                 job.error, job.error_kind = str(exc), "input"
-            except Exception as exc:
+            except Exception as exc:  # a bug must not fail the dataset
                 log.exception("internal error assembling %s", ref.session_id,
                               extra={"session": ref.session_id, "file": ref.path})
                 job.error, job.error_kind = f"{ref.path}: internal error: {exc!r}", "internal"
             if job.error is None:
-                assert job.session is not None
                 try:
                     job.verdict = await self.judge.grade(job.session, job.chunks)
                 except BudgetExceeded as exc:
-                    return RowResult(key, budget=str(exc))
+                    return Graded(key, budget=str(exc))
                 except JudgeError as exc:
                     job.error, job.error_kind = f"{ref.path}: judge: {exc}", "judge"
                     job.usage = exc.usage if isinstance(exc.usage, Usage) else Usage(requests=exc.attempts)
@@ -201,19 +217,12 @@ class GradeActor:
                     log.exception("internal error grading %s", ref.session_id,
                                   extra={"session": ref.session_id, "file": ref.path})
                     job.error, job.error_kind = f"{ref.path}: internal error in judge: {exc!r}", "internal"
-            return self._result(key, job)
+            return Graded(key, {name: getattr(job, name) for name in JOB_OUTPUTS}, self._frames(ref.session_id))
         finally:
             shutil.rmtree(self.layout.session_dir(ref.session_id), ignore_errors=True)
 
-    def _result(self, key: int, job: Job) -> RowResult:
-        """The record, files, export line and frames of a finished ``job``."""
-        record = build_record(job, self.judge.info, self.weights, self.calibration)
-        files = session_files(job, record, self.config, self.encoder)
-        frames = {}
-        folder = self.layout.frames_dir(job.ref.session_id)
-        if folder.is_dir():
-            frames = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-        s = job.session
-        return RowResult(key, record=record, files=files, lines=[(SCORES_JSONL, self.encoder.encode(record))],
-                         frames=frames, error_kind=job.error_kind,
-                         label_used=bool(s is not None and s.meta.get("reward_from") == "labels"))
+    def _frames(self, session_id: str) -> dict[str, bytes]:
+        folder = self.layout.frames_dir(session_id)
+        if not folder.is_dir():
+            return {}
+        return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
