@@ -193,6 +193,58 @@ def test_actor_grades_a_batch_and_one_bad_session_is_its_own_failure(tmp_path: P
         assert out["verdict"].components and set(out["verdict"].components) == {"outcome", "process", "efficiency"}
 
 
+def test_frames_travel_from_the_actor_to_the_driver_output(tmp_path: Path):
+    """A Clones recording graded by the actor (in this process): its frames come back as
+    bytes, and the driver's delivery writes them under OUT/sessions/<id>/frames/, where the
+    job's frame paths point."""
+    import shutil
+
+    import anyio
+    import pyarrow as pa
+
+    from streamgrade.engines.ray_engine import RayPipeline
+    from streamgrade.engines.ray_udf import GradeActor, decode_results, encode_block
+    from streamgrade.judges import HeuristicJudge
+    from streamgrade.pipeline import Pipeline
+    from streamgrade.job import Job
+    from streamgrade.sources.scan import scan
+    from test_frames_pipeline import SESSION, make_recording
+
+    data = tmp_path / "data" / "rec1"
+    shutil.copytree(SESSION, data)
+    make_recording(data / "recording.mp4")
+    [ref] = list(scan([tmp_path / "data"]))
+    cfg = load_config(env={}, overrides={"run": {"judge": "heuristic"}, "frames": {"per_chunk": 2, "longest_side": 160}})
+    actor = GradeActor(cfg)
+
+    async def call() -> list:
+        return [t async for t in actor(pa.table({"refs": pa.array([encode_block([7], [ref])], pa.binary())}))]
+
+    [graded] = decode_results(asyncio.run(call())[0].column("results")[0].as_py())
+    assert graded.key == 7 and graded.outputs["error"] is None and graded.frames
+    wanted = {f["path"] for f in graded.outputs["frames"] + graded.outputs["steps"]}  # the judge's and the steps'
+    assert graded.outputs["frames"] and sorted(f"frames/{name}" for name in graded.frames) == sorted(wanted)
+    assert not any(actor.scratch.rglob("*.jpg"))  # the actor's scratch copy is gone
+
+    pipe = RayPipeline(cfg, tmp_path / "out", HeuristicJudge(cfg))
+    Pipeline.open(pipe)  # the output folder and ledger, no Ray
+    try:
+        job = pipe._sent[7] = Job(ref)
+
+        async def deliver() -> Job:
+            send, recv = anyio.create_memory_object_stream(1)
+            async with send, recv:
+                await pipe._deliver([graded], send)
+                return recv.receive_nowait()
+
+        assert anyio.run(deliver) is job and job.session is not None and not pipe._sent
+        folder = pipe.layout.frames_dir(ref.session_id)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == graded.frames
+        assert all((pipe.layout.session_dir(ref.session_id) / f["path"]).is_file() for f in job.frames + job.steps)
+    finally:
+        Pipeline.close(pipe)
+
+
 def test_split_limits_divides_the_provider_budget_among_actors():
     from streamgrade.engines.ray_engine import split_limits
 
