@@ -13,7 +13,10 @@ the figures of both engines. Runs, in this order: local and Ray at each size, th
 one actor at the smallest size (the per-actor rate).
 
 Figures per run: ``seconds`` (wall), ``rate`` (rows / wall), ``first_s`` (to the first line
-of scores.jsonl), ``steady`` (rows/s between 10% and 90% of the lines, sampled every 0.1 s).
+of scores.jsonl), ``steady`` (rows/s between 10% and 90% of the lines, sampled every 0.1 s),
+and the CPU time (from /proc) of the driver and of the grading actors, per row in ms: what
+bounds a cluster (a driver core serves about 1000 / driver_ms rows/s; an actor core about
+1000 / actor_ms, or ``max_concurrency`` / latency when the judge's latency is the bound).
 Fixed cost per engine: the intercept of the line through its two sizes' wall times,
 ``t(n) = fixed + n / marginal_rate``. Targets: Ray's fixed cost under 10 s, and Ray's
 rate at the largest size at least 0.9 of the local engine's.
@@ -57,6 +60,7 @@ def grade(data: Path, work: Path, env: dict[str, str], engine: str, n: int, time
     cmd = [sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--no-progress",
            "--engine", engine, *extra]
     samples: list[tuple[float, int]] = []
+    cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU seconds seen last)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -67,6 +71,7 @@ def grade(data: Path, work: Path, env: dict[str, str], engine: str, n: int, time
             lines = _lines(scores)
             if lines and (not samples or lines != samples[-1][1]):
                 samples.append((time.perf_counter() - t0, lines))
+            _sample_cpu(proc.pid, cpu)
             time.sleep(0.1)
         seconds = time.perf_counter() - t0
         err = proc.stderr.read() if proc.stderr else ""
@@ -77,8 +82,45 @@ def grade(data: Path, work: Path, env: dict[str, str], engine: str, n: int, time
     shutil.rmtree(out, ignore_errors=True)
     if proc.returncode != 0 or graded != n:
         raise RuntimeError(f"{engine} run at {n} rows: exit {proc.returncode}, {graded} lines\n{err[-2000:]}")
+    per_row = {role: round(1000 * sum(c for r, c in cpu.values() if r == role) / n, 2)
+               for role in ("driver", "actors", "ray")}
     return {"engine": engine, "n": n, "seconds": round(seconds, 2), "rate": round(n / seconds, 1),
-            "first_s": round(samples[0][0], 2) if samples else None, "steady": steady(samples, n)}
+            "first_s": round(samples[0][0], 2) if samples else None, "steady": steady(samples, n),
+            "cpu_ms_per_row": per_row}
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _sample_cpu(root: int, cpu: dict[int, tuple[str, float]]) -> None:
+    """CPU seconds (user + system, /proc/PID/stat) of ``root`` (the driver) and each of its
+    descendants, by role: driver, actors (Ray Data's GradeActor workers), ray (the rest)."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    todo, seen = [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        todo.extend(children.get(pid, []))
+        try:
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        role = "driver" if pid == root else "actors" if "GradeActor" in name else "ray"
+        if cpu.get(pid, ("",))[0] == "actors":  # a worker's title changes; once an actor, counted as one
+            role = "actors"
+        f = stats[pid]
+        cpu[pid] = (role, (int(f[11]) + int(f[12])) / _TICK)
 
 
 def _lines(path: Path) -> int:
@@ -105,6 +147,10 @@ def fixed_cost(small: dict[str, Any], large: dict[str, Any]) -> tuple[float | No
         return None, None
     marginal = (large["n"] - small["n"]) / dt
     return round(small["seconds"] - small["n"] / marginal, 2), round(marginal, 1)
+
+
+def _per_core(ms: float) -> float | None:
+    return round(1000 / ms, 1) if ms else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,10 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     by = {(r["engine"], r["n"]): r for r in runs}
     local_fixed, local_marginal = fixed_cost(by["local", small_n], by["local", large_n])
     ray_fixed, ray_marginal = fixed_cost(by["ray", small_n], by["ray", large_n])
-    print(B.table([[r["engine"], r["n"], r["seconds"], r["rate"], r["steady"], r["first_s"]] for r in runs],
-                  ["engine", "rows", "seconds", "rows/s", "steady/s", "first s"]))
+    print(B.table([[r["engine"], r["n"], r["seconds"], r["rate"], r["steady"], r["first_s"],
+                    r["cpu_ms_per_row"]["driver"], r["cpu_ms_per_row"]["actors"], r["cpu_ms_per_row"]["ray"]]
+                   for r in runs],
+                  ["engine", "rows", "seconds", "rows/s", "steady/s", "first s", "driver ms", "actors ms", "ray ms"]))
     print("rows/s: rows over the wall time of the whole CLI run; steady/s: between 10% and 90% of the lines; "
-          "first s: to the first line of scores.jsonl")
+          "first s: to the first line of scores.jsonl; driver/actors/ray ms: CPU per row of the CLI process, "
+          "of the grading actors and of Ray's other processes")
     print(f"fixed cost (intercept of t(n) through both sizes): local {local_fixed} s, ray {ray_fixed} s; "
           f"marginal rate: local {local_marginal}/s, ray {ray_marginal}/s")
     ratio = B.ratio(by["ray", large_n]["rate"], by["local", large_n]["rate"])
@@ -165,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         "ray_marginal_rate": ray_marginal,
         "local_marginal_rate": local_marginal,
         "per_actor_rate": one["steady"],
+        "cpu_ms_per_row": {f"{r['engine']}_{r['n']}": r["cpu_ms_per_row"] for r in runs},
+        # what one core of each role sustains, from the CPU per row of the large Ray run
+        "driver_core_rows_s": _per_core(by["ray", large_n]["cpu_ms_per_row"]["driver"]),
+        "actor_core_rows_s": _per_core(by["ray", large_n]["cpu_ms_per_row"]["actors"]),
+        "actor_latency_bound_rows_s": round(c / (args.latency_ms / 1000.0), 1) if args.latency_ms else None,
         "ray_2_actors_steady": by["ray", small_n]["steady"],
         "steady": {f"{r['engine']}_{r['n']}": r["steady"] for r in runs},
         "mock_status": mock_status,
