@@ -20,6 +20,7 @@ from .config_sources import CLI, Invalid, Sources, located, note_sources, valida
 from .config_learning import AugmentConfig, HintsConfig, HINT_GROUP_FIELDS  # noqa: F401
 from .config_judging import (AnthropicConfig, BatchConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
                              RubricConfig)
+from .config_ray import RayConfig
 from .errors import ConfigError
 from .exports.filters import ExportFilter
 
@@ -289,6 +290,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
     hints: HintsConfig = msgspec.field(default_factory=HintsConfig)
     augment: AugmentConfig = msgspec.field(default_factory=AugmentConfig)
+    ray: RayConfig = msgspec.field(default_factory=RayConfig)
 
 
 #: Short environment variables and the field each sets.
@@ -444,6 +446,10 @@ def _check(cfg: Config) -> None:
         "hints.max_items": cfg.hints.max_items,
         "augment.batch_steps": cfg.augment.batch_steps,
         "augment.max_requests": cfg.augment.max_requests,
+        "ray.actors": cfg.ray.actors,
+        "ray.cpus_per_actor": cfg.ray.cpus_per_actor,
+        "ray.block_rows": cfg.ray.block_rows,
+        "ray.blocks_per_actor": cfg.ray.blocks_per_actor,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -470,6 +476,9 @@ def _check(cfg: Config) -> None:
                                         f"or meta.<path>")
     if cfg.augment.after_ms < 0:
         raise Invalid("augment.after_ms", f"must be >= 0, got {cfg.augment.after_ms}")
+    if cfg.ray.max_actors and cfg.ray.max_actors < cfg.ray.actors:
+        raise Invalid("ray.max_actors", f"must be 0 (a fixed pool) or >= ray.actors ({cfg.ray.actors}), "
+                                        f"got {cfg.ray.max_actors}")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
     names: set[str] = set()

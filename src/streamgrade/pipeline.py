@@ -252,16 +252,25 @@ class Pipeline:
             self._tg = tg
             tg.start_soon(self._run_source, source, refs_tx)
             tg.start_soon(self._admit, refs_rx, jobs_tx)
-            async with grade_tx, done_tx, jobs_rx:
-                for _ in range(self.config.pipeline.assemble_workers):
-                    tg.start_soon(self._assemble, jobs_rx.clone(), grade_tx.clone(), done_tx.clone())
-                async with grade_rx:
-                    for _ in range(workers):
-                        tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
+            async with grade_tx, grade_rx, done_tx, jobs_rx:
+                self._start_graders(tg, jobs_rx, grade_tx, grade_rx, done_tx, workers)
             async with done_rx, written_tx:
                 for _ in range(self.config.pipeline.file_writers):
                     tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
             tg.start_soon(self._sink, written_rx)
+
+    def _start_graders(self, tg: TaskGroup, jobs: ObjectReceiveStream[Job], grade_tx: ObjectSendStream[Job],
+                       grade_rx: ObjectReceiveStream[Job], done: ObjectSendStream[Job], workers: int) -> None:
+        """Start the actors between admission and the file writers, each on clones of the
+        streams (the caller closes the originals): ``pipeline.assemble_workers`` assemblers
+        (``jobs`` -> ``grade_tx``, failures to ``done``) and ``workers`` graders (``grade_rx``
+        -> ``done``; ``pipeline.grade_workers``, or the batch judge's ``grade_workers``).
+        Another engine replaces them by overriding this
+        (:class:`streamgrade.engines.ray_engine.RayPipeline`)."""
+        for _ in range(self.config.pipeline.assemble_workers):
+            tg.start_soon(self._assemble, jobs.clone(), grade_tx.clone(), done.clone())
+        for _ in range(workers):
+            tg.start_soon(self._grade, grade_rx.clone(), done.clone())
 
     async def _update_reports(self, session_ids: list[str], final: bool = False) -> None:
         """HTML reports (sinks/html.py): the sessions' pages now, index.html at most every

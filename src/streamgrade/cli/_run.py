@@ -15,7 +15,8 @@ import click
 from ..config import Config
 from ..errors import ConfigError
 from ..judges import make_judge
-from ..pipeline import Pipeline, RunStats, scan_source
+from ..engines import make_pipeline
+from ..pipeline import RunStats, scan_source
 from ..sinks.jsonl import ExportMismatch
 from ..sinks.lock import OutputLocked
 from ..sources.scan import ScanReport
@@ -25,9 +26,9 @@ log = logging.getLogger("streamgrade.cli")
 
 
 async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
-               verbose: bool = False) -> tuple[RunStats, str | None, bool]:
-    """Run the pipeline; returns (stats, the name of the signal that stopped it or None,
-    whether a second signal aborted the drain)."""
+               verbose: bool = False, engine: str = "local") -> tuple[RunStats, str | None, bool]:
+    """Run the pipeline on ``engine`` (:mod:`streamgrade.engines`); returns (stats, the name
+    of the signal that stopped it or None, whether a second signal aborted the drain)."""
     try:
         judge = make_judge(cfg)
     except ConfigError as exc:
@@ -41,7 +42,8 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
 
         phase = lambda: describe(snapshot())  # noqa: E731
     display = Progress(judge.info.kind, phase=phase) if progress else None
-    pipe = Pipeline(cfg, out, judge, on_record=display.update if display else None, rebuild_when_idle=watch)
+    pipe = make_pipeline(engine, cfg, out, judge, on_record=display.update if display else None,
+                         rebuild_when_idle=watch)
     try:
         pipe.open("watch" if watch else "grade")
     except (OutputLocked, ExportMismatch) as exc:
@@ -56,6 +58,8 @@ async def _run(cfg: Config, paths: list[Path], *, watch: bool, progress: bool,
         await judge.aclose()
         click.echo(f"streamgrade: cannot use output folder {out}: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_USAGE)
+    if engine != "local":
+        click.echo(f"streamgrade: {pipe.describe()}", err=True)
     report = pipe.stats.scan = ScanReport(verbose=verbose)
     exclude = [out]
     notifier = None

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import click
 
+from ..engines import ENGINES
 from ..sinks.lock import OutputLocked
 from ..summary import EXIT_OK, EXIT_USAGE, exit_code, finish, judge_line, print_summary, training_lines
 from ._app import _build_config, _calibration, _check_judge, _check_paths, _setup, common_options, main
@@ -33,8 +34,17 @@ log = logging.getLogger("streamgrade.cli")
               help="Grade through the judge's Batch API at half the token price (openai: OpenAI Batch; anthropic: "
                    "Message Batches; results within 24 h, resumable after a stop or a crash). Sets [openai] or "
                    "[anthropic] mode = \"batch\"; see [batch] in the config.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="Where sessions are assembled and graded: local (this process) or ray (a Ray Data actor "
+                   "pool; needs pip install 'streamgrade[ray]'). Output, ledger and exports stay on this machine.")
+@click.option("--ray-address", metavar="ADDR",
+              help="With --engine ray: the Ray cluster to join (auto, HOST:6379, ray://HOST:10001). Default: a "
+                   "private Ray for this run, on 127.0.0.1 only ([ray] address).")
+@click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",
+              help="With --engine ray: grading actors; the provider's rpm/tpm/budget are divided among them "
+                   "([ray] actors).  [default: 2]")
 def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels, calibration,
-          batch) -> None:
+          batch, engine, ray_address, ray_actors) -> None:
     """Grade every session found under PATHS, then exit.
 
     Sessions already graded with unchanged files are skipped, so a re-run only grades what
@@ -52,15 +62,27 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     rounds, one batch per chunk step); a stop or a crash leaves the batches running at the
     provider, and the same command later picks them up without paying twice.
     """
-    cfg = _build_config(config_file, output, judge, log_format, _calibration(calibration), labels=labels)
+    if engine != "ray" and (ray_address or ray_actors):
+        click.echo("streamgrade: --ray-address and --ray-actors need --engine ray", err=True)
+        sys.exit(EXIT_USAGE)
+    cfg = _build_config(config_file, output, judge, log_format,
+                        {**_calibration(calibration), "ray": {"address": ray_address, "actors": ray_actors}},
+                        labels=labels)
     _check_judge(cfg)
     if batch:
         _use_batch(cfg)
+    from ..judges import batch_mode
+
+    if engine == "ray" and batch_mode(cfg):
+        click.echo("streamgrade: batch mode runs on the local engine (one collector submits the batches); "
+                   "drop --engine ray, or set mode = \"sync\"", err=True)
+        sys.exit(EXIT_USAGE)
     _setup(cfg, verbose, quiet_default=True)
     paths = _check_paths(paths)
     click.echo(f"streamgrade: {judge_line(cfg)}", err=True)
     t0 = time.monotonic()
-    stats, signalled, _ = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress, verbose=verbose))
+    stats, signalled, _ = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress, verbose=verbose,
+                                                 engine=engine))
     print_summary(stats, cfg, time.monotonic() - t0, signal_name=signalled, verbose=verbose)
     training_lines(stats, verbose)
     finish(exit_code(stats, signalled=signalled is not None, strict=strict))
