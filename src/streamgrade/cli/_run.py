@@ -16,7 +16,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..judges import make_judge
 from ..engines import make_pipeline
-from ..pipeline import RunStats, scan_source
+from ..pipeline import Pipeline, RunStats, scan_source
 from ..sinks.jsonl import ExportMismatch
 from ..sinks.lock import OutputLocked
 from ..sources.scan import ScanReport
