@@ -7,44 +7,26 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import random
 import re
 import shutil
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from scipy import stats as sps
 
-from streamgrade.cli import main
 from streamgrade.compare import stats as st
 from streamgrade.compare.load import ExperimentError, load_experiments_file
 
+from test_query import cli, grade  # one in-process runner and grader for both test files
+
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CRAFTER = CORPUS / "crafter-balrog" / "submissions" / "LLM"
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 CHROMIUM = Path("/usr/bin/chromium")
 FAST = ("--resamples", "500")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    unset = {k: None for k in os.environ if k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
-    res = CliRunner().invoke(main, list(args), env=unset)
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        raise res.exception
-    return subprocess.CompletedProcess(args, res.exit_code, res.stdout, res.stderr)
-
-
-def grade(src: Path, out: Path) -> Path:
-    res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(src), "-o", str(out), "--judge",
-                          "heuristic", "--no-progress"], capture_output=True, text=True, env=CLEAN_ENV, timeout=180)
-    assert res.returncode == 0, res.stderr
-    return out
 
 
 def compare_json(*args: str) -> tuple[dict, subprocess.CompletedProcess]:

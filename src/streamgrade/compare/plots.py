@@ -5,7 +5,6 @@ experiment. One colour per experiment, the same in every figure."""
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..agreement_plots import _color, _png  # noqa: E402  (one palette and PNG encoding for every report)
 from ..sinks.atomic import write_atomic  # noqa: E402
 from .load import Experiment  # noqa: E402
 from .metrics import BY_NAME, values  # noqa: E402
@@ -24,15 +24,6 @@ from .metrics import BY_NAME, values  # noqa: E402
 MAX_BOXES = 9  # metrics in the box-plot grid
 
 
-def _color(i: int) -> Any:
-    return f"C{i}" if i < 10 else plt.get_cmap("tab20")(i % 20)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def safe_name(s: str) -> str:
