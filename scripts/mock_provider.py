@@ -12,8 +12,9 @@ it is never the bottleneck of a benchmark). It listens on 127.0.0.1 only and ser
   reasoning, score, confidence}``, ``failure_cause``, ``success``,
   ``success_probability`` = outcome / 100, success when outcome >= 50), whose
   numbers are derived from a sha256 of the request's messages (same prompt, same verdict);
-  for ``streamgrade_chunk`` it answers ``{summary, progress, problems}``; otherwise it echoes
-  the last user message as plain text. The response has OpenAI's shape: ``id``
+  for ``streamgrade_chunk`` it answers ``{summary, progress, problems}``; for any other
+  ``json_schema`` a value valid for it (:func:`from_schema`: hints, captions); otherwise it
+  echoes the last user message as plain text. The response has OpenAI's shape: ``id``
   ("chatcmpl-..."), ``object`` "chat.completion", ``created``, ``model`` (the request's),
   ``choices[0]`` ``{index, message {role, content}, finish_reason "stop"}`` and ``usage``
   ``{prompt_tokens (characters of the messages / 4), completion_tokens (characters of the
@@ -23,6 +24,14 @@ it is never the bottleneck of a benchmark). It listens on 127.0.0.1 only and ser
   a ``tool_use`` block calling the forced tool with the same verdict or chunk summary
   (:func:`anthropic_answer`), usage with simulated prompt-cache reads; no faults or limits.
 - ``GET /v1/models``: a model list with one model, ``mock-judge``.
+- Batch APIs (scripts/mock_batches.py documents them in full): OpenAI's ``/v1/files`` and
+  ``/v1/batches`` and Anthropic's ``/v1/messages/batches`` in their documented shapes, with a
+  start delay, a completion rate, seeded per-request errors that a resubmission redraws,
+  expiry, cancel, validation limits, a log of submissions and results and ``batches``
+  counters in the stats. Flags: ``--batch-start-delay-s``, ``--batch-rate``,
+  ``--batch-finalize-s``, ``--batch-expiry-s``, ``--batch-error-rate``,
+  ``--batch-error-status 500|400``, ``--batch-max-requests``, ``--batch-max-bytes``,
+  ``--anthropic-batch-max-requests``, ``--anthropic-batch-max-bytes``, ``--batch-log``.
 - ``GET /_mock/stats``: the counters below as JSON (``/_mock/*`` requests are not counted).
 
 Behaviour knobs (CLI flag / keyword argument of :func:`serve_in_thread`,
@@ -82,8 +91,10 @@ Stats and log
     ``faults`` per kind, ``fail_first``, ``probes``, ``bad_requests``, ``not_found``,
     ``duplicates`` (chat bodies whose sha256 was seen before), ``prompt_tokens``,
     ``completion_tokens``, ``total_tokens`` (usage of every 200 chat completion sent),
-    ``charged_tokens`` (what the TPM bucket was charged), ``uptime_s``. ``--log FILE``
-    appends one JSON line per request: ``{t, method, path, status, kind, sha256, ms}``.
+    ``charged_tokens`` (what the TPM bucket was charged), ``uptime_s``, ``batches`` (the
+    batch counters of scripts/mock_batches.py). ``--log FILE`` appends one JSON line per
+    request: ``{t, method, path, status, kind, sha256, ms}`` (and the batch events, unless
+    ``--batch-log`` names another file).
 
 Command line::
 
@@ -129,6 +140,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from aiohttp import web
+
+import mock_batches
 
 __all__ = [
     "MockOptions",
@@ -222,6 +235,41 @@ def _chunk(digest: bytes, prompt: str) -> dict[str, Any]:
     }
 
 
+def from_schema(schema: Any, digest: bytes, name: str = "value", depth: int = 0) -> Any:
+    """A value valid for the JSON schema ``schema`` (the subset strict Structured Outputs
+    use: object, array with minItems/maxItems, string, number, integer, boolean, enum,
+    anyOf/type lists), derived from ``digest``: strings read ``mock <path> <hex>`` (``path``
+    the property names from the top, ``a3.caption``), arrays
+    hold their minItems (at least 1, at most maxItems) items. Answers every schema name the
+    mock does not know (hints, captions, ...)."""
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][digest[depth % len(digest)] % len(schema["enum"])]
+    if "anyOf" in schema and schema["anyOf"]:
+        return from_schema(schema["anyOf"][0], digest, name, depth)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {k: from_schema(v, digest, k if name == "value" else f"{name}.{k}", depth + 1)
+                for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        n = max(1, int(schema.get("minItems") or 0))
+        if schema.get("maxItems") is not None:
+            n = min(n, int(schema["maxItems"]))
+        return [from_schema(schema.get("items") or {}, digest, name, depth + 1 + i) for i in range(n)]
+    if kind == "string":
+        return f"mock {name} {digest[depth % 28:depth % 28 + 4].hex()}"
+    if kind in ("number", "integer"):
+        lo, hi = schema.get("minimum", 0), schema.get("maximum")
+        v = lo if hi is None else (lo + hi) / 2
+        return int(v) if kind == "integer" else float(v)
+    if kind == "boolean":
+        return digest[depth % len(digest)] % 2 == 0
+    return None
+
+
 def _schema_name(request: dict[str, Any]) -> str | None:
     fmt = request.get("response_format") or {}
     if not isinstance(fmt, dict):
@@ -272,6 +320,8 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
         content = json.dumps(_verdict(digest, _wants_protocol(request)))
     elif schema_name == "streamgrade_chunk":
         content = json.dumps(_chunk(digest, prompt))
+    elif schema_name:  # any other json_schema: a schema-valid answer
+        content = json.dumps(from_schema(request["response_format"]["json_schema"].get("schema"), digest))
     else:
         content = "echo: " + prompt
     return _completion(request, content, _prompt_tokens(messages))
@@ -295,9 +345,12 @@ def anthropic_answer(request: dict[str, Any]) -> dict[str, Any]:
         props = (tools.get(name, {}).get("input_schema") or {}).get("properties") or {}
         block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
                  "input": _verdict(digest, "success" in props)}
-    elif name:
+    elif name == "submit_chunk":
         block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
                  "input": _chunk(digest, prompt)}
+    elif name:  # another forced tool (hints, captions): a value valid for its input schema
+        block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name,
+                 "input": from_schema(tools.get(name, {}).get("input_schema"), digest)}
     else:
         block = {"type": "text", "text": "echo: " + prompt}
     system = request.get("system") or []
@@ -361,9 +414,9 @@ def openai_duration(seconds: float) -> str:
 
 
 @dataclasses.dataclass
-class MockOptions:
-    """Every knob of the mock (see the module docstring); CLI flags are these names with
-    ``-`` for ``_``."""
+class MockOptions(mock_batches.BatchOptions):
+    """Every knob of the mock (see the module docstring; the ``batch_*`` ones, inherited,
+    in scripts/mock_batches.py); CLI flags are these names with ``-`` for ``_``."""
 
     latency_ms: float = 0
     latency_dist: str = "fixed"
@@ -399,6 +452,7 @@ class MockOptions:
             raise ValueError("fault rates must sum to at most 1")
         if self.stall_s < 0:
             raise ValueError("stall_s must be >= 0")
+        self.check_batch_options()
 
     def fault_rates(self) -> dict[str, float]:
         return {
@@ -470,8 +524,9 @@ class MockProvider:
         self._rpm = _Bucket(opts.rpm) if opts.rpm > 0 else None
         self._tpm = _Bucket(opts.tpm) if opts.tpm > 0 else None
         self._log: IO[str] | None = open(opts.log, "a", encoding="utf-8") if opts.log else None  # noqa: SIM115
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app = web.Application(client_max_size=max(64 * 1024 * 1024, opts.max_body_bytes()))
         self.app.router.add_get("/_mock/stats", self._handle_stats)
+        self.batches = mock_batches.register(self, answer, anthropic_answer)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
     @property
@@ -487,9 +542,11 @@ class MockProvider:
         out["faults"] = dict(self.faults)
         out["unique_bodies"] = len(self._seen)
         out["uptime_s"] = round(time.monotonic() - self._started, 3)
+        out["batches"] = self.batches.stats()
         return out
 
     def close_log(self) -> None:
+        self.batches.close()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -921,6 +978,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fail-status", type=int, default=429, help="status of those failures")
     ap.add_argument("--log", default=None, help="append one JSON line per request to this file")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    mock_batches.add_batch_arguments(ap)
     return ap
 
 

@@ -18,7 +18,7 @@ import logging
 from .chunking import chunk_session
 from .config import Config
 from .formats.base import Format
-from .job import Job
+from .job import Job, newest_mtime
 from .labels import Labels
 from .judges.openai import IMAGE_TOKENS
 from .models import Chunk, Message, Session
@@ -32,6 +32,7 @@ def prepare(job: Job, fmt: Format, config: Config, layout: Layout, labels: Label
     """Fill ``job`` (session, chunks, frames, messages) from its ref; a label of ``labels``
     replaces the session's reward (``meta["reward_from"] = "labels"``). Blocking. Raises
     InputError naming the file and the line or field."""
+    job.last_write = newest_mtime(job.ref.files)  # for the end-to-end latency metric
     session = job.session = fmt.assemble(job.ref, config)
     if labels is not None:
         label = labels.reward_for(job.ref.session_id, session.trial, session.task_id)

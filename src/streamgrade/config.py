@@ -17,8 +17,10 @@ from typing import Any, Literal, Mapping
 import msgspec
 
 from .config_sources import CLI, Invalid, Sources, located, note_sources, validation_error
-from .config_judging import (AnthropicConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
+from .config_learning import AugmentConfig, HintsConfig, HINT_GROUP_FIELDS  # noqa: F401
+from .config_judging import (AnthropicConfig, BatchConfig, CalibrationConfig, EnsembleMember, JudgeConfig, OpenAIConfig, Price,  # noqa: F401
                              RubricConfig)
+from .config_ray import RayConfig
 from .errors import ConfigError
 from .exports.filters import ExportFilter
 
@@ -57,6 +59,15 @@ class WatchConfig(msgspec.Struct, forbid_unknown_fields=True):
     settle_s: float = 5.0
     force_polling: bool = False
     poll_delay_ms: int = 300
+
+
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[metrics]``: the Prometheus endpoint of ``watch`` (``/metrics`` and ``/healthz``,
+    :mod:`streamgrade.ops`): ``port`` (0 = off) and ``host`` the address it binds
+    (127.0.0.1: this machine only; ``0.0.0.0`` or ``::`` for a scraper elsewhere)."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
 
 
 class ExtractConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -281,12 +292,14 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     run: RunConfig = msgspec.field(default_factory=RunConfig)
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
     watch: WatchConfig = msgspec.field(default_factory=WatchConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     extract: ExtractConfig = msgspec.field(default_factory=ExtractConfig)
     chunking: ChunkingConfig = msgspec.field(default_factory=ChunkingConfig)
     rubric: RubricConfig = msgspec.field(default_factory=RubricConfig)
     openai: OpenAIConfig = msgspec.field(default_factory=OpenAIConfig)
     anthropic: AnthropicConfig = msgspec.field(default_factory=AnthropicConfig)
     judge: JudgeConfig = msgspec.field(default_factory=JudgeConfig)
+    batch: BatchConfig = msgspec.field(default_factory=BatchConfig)
     formats: FormatsConfig = msgspec.field(default_factory=FormatsConfig)
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
     frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
@@ -295,6 +308,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     labels: LabelsConfig = msgspec.field(default_factory=LabelsConfig)
     calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
+    hints: HintsConfig = msgspec.field(default_factory=HintsConfig)
+    augment: AugmentConfig = msgspec.field(default_factory=AugmentConfig)
+    ray: RayConfig = msgspec.field(default_factory=RayConfig)
 
 
 #: Short environment variables and the field each sets.
@@ -441,6 +457,19 @@ def _check(cfg: Config) -> None:
         "frames.max_steps": cfg.frames.max_steps,
         "judge.samples": cfg.judge.samples,
         "judge.evidence_tokens": cfg.judge.evidence_tokens,
+        "batch.max_sessions_in_flight": cfg.batch.max_sessions_in_flight,
+        "batch.poll_min_s": cfg.batch.poll_min_s,
+        "batch.upload_timeout_s": cfg.batch.upload_timeout_s,
+        "hints.max_episodes": cfg.hints.max_episodes,
+        "hints.concurrency": cfg.hints.concurrency,
+        "hints.evidence_tokens": cfg.hints.evidence_tokens,
+        "hints.max_items": cfg.hints.max_items,
+        "augment.batch_steps": cfg.augment.batch_steps,
+        "augment.max_requests": cfg.augment.max_requests,
+        "ray.actors": cfg.ray.actors,
+        "ray.cpus_per_actor": cfg.ray.cpus_per_actor,
+        "ray.block_rows": cfg.ray.block_rows,
+        "ray.blocks_per_actor": cfg.ray.blocks_per_actor,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -449,6 +478,27 @@ def _check(cfg: Config) -> None:
         raise Invalid("chunking.max_tokens", f"must be >= 64, got {cfg.chunking.max_tokens}")
     if cfg.chunking.max_chars < 256:
         raise Invalid("chunking.max_chars", f"must be >= 256, got {cfg.chunking.max_chars}")
+    if not 0 <= cfg.metrics.port <= 65535:
+        raise Invalid("metrics.port", f"must be 0 (off) to 65535, got {cfg.metrics.port}")
+    if not cfg.metrics.host.strip():
+        raise Invalid("metrics.host", "must name an address, e.g. 127.0.0.1")
+    for name in ("quiet_s", "max_wait_s", "max_requests", "max_bytes", "price_factor", "keep_days"):
+        if getattr(cfg.batch, name) < 0:
+            raise Invalid(f"batch.{name}", f"must be >= 0, got {getattr(cfg.batch, name)}")
+    if cfg.batch.poll_max_s < cfg.batch.poll_min_s:
+        raise Invalid("batch.poll_max_s", f"must be >= batch.poll_min_s ({cfg.batch.poll_min_s}), "
+                                          f"got {cfg.batch.poll_max_s}")
+    if not 0 < cfg.hints.similarity <= 1:
+        raise Invalid("hints.similarity", f"must be in (0, 1], got {cfg.hints.similarity}")
+    bad = [f for f in cfg.hints.group_by if f not in HINT_GROUP_FIELDS and not f.startswith("meta.")]
+    if bad or not cfg.hints.group_by:
+        raise Invalid("hints.group_by", f"unknown fields {bad}; choose from {', '.join(HINT_GROUP_FIELDS)} "
+                                        f"or meta.<path>")
+    if cfg.augment.after_ms < 0:
+        raise Invalid("augment.after_ms", f"must be >= 0, got {cfg.augment.after_ms}")
+    if cfg.ray.max_actors and cfg.ray.max_actors < cfg.ray.actors:
+        raise Invalid("ray.max_actors", f"must be 0 (a fixed pool) or >= ray.actors ({cfg.ray.actors}), "
+                                        f"got {cfg.ray.max_actors}")
     if cfg.watch.settle_s < 0:
         raise Invalid("watch.settle_s", f"must be >= 0, got {cfg.watch.settle_s}")
     names: set[str] = set()

@@ -42,11 +42,13 @@ def _default_prices() -> dict[str, Price]:
 
 
 def _anthropic_prices() -> dict[str, Price]:
-    """Anthropic's list prices (docs.anthropic.com "Pricing", 2025): cache reads at 0.1x
-    input, 5-minute cache writes at 1.25x input."""
+    """Anthropic's list prices, USD per 1M tokens (https://platform.claude.com/docs/en/about-claude/pricing,
+    "Model pricing", read 2026-12): cache hits at 0.1x input, 5-minute cache writes at
+    1.25x input. Batch mode takes ``[batch] price_factor`` (0.5, "Batch processing") of these."""
     return {
         "claude-sonnet-4-5": Price(3.00, 15.00, 0.30, 3.75),
         "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
+        "claude-opus-4-5": Price(5.00, 25.00, 0.50, 6.25),
         "claude-opus-4-1": Price(15.00, 75.00, 1.50, 18.75),
     }
 
@@ -66,7 +68,9 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
     ``max_completion_tokens``); ``prices`` USD per million tokens by model
     (unknown model: cost 0); ``http_client`` the HTTP transport under httpx's API:
     ``aiohttp`` (httpx-aiohttp, ~10x the requests/s of httpx's own pool at 50 in flight,
-    see scripts/bench_dispatch.py) or ``httpx``.
+    see scripts/bench_dispatch.py) or ``httpx``; ``mode`` ``sync`` (one HTTP request per
+    judge request) or ``batch`` (the provider's Batch API at half price, for ``grade``; see
+    ``[batch]`` and judges/batch.py).
     """
 
     base_url: str | None = None
@@ -88,6 +92,7 @@ class OpenAIConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_tokens: int = 1024
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    mode: Literal["sync", "batch"] = "sync"
     prices: dict[str, Price] = msgspec.field(default_factory=_default_prices)
 
 
@@ -100,6 +105,36 @@ class AnthropicConfig(OpenAIConfig, forbid_unknown_fields=True):
     base_url: str | None = "https://api.anthropic.com"
     model: str = "claude-sonnet-4-5"
     prices: dict[str, Price] = msgspec.field(default_factory=_anthropic_prices)
+
+
+class BatchConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[batch]``: batch mode (``[openai] mode = "batch"``, ``[anthropic] mode = "batch"``
+    or ``grade --batch``; judges/batch.py, batch_collector.py).
+
+    ``max_sessions_in_flight`` sessions are graded at once (replacing
+    ``pipeline.grade_workers``), so that their requests share batches; memory grows with it
+    (each holds its session and its request body: lower it for sessions with many frames).
+    A batch is sent when no new request came for ``quiet_s`` seconds, ``max_wait_s``
+    seconds after its first request, or when it reaches ``max_requests`` requests or
+    ``max_bytes`` bytes (0: the provider's limit less a margin: OpenAI 49,000 / 180 MB of
+    its 50,000 / 200 MB, Anthropic 98,000 / 230 MB of its 100,000 / 256 MB). Batches are
+    polled from ``poll_min_s`` to ``poll_max_s`` seconds apart (growing while nothing
+    changes). ``price_factor`` multiplies the synchronous prices: both providers bill batch
+    tokens at 50% (OpenAI Batch API FAQ, help.openai.com/en/articles/9197833: "50% cost
+    discount vs. the synchronous APIs"; Anthropic "Batch processing": "reducing costs by
+    50%"). ``upload_timeout_s`` bounds an upload or a download of results; ``keep_days``
+    how long the ledger keeps the rows of ended batches."""
+
+    max_sessions_in_flight: int = 2000
+    quiet_s: float = 2.0
+    max_wait_s: float = 60.0
+    max_requests: int = 0
+    max_bytes: int = 0
+    poll_min_s: float = 5.0
+    poll_max_s: float = 60.0
+    price_factor: float = 0.5
+    upload_timeout_s: float = 600.0
+    keep_days: float = 30.0
 
 
 class CalibrationConfig(msgspec.Struct, forbid_unknown_fields=True):

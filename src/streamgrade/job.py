@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 
 from .models import Chunk, Message, Session, SessionRef, Usage, Verdict
@@ -17,7 +19,12 @@ class Job:
     Recordings also get ``video`` (``{path, offset_ms, width, height}``: the recording, the
     video time of session time 0, its size in px or None) and ``steps`` (one "before"
     frame per action group for the computer-use export: ``{t_ms, path, width, height,
-    actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`)."""
+    actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`);
+    with ``[augment] enabled``, ``augment``: captions, state transitions and hints
+    (:mod:`streamgrade.augment`), written to results.json.
+    For the latency metrics: ``admitted_at`` (``time.monotonic()`` s when admitted) and
+    ``last_write`` (the newest modification time of its files when assembled, s since the
+    epoch; None when unknown)."""
 
     ref: SessionRef
     session: Session | None = None
@@ -30,6 +37,22 @@ class Job:
     frames: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     video: dict | None = None
+    admitted_at: float = field(default_factory=time.monotonic)
+    last_write: float | None = None
+    augment: dict | None = None
 
 
-__all__ = ["Job"]
+def newest_mtime(files: tuple[str, ...] | list[str]) -> float | None:
+    """The newest modification time (s since the epoch) of ``files``; files that cannot be
+    stat'ed are left out; None when none can. Blocking (a stat per file)."""
+    newest = None
+    for f in files:
+        try:
+            t = os.stat(f).st_mtime
+        except OSError:
+            continue
+        newest = t if newest is None else max(newest, t)
+    return newest
+
+
+__all__ = ["Job", "newest_mtime"]

@@ -7,7 +7,10 @@
 - admit: skips sessions the ledger has finished with this fingerprint; marks the rest pending.
 - assemble: reads and parses the files in a worker thread (format.assemble), formats the SFT
   messages and cuts chunks; bad input becomes a failed record naming file and line or field.
-- grade: the judge, ``pipeline.grade_workers`` at once; a judge error becomes a failed record.
+- grade: the judge, ``pipeline.grade_workers`` at once (a judge that says how many it
+  wants, ``judge.grade_workers``, gets that: batch mode's ``batch.max_sessions_in_flight``);
+  a judge error becomes a failed record. A judge with a service (``judge.serve``: batch
+  mode's collector) has it run beside the actors, cancelled once they are done.
 - write files (``pipeline.file_writers``): each session's folder (atomic), or its encoded
   session store row (``[sinks] session_files``).
 - sink: one actor, so every commit is serialised: JSONL exports (exactly once), then the
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 import os
 import sqlite3
 import time
@@ -42,6 +46,7 @@ import msgspec
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from .assemble import prepare
+from .augment import augment_job
 from .calibration.model import CalibrationModel, load_model
 from .config import Config
 from .errors import BudgetExceeded, InputError, JudgeError
@@ -85,7 +90,9 @@ class RunStats:
     sessions skipped because an earlier run failed them on their (unchanged) input, with
     the first 1,000 in ``earlier_failures``; ``stopped_early`` says the source was stopped
     before it ended (a signal or the budget); ``pending`` is the ledger's count of sessions
-    left pending when the run ended; ``scan`` what the scan did not recognise."""
+    left pending when the run ended; ``scan`` what the scan did not recognise;
+    ``by_format`` counts sessions by (status, format), status being graded, failed,
+    ungradable, skipped (unchanged since graded) or failed_earlier (for the metrics)."""
 
     found: int = 0
     skipped: int = 0
@@ -103,12 +110,15 @@ class RunStats:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
     cost_usd: float = 0.0
     started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str]] = field(default_factory=list)
     dpo_pairs: int | None = None  # pairs in dpo.jsonl after the last rebuild of this run
     training: dict = field(default_factory=dict)  # format -> ExportResult of the last rebuild
     budget_pending: int = 0  # sessions left pending because the run budget was spent
+    by_format: Counter = field(default_factory=Counter)  # (status, format) -> sessions
+    batch: dict | None = None  # batch mode: the judge's last snapshot (batches, requests), set by the CLI
     bytes_written: dict[str, int] = field(default_factory=dict)  # kind -> bytes (sinks/meter.py), "ledger" its growth
 
     @property
@@ -129,18 +139,24 @@ class Pipeline:
 
     ``run(source)`` returns the :class:`RunStats` once the source is exhausted (grade) or
     stopped (watch) and everything in flight drained. ``stop()`` asks for that stop.
-    ``on_record`` is called with every ScoreRecord written (progress display). The training
+    ``on_record`` is called with every ScoreRecord written (progress display);
+    ``on_commit`` with (job, record) once a session's ledger line is committed (metrics).
+    ``streams`` names the send sides of the bounded streams of the current run (refs, jobs,
+    grade, done, written) for their ``statistics()``. The training
     files (``[exports] training``) are rebuilt at the end of a run that graded something and,
     with ``rebuild_when_idle`` (watch), whenever nothing is in flight, at most every
     ``exports.dpo_rebuild_s``."""
 
     def __init__(self, config: Config, out_dir: str | Path, judge: Judge,
-                 on_record: Callable[[ScoreRecord], None] | None = None, rebuild_when_idle: bool = False):
+                 on_record: Callable[[ScoreRecord], None] | None = None, rebuild_when_idle: bool = False,
+                 on_commit: Callable[[Job, ScoreRecord], None] | None = None):
         self.config = config
         self.out = Path(out_dir)
         self.layout = Layout(self.out)
         self.judge = judge
         self.on_record = on_record
+        self.on_commit = on_commit
+        self.streams: dict[str, ObjectSendStream] = {}
         self.rebuild_when_idle = rebuild_when_idle
         self._graded_since_build = 0
         self._last_build = time.monotonic()
@@ -224,29 +240,18 @@ class Pipeline:
         return self._ledger
 
     async def run(self, source: Source) -> RunStats:
-        cap = self.config.pipeline.stream_capacity
-        refs_tx, refs_rx = anyio.create_memory_object_stream[SessionRef](cap)
-        jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
-        grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
-        done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
-        written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
         if self._ledger is None:
             self.open()
+        # A judge with a service (batch mode: its collector) runs it beside the actors, and
+        # grades as many sessions at once as it says (``grade_workers``).
+        service = getattr(self.judge, "serve", None)
+        workers = getattr(self.judge, "grade_workers", None) or self.config.pipeline.grade_workers
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                tg.start_soon(self._run_source, source, refs_tx)
-                tg.start_soon(self._admit, refs_rx, jobs_tx)
-                async with grade_tx, done_tx, jobs_rx:
-                    for _ in range(self.config.pipeline.assemble_workers):
-                        tg.start_soon(self._assemble, jobs_rx.clone(), grade_tx.clone(), done_tx.clone())
-                    async with grade_rx:
-                        for _ in range(self.config.pipeline.grade_workers):
-                            tg.start_soon(self._grade, grade_rx.clone(), done_tx.clone())
-                async with done_rx, written_tx:
-                    for _ in range(self.config.pipeline.file_writers):
-                        tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
-                tg.start_soon(self._sink, written_rx)
+            async with anyio.create_task_group() as services:
+                if service is not None:
+                    services.start_soon(service)
+                await self._run_actors(source, workers)
+                services.cancel_scope.cancel()
             trim()  # before the end-of-run passes over every session, whose peaks add to what is held
             if self._graded_since_build and not self._interrupted():
                 await self._rebuild_training()
@@ -263,6 +268,38 @@ class Pipeline:
             if grown > 0:
                 self.stats.bytes_written["ledger"] = grown
         return self.stats
+
+    async def _run_actors(self, source: Source, workers: int) -> None:
+        cap = self.config.pipeline.stream_capacity
+        refs_tx, refs_rx = anyio.create_memory_object_stream[SessionRef](cap)
+        jobs_tx, jobs_rx = anyio.create_memory_object_stream[Job](cap)
+        grade_tx, grade_rx = anyio.create_memory_object_stream[Job](cap)
+        done_tx, done_rx = anyio.create_memory_object_stream[Job](cap)
+        written_tx, written_rx = anyio.create_memory_object_stream[Written](cap * 4)
+        self.streams = {"refs": refs_tx, "jobs": jobs_tx, "grade": grade_tx, "done": done_tx, "written": written_tx}
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._run_source, source, refs_tx)
+            tg.start_soon(self._admit, refs_rx, jobs_tx)
+            async with grade_tx, grade_rx, done_tx, jobs_rx:
+                self._start_graders(tg, jobs_rx, grade_tx, grade_rx, done_tx, workers)
+            async with done_rx, written_tx:
+                for _ in range(self.config.pipeline.file_writers):
+                    tg.start_soon(self._write_files, done_rx.clone(), written_tx.clone())
+            tg.start_soon(self._sink, written_rx)
+
+    def _start_graders(self, tg: TaskGroup, jobs: ObjectReceiveStream[Job], grade_tx: ObjectSendStream[Job],
+                       grade_rx: ObjectReceiveStream[Job], done: ObjectSendStream[Job], workers: int) -> None:
+        """Start the actors between admission and the file writers, each on clones of the
+        streams (the caller closes the originals): ``pipeline.assemble_workers`` assemblers
+        (``jobs`` -> ``grade_tx``, failures to ``done``) and ``workers`` graders (``grade_rx``
+        -> ``done``; ``pipeline.grade_workers``, or the batch judge's ``grade_workers``).
+        Another engine replaces them by overriding this
+        (:class:`streamgrade.engines.ray_engine.RayPipeline`)."""
+        for _ in range(self.config.pipeline.assemble_workers):
+            tg.start_soon(self._assemble, jobs.clone(), grade_tx.clone(), done.clone())
+        for _ in range(workers):
+            tg.start_soon(self._grade, grade_rx.clone(), done.clone())
 
     async def _update_reports(self, session_ids: list[str], final: bool = False) -> None:
         """HTML reports (sinks/html.py): the sessions' pages now, index.html at most every
@@ -361,10 +398,12 @@ class Pipeline:
                         ctx = {"session": ref.session_id, "file": ref.path}
                         if row.status in ("graded", "ungradable"):
                             self.stats.skipped += 1
+                            self.stats.by_format["skipped", ref.format] += 1
                             log.debug("skip %s: unchanged since graded", ref.session_id, extra=ctx)
                             continue
                         if row.status == "failed" and row.error_kind == "input":
                             self.stats.failed_earlier += 1
+                            self.stats.by_format["failed_earlier", ref.format] += 1
                             if len(self.stats.earlier_failures) < 1000:
                                 self.stats.earlier_failures.append((ref.session_id, row.error or ""))
                             log.debug("skip %s: failed earlier on its unchanged input", ref.session_id, extra=ctx)
@@ -375,6 +414,7 @@ class Pipeline:
                 except sqlite3.Error as exc:  # the ledger cannot be written: these are not taken in
                     for ref in admitted:
                         self.stats.failed += 1
+                        self.stats.by_format["failed", ref.format] += 1
                         if len(self.stats.failures) < 1000:
                             self.stats.failures.append((ref.session_id, f"{self.ledger.path}: ledger not written: {exc}"))
                         log.error("cannot record %s in the ledger %s: %s", ref.session_id, self.ledger.path, exc,
@@ -412,7 +452,11 @@ class Pipeline:
             async for job in recv:
                 assert job.session is not None
                 try:
+                    if self.config.augment.enabled:  # captions join the evidence (streamgrade.augment)
+                        await augment_job(job, self.config, self.judge, self.layout)
                     job.verdict = await self.judge.grade(job.session, job.chunks)
+                    if job.augment:  # the augment requests are this session's too
+                        job.verdict.usage.add(msgspec.convert(job.augment["usage"], Usage))
                 except BudgetExceeded as exc:
                     # Not a failure of the session: it stays pending for a later run.
                     if not self._stopping:
@@ -542,6 +586,8 @@ class Pipeline:
                 del self._current[w.job.ref.session_id]
             self._count(w.record)
             self._graded_since_build += w.record.status == "graded"
+            if self.on_commit:
+                self.on_commit(w.job, w.record)
 
     def _write_failed(self, w: Written, exc: OSError) -> None:
         """Disk full, read-only output: nothing half-written stays; the session stays pending
@@ -554,6 +600,7 @@ class Pipeline:
 
     def _count(self, record: ScoreRecord) -> None:
         st = self.stats
+        st.by_format[record.status, record.source_format] += 1
         if record.status == "graded":
             st.graded += 1
             log.info("graded %s score=%.1f judge=%s", record.session_id, record.score or 0, record.judge.kind if record.judge else "-",
@@ -571,6 +618,7 @@ class Pipeline:
         st.requests += int(record.usage.get("requests", 0))
         st.prompt_tokens += int(record.usage.get("prompt_tokens", 0))
         st.completion_tokens += int(record.usage.get("completion_tokens", 0))
+        st.cached_tokens += int(record.usage.get("cached_tokens", 0))
         st.cost_usd += float(record.usage.get("cost_usd", 0.0))
         if self.on_record:
             self.on_record(record)

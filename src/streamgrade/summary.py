@@ -58,10 +58,13 @@ def judge_line(cfg: Config) -> str:
     from .judges import resolve_kind
 
     kind = resolve_kind(cfg)
+    batch = ""
+    if kind in ("openai", "anthropic") and getattr(cfg, kind).mode == "batch":
+        batch = f", batch mode at {cfg.batch.price_factor:.0%} of list price"
     if kind == "anthropic":
-        return f"judge: anthropic, model {cfg.anthropic.model} at {cfg.anthropic.base_url}"
+        return f"judge: anthropic, model {cfg.anthropic.model} at {cfg.anthropic.base_url}{batch}"
     if kind == "openai":
-        return f"judge: openai, model {cfg.openai.model} at {cfg.openai.base_url or 'https://api.openai.com/v1'}"
+        return f"judge: openai, model {cfg.openai.model} at {cfg.openai.base_url or 'https://api.openai.com/v1'}{batch}"
     return "judge: heuristic (offline baseline; set STREAMGRADE_BASE_URL or an API key for the LLM judge)"
 
 
@@ -83,6 +86,8 @@ def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: 
           f"${stats.cost_usd:.4f}; output: {clean(cfg.run.output)}")
     if stats.bytes_written:
         _echo(f"streamgrade: {bytes_line(stats)}")
+    if stats.batch is not None:
+        _batch_line(stats.batch, stats.cost_usd, cfg.batch.price_factor)
     if cfg.labels.files:
         _echo(f"streamgrade: {stats.labelled} sessions took their reward from the labels "
               f"({', '.join(map(clean, cfg.labels.files))}, joined by {cfg.labels.key})")
@@ -135,6 +140,25 @@ def bytes_line(stats: RunStats) -> str:
             + ", ".join(f"{names.get(k, k)} {human_bytes(v)}" for k, v in kinds))
 
 
+def _batch_line(snap: dict, cost_usd: float, factor: float) -> None:
+    """Batch mode's line: the batches (ids), requests submitted, answered from the ledger,
+    resumed, and the cost at the batch price."""
+    ids = snap.get("batches") or []
+    shown = ", ".join(map(clean, ids[:5])) + (f", ... ({len(ids) - 5} more)" if len(ids) > 5 else "")
+    line = (f"streamgrade: batch mode ({clean(snap.get('provider', ''))}): {len(ids)} batches"
+            + (f" ({shown})" if ids else "") + f", {snap.get('submitted', 0)} requests submitted")
+    if snap.get("from_ledger"):
+        line += f", {snap['from_ledger']} answered from results stored in the ledger"
+    if snap.get("resumed"):
+        line += f", {snap['resumed']} batches resumed from an earlier run"
+    if snap.get("recovered"):
+        line += f" ({snap['recovered']} found by their metadata after a lost create)"
+    _echo(line + f"; cost ${cost_usd:.4f} at the batch price ({factor:.0%} of list)")
+    open_ = snap.get("open") or {}
+    if open_ or snap.get("queued"):
+        _echo(f"streamgrade: {sum(open_.values())} batches still open at the provider; the next run picks them up")
+
+
 def _failures(title: str, items: list[tuple[str, str]], total: int) -> None:
     if not total:
         return
@@ -147,9 +171,10 @@ def _failures(title: str, items: list[tuple[str, str]], total: int) -> None:
 
 class Progress:
     """The rich progress bar of ``grade``: sessions done/failed, requests/s, tokens, cost
-    (shown only on a terminal)."""
+    (shown only on a terminal); ``phase`` (batch mode) adds the collector's phase: collecting,
+    submitting, in progress n of m done, downloading."""
 
-    def __init__(self, judge_kind: str):
+    def __init__(self, judge_kind: str, phase=None):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as _Bar, TextColumn, TimeElapsedColumn
 
@@ -161,6 +186,7 @@ class Progress:
         )
         self.task = self.progress.add_task("grade", total=None, info="")
         self.stats: RunStats | None = None
+        self.phase = phase  # () -> str: batch mode's phase line
 
     def start(self, stats: RunStats) -> None:
         self.stats = stats
@@ -172,6 +198,8 @@ class Progress:
             return
         info = (f"ok {st.graded} failed {st.failed} skipped {st.skipped} | {st.requests_per_s():.1f} req/s "
                 f"| {st.prompt_tokens + st.completion_tokens:,} tok | ${st.cost_usd:.4f}")
+        if self.phase is not None:
+            info += f" | {self.phase()}"
         self.progress.update(self.task, completed=st.done, total=max(st.found - st.skipped, st.done) or None, info=info)
 
     def stop(self) -> None:

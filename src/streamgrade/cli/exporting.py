@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from ..summary import EXIT_NOTHING
+from ..summary import EXIT_NOTHING, EXIT_USAGE
 from ._app import _build_config, main
 
 
-_FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"]
+_FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use", "scores"]
 
 
 @main.command("export")
@@ -22,10 +22,18 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"
               help="sft: ChatML (TRL SFTTrainer); sharegpt: LLaMA-Factory; openai-sft: strict OpenAI chat "
                    "fine-tuning; dpo: TRL preference pairs; openai-dpo: OpenAI preference fine-tuning; "
                    "computer-use: screenshots + pyautogui steps of recordings (OpenAI vision and "
-                   "LLaMA-Factory multimodal files in a folder).")
+                   "LLaMA-Factory multimodal files in a folder); scores: the latest record of each session "
+                   "(scores.jsonl fields).")
 @click.option("-o", "--output", "dest", type=click.Path(path_type=Path),
               help="File to write (computer-use: the folder).  "
-                   "[default: OUT/exports/rebuilt/<name>.jsonl; OUT/exports/computer_use/]")
+                   "[default: OUT/exports/rebuilt/<name>.jsonl (.parquet with --parquet); OUT/exports/computer_use/]")
+@click.option("--parquet", is_flag=True,
+              help="Write Parquet instead of JSONL (datasets.load_dataset(\"parquet\", ...), the Hub's viewer); "
+                   "not for computer-use.")
+@click.option("--where", "where", metavar="SQL",
+              help="Keep only sessions whose latest record matches this SQL condition (DuckDB, over the columns "
+                   "of the scores view of `streamgrade query`), e.g. \"metrics.progression > 0.3 and model like "
+                   "'%llama%'\".")
 @click.option("--inline-images", is_flag=True,
               help="computer-use: images as data URLs and no metadata in the OpenAI file (for an upload; OpenAI "
                    "cannot read local paths).  [default: relative paths]")
@@ -60,7 +68,7 @@ _FORMATS = ["sft", "sharegpt", "openai-sft", "dpo", "openai-dpo", "computer-use"
                                                   "reward, judge).")
 def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achievements, min_progression, max_turns,
                require_termination, formats, models, pairs, rank_by, min_gap, keep_all, no_metadata,
-               inline_images, min_p_success) -> None:
+               inline_images, min_p_success, parquet, where) -> None:
     """Rebuild a training-data file from the graded results in OUT, without regrading.
 
     SFT files keep only sessions that pass by default (--all keeps every one); every row
@@ -70,7 +78,6 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
     when rows were written, 3 when nothing passed the filters (no file is written), 2 on a
     usage error.
     """
-    from ..exports.build import ExportOptions, NothingToExport, build_export
     from ..exports.filters import ExportFilter
 
     if fmt == "openai-dpo" and pairs == "trajectory":
@@ -83,32 +90,85 @@ def export_cmd(out, fmt, dest, config_file, min_score, min_reward, min_achieveme
              "require_termination": list(require_termination) or None, "formats": list(formats) or None,
              "models": list(models) or None, "min_p_success": min_p_success}
     flt = ExportFilter(**{k: (given[k] if given.get(k) is not None else getattr(base, k)) for k in ExportFilter.__struct_fields__})
+    if parquet and fmt == "computer-use":
+        raise click.UsageError("--parquet: computer-use writes a folder of images and two files; export it as JSONL")
+    flt = _with_where(out, flt, where)
     if fmt == "computer-use":
         _export_computer_use(out, dest, flt, cfg, inline_images, metadata=not no_metadata)
         return
+    _export_rows(out, fmt, dest, flt, cfg, parquet=parquet, keep_all=keep_all, no_metadata=no_metadata,
+                 pairs=pairs, rank_by=rank_by, min_gap=min_gap)
+
+
+def _with_where(out: Path, flt, where: str | None):
+    """``flt`` with the --where condition (exit 2 with DuckDB's message when it fails)."""
+    if where is None:
+        return flt
+    from ..exports.where import where_filter
+    from ..query import QueryError
+
+    try:
+        flt, notes = where_filter(out, flt, where)
+    except QueryError as exc:
+        click.echo(f"streamgrade: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    for note in notes:
+        click.echo(f"streamgrade: {note}", err=True)
+    return flt
+
+
+def _export_rows(out: Path, fmt: str, dest: Path | None, flt, cfg, *, parquet: bool, keep_all: bool,
+                 no_metadata: bool, pairs, rank_by, min_gap) -> None:
+    """Every format but computer-use: the JSONL rows (with ``--parquet`` to a temporary file
+    beside the Parquet file, then converted by :mod:`streamgrade.exports.parquet`)."""
+    import os
+
+    from ..exports.build import FILE_NAMES, ExportOptions, NothingToExport, build_export
+    from ..exports.parquet import jsonl_to_parquet, parquet_name
+    from ..exports.scores import SCORES_NAME, write_scores
+    from ..sinks.layout import Layout
+
+    name = SCORES_NAME if fmt == "scores" else FILE_NAMES[fmt]
     if dest is not None and dest.is_dir():
         raise click.UsageError(f"--output {dest} is a folder; name the file to write")
-    opts = ExportOptions.from_config(cfg.exports, flt=flt, min_gap=min_gap, pairs=pairs, rank_by=rank_by,
-                                     pass_only=False if keep_all else None,
-                                     metadata=False if no_metadata else None)
+    final = dest or Layout(out).export(f"rebuilt/{parquet_name(name) if parquet else name}")
+    rows_file = final.with_name(f".{final.name}.{os.getpid()}.jsonl") if parquet else final
     try:
-        if rank_by == "pairwise" and fmt in ("dpo", "openai-dpo"):
-            from ..exports.pairwise_rank import pairwise_preferer
-
-            with pairwise_preferer(cfg) as opts.prefer:
-                res = build_export(out, fmt, dest=dest, options=opts)
+        if fmt == "scores":
+            res = write_scores(out, rows_file, flt)
         else:
-            res = build_export(out, fmt, dest=dest, options=opts)
+            opts = ExportOptions.from_config(cfg.exports, flt=flt, min_gap=min_gap, pairs=pairs, rank_by=rank_by,
+                                             pass_only=False if keep_all else None,
+                                             metadata=False if no_metadata else None)
+            if rank_by == "pairwise" and fmt in ("dpo", "openai-dpo"):
+                from ..exports.pairwise_rank import pairwise_preferer
+
+                with pairwise_preferer(cfg) as opts.prefer:
+                    res = build_export(out, fmt, dest=rows_file, options=opts)
+            else:
+                res = build_export(out, fmt, dest=rows_file, options=opts)
+        if parquet:
+            jsonl_to_parquet(rows_file, final)
+            res.path = final
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     except NothingToExport as exc:
         click.echo(f"streamgrade: {exc}", err=True)
         sys.exit(EXIT_NOTHING)
+    finally:
+        if parquet:
+            rows_file.unlink(missing_ok=True)
+    _report(fmt, res)
+
+
+def _report(fmt: str, res) -> None:
+    """What an export wrote and left out, on stderr."""
     left = sum(res.reasons.values())
     # DPO: what is left out is candidate pairs (two runs of a task), one-run tasks and filtered runs
     verb = "dropped" if fmt in ("dpo", "openai-dpo") else "left out"
     what = " (candidate pairs, one-run tasks, filtered runs)" if verb == "dropped" else ""
-    click.echo(f"streamgrade: wrote {res.rows} {fmt} rows to {res.path} ({res.considered} graded sessions considered, "
+    considered = "sessions" if fmt == "scores" else "graded sessions"
+    click.echo(f"streamgrade: wrote {res.rows} {fmt} rows to {res.path} ({res.considered} {considered} considered, "
                f"{left} {verb}{what})", err=True)
     for kind, n in sorted(res.reasons.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n} {verb}: {kind}", err=True)

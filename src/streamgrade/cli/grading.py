@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import click
 
+from ..engines import ENGINES
 from ..sinks.lock import OutputLocked
 from ..summary import EXIT_OK, EXIT_USAGE, clean, exit_code, finish, judge_line, print_summary, training_lines
 from ._app import _build_config, _calibration, _check_judge, _check_paths, _setup, common_options, main
@@ -29,7 +30,21 @@ log = logging.getLogger("streamgrade.cli")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Calibration model from `streamgrade calibrate`: writes p_success (0-1) into every graded "
                    "record ([calibration] file).")
-def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels, calibration) -> None:
+@click.option("--batch", is_flag=True,
+              help="Grade through the judge's Batch API at half the token price (openai: OpenAI Batch; anthropic: "
+                   "Message Batches; results within 24 h, resumable after a stop or a crash). Sets [openai] or "
+                   "[anthropic] mode = \"batch\"; see [batch] in the config.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="Where sessions are assembled and graded: local (this process) or ray (a Ray Data actor "
+                   "pool; needs pip install 'streamgrade[ray]'). Output, ledger and exports stay on this machine.")
+@click.option("--ray-address", metavar="ADDR",
+              help="With --engine ray: the Ray cluster to join (auto, HOST:6379, ray://HOST:10001). Default: a "
+                   "private Ray for this run, on 127.0.0.1 only ([ray] address).")
+@click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",
+              help="With --engine ray: grading actors; the provider's rpm/tpm/budget are divided among them "
+                   "([ray] actors).  [default: 2]")
+def grade(paths, output, judge, config_file, log_format, verbose, no_progress, strict, labels, calibration,
+          batch, engine, ray_address, ray_actors) -> None:
     """Grade every session found under PATHS, then exit.
 
     Sessions already graded with unchanged files are skipped, so a re-run only grades what
@@ -42,17 +57,47 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
     configuration error, output folder in use or in need of `streamgrade repair`; 4 run budget spent;
     5 no session found; 6 unrecognised files with --strict; 130 interrupted (SIGINT or
     SIGTERM: what was in flight is finished, the rest is pending for the next run).
+
+    With --batch, requests go to the provider in batches (sessions of several chunks in
+    rounds, one batch per chunk step); a stop or a crash leaves the batches running at the
+    provider, and the same command later picks them up without paying twice.
     """
-    cfg = _build_config(config_file, output, judge, log_format, _calibration(calibration), labels=labels)
+    if engine != "ray" and (ray_address or ray_actors):
+        click.echo("streamgrade: --ray-address and --ray-actors need --engine ray", err=True)
+        sys.exit(EXIT_USAGE)
+    cfg = _build_config(config_file, output, judge, log_format,
+                        {**_calibration(calibration), "ray": {"address": ray_address, "actors": ray_actors}},
+                        labels=labels)
     _check_judge(cfg)
+    if batch:
+        _use_batch(cfg)
+    from ..judges import batch_mode
+
+    if engine == "ray" and batch_mode(cfg):
+        click.echo("streamgrade: batch mode runs on the local engine (one collector submits the batches); "
+                   "drop --engine ray, or set mode = \"sync\"", err=True)
+        sys.exit(EXIT_USAGE)
     _setup(cfg, verbose, quiet_default=True)
     paths = _check_paths(paths)
     click.echo(f"streamgrade: {judge_line(cfg)}", err=True)
     t0 = time.monotonic()
-    stats, signalled, _ = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress, verbose=verbose))
+    stats, signalled, _ = anyio.run(lambda: _run(cfg, paths, watch=False, progress=not no_progress, verbose=verbose,
+                                                 engine=engine))
     print_summary(stats, cfg, time.monotonic() - t0, signal_name=signalled, verbose=verbose)
     training_lines(stats, verbose)
     finish(exit_code(stats, signalled=signalled is not None, strict=strict))
+
+
+def _use_batch(cfg) -> None:
+    """``--batch``: batch mode for the judge in use; exit 2 when it is the heuristic."""
+    from ..judges import resolve_kind
+
+    kind = resolve_kind(cfg)
+    if kind not in ("openai", "anthropic"):
+        click.echo(f"streamgrade: --batch needs an LLM judge with a Batch API (--judge openai or anthropic, with its "
+                   f"key or base URL); the judge in use is {kind}", err=True)
+        sys.exit(EXIT_USAGE)
+    getattr(cfg, kind).mode = "batch"
 
 
 @main.command()
@@ -64,7 +109,15 @@ def grade(paths, output, judge, config_file, log_format, verbose, no_progress, s
               help="Ground truth to join to the sessions (repeatable; see grade --help).")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Calibration model: p_success in every graded record (see grade --help).")
-def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels, calibration) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics on /metrics and health on /healthz at this port; 0 = off "
+                   "([metrics] port).  [default: 0]")
+@click.option("--metrics-host",
+              help="Address the metrics endpoint binds; 0.0.0.0 or :: lets other hosts scrape "
+                   "([metrics] host).  [default: 127.0.0.1]")
+@click.option("--batch", is_flag=True, hidden=True)
+def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labels, calibration, metrics_port,
+          metrics_host, batch) -> None:
     """Grade what is under PATHS, then watch for new or changed sessions until SIGINT/SIGTERM.
 
     Each session is graded once its files have not changed for the settle time, and logged
@@ -72,10 +125,27 @@ def watch(paths, output, judge, config_file, log_format, verbose, settle_s, labe
     file that grows by appends has only its new rows graded. On SIGINT/SIGTERM it stops
     taking sessions, finishes those in flight and exits 0 (a second signal, or in-flight
     work outlasting the drain timeout, exits 130; the rest stays pending for the next run).
+
+    With --metrics-port N, http://127.0.0.1:N/metrics serves Prometheus metrics (sessions by
+    status and format, in flight, queue depths, judge and end-to-end latency, 429s,
+    retries, tokens, cost, progress age) and /healthz answers 200, or 503 when sessions
+    are in flight and none completed for longer than the watchdog allows. Exit 2 when the
+    port cannot be bound.
+
+    Batch mode is refused here (exit 2): it is for ``grade``.
     """
-    cfg = _build_config(config_file, output, judge, log_format, {"watch": {"settle_s": settle_s}, **_calibration(calibration)},
+    cfg = _build_config(config_file, output, judge, log_format,
+                        {"watch": {"settle_s": settle_s}, "metrics": {"port": metrics_port, "host": metrics_host},
+                         **_calibration(calibration)},
                         labels=labels)
     _check_judge(cfg)
+    from ..judges import batch_mode
+
+    if batch or batch_mode(cfg):
+        click.echo("streamgrade: watch grades each session as it settles, so it does not use batch mode (batches "
+                   "return within 24 h); use `streamgrade grade --batch` for a backlog, and mode = \"sync\" in "
+                   "[openai]/[anthropic] for watch", err=True)
+        sys.exit(EXIT_USAGE)
     _setup(cfg, verbose, quiet_default=False)
     paths = _check_paths(paths)
     log.info("%s", judge_line(cfg))

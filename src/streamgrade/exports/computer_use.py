@@ -27,10 +27,14 @@ Sources of the shapes:
 A row: system (the action space and the screen's size and units), then per step a user
 turn (the screenshot before the step; the first also holds the task and objectives, and
 Clones web quests/hints join the turn they preceded) and an assistant turn (the step's
-pyautogui calls, one a line). ``metadata`` (unless ``metadata=False``): ``session_id``,
+pyautogui calls, one a line; an augmented session's turn starts with a ``# Thought:`` comment
+line holding its actions' captions, :mod:`streamgrade.augment`). ``metadata`` (unless
+``metadata=False``): ``session_id``,
 ``source_format``, ``task_id``, ``score``, ``reward``, ``judge``, ``screen`` (the layout,
-plus ``image_width``/``image_height`` px), ``actions`` (the structured actions of each step)
-and ``dropped`` (actions left out and why: outside the recorded screen, nothing to do). With
+plus ``image_width``/``image_height`` px), ``actions`` (the structured actions of each step,
+with ``caption`` and ``transition`` when augmented), ``dropped`` (actions left out and why:
+outside the recorded screen, nothing to do) and ``thoughts`` (the augment mode the thoughts
+come from: llm, offline, or None). With
 ``inline_images`` the OpenAI file is meant for an upload and keeps OpenAI's keys only (no
 ``metadata``; the ShareGPT file, same rows in the same order, keeps it).
 
@@ -99,13 +103,16 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def system_prompt(layout: ScreenLayout, platform: str | None, image: tuple[int, int]) -> str:
+def system_prompt(layout: ScreenLayout, platform: str | None, image: tuple[int, int], thoughts: bool = False) -> str:
     """The row's system message: the task of the model, the screen's size and units and
-    the action space (``image`` is the screenshots' size, px)."""
+    the action space (``image`` is the screenshots' size, px); ``thoughts``: the answers
+    start with a ``# Thought:`` comment line (the step's captions, :mod:`streamgrade.augment`)."""
     where = f" on {'macOS' if platform == 'macos' else platform.capitalize()}" if platform else ""
     units = "points" if layout.units == "pt" else "pixels"
     return (f"You are a computer-use agent{where}. Each user turn shows a screenshot of the screen before your "
-            f"next step; answer with that step as pyautogui code, one call a line. The screen is "
+            f"next step; answer with that step as pyautogui code, one call a line"
+            + (", after a first comment line \"# Thought: ...\" saying what the step does" if thoughts else "")
+            + ". The screen is "
             f"{round(layout.width)}x{round(layout.height)} {units} (the screenshot is {image[0]}x{image[1]} px): "
             f"coordinates are in screen {units}, x to the right and y down from (0, 0) at the top-left. "
             f"Calls: {ACTION_SPACE}.")
@@ -207,8 +214,9 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
              if m.get("role") == "user" and isinstance(m.get("content"), str)]
     turns: list[tuple[dict, str, list, str]] = []
     dropped: list[dict[str, Any]] = []
+    notes = _augment_notes(results)
     for st in steps:
-        codes, structs = [], []
+        codes, structs, thought = [], [], []
         for i in st.get("actions") or []:
             try:
                 code, sa = render(actions[i], layout, platform, keep_offscreen=keep_offscreen)
@@ -216,9 +224,13 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
                 dropped.append({"action": i, "reason": str(exc)})
                 continue
             codes.append(code)
+            if i in notes:
+                sa = {**sa, "caption": notes[i]["caption"], "transition": notes[i].get("transition") or ""}
+                thought.append(notes[i]["caption"])
             structs.append(sa)
         if codes:
-            turns.append((st, "\n".join(codes), structs, ""))
+            head = ("# Thought: " + "; then ".join(thought).replace("\n", " ") + "\n") if thought else ""
+            turns.append((st, head + "\n".join(codes), structs, ""))
     if not turns:
         raise _Skip(f"no action on the recorded screen ({len(dropped)} dropped"
                     + (f", e.g. {dropped[0]['reason']})" if dropped else ")"))
@@ -241,7 +253,7 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
         sizes.append(_check_image(target))
         paths.append(f"{IMAGES}/{folder.name}/{name}")
     image_size = sizes[0]  # all frames of a recording share the size
-    system = system_prompt(layout, platform, image_size)
+    system = system_prompt(layout, platform, image_size, thoughts=bool(notes))
     task = str(session.get("task") or "").strip()
     objectives = [] if fmt == "clones-web" else [o for o in session.get("objectives") or [] if isinstance(o, str)]
     first = f"Task: {task}" + ("\n\nObjectives:\n" + "\n".join(f"- {o}" for o in objectives) if objectives else "")
@@ -262,11 +274,23 @@ def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metada
               "task_id": rec.get("task_id") or meta.get("task_id"), "score": rec.get("score"),
               "reward": rec.get("reward"), "judge": rec.get("judge"),
               "screen": {**layout.to_dict(), "image_width": image_size[0], "image_height": image_size[1]},
-              "actions": [structs for _, _, structs, _ in turns], "dropped": dropped}
+              "actions": [structs for _, _, structs, _ in turns], "dropped": dropped,
+              "thoughts": (results.get("augment") or {}).get("mode") if notes else None}
         share_row["metadata"] = md
         if not inline:  # an upload-ready file (data URLs) keeps OpenAI's keys only
             openai_row["metadata"] = md
     return openai_row, share_row, len(paths), len(dropped)
+
+
+def _augment_notes(results: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Action index -> its augment entry (``caption``, ``transition``) from results.json
+    ``augment`` (:mod:`streamgrade.augment`), {} when the session was not augmented."""
+    aug = results.get("augment")
+    if not isinstance(aug, dict):
+        return {}
+    return {e["action"]: e for e in aug.get("actions") or []
+            if isinstance(e, dict) and isinstance(e.get("action"), int) and isinstance(e.get("caption"), str)
+            and e["caption"].strip()}
 
 
 def _data_url(path: Path) -> str:

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from .base import Judge
 from .heuristic import HeuristicJudge
 
-__all__ = ["Judge", "HeuristicJudge", "anthropic_key", "check_judge", "make_judge", "resolve_kind"]
+__all__ = ["Judge", "HeuristicJudge", "anthropic_key", "batch_mode", "check_judge", "make_judge", "resolve_kind"]
 
 #: The only place the Anthropic judge's key is read from (never from the config).
 ANTHROPIC_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -56,16 +56,34 @@ def check_judge(config: Config) -> None:
         raise ConfigError("judge 'openai' needs STREAMGRADE_API_KEY/OPENAI_API_KEY or openai.base_url")
 
 
+def batch_mode(config: Config) -> bool:
+    """Whether the configured judge runs in batch mode (``[openai] mode`` or ``[anthropic]
+    mode`` = ``"batch"`` for the judge :func:`resolve_kind` picks; never the heuristic)."""
+    kind = resolve_kind(config)
+    return kind in ("openai", "anthropic") and getattr(config, kind).mode == "batch"
+
+
 def make_judge(config: Config) -> Judge:
-    """Build the configured judge. Raises ConfigError as :func:`check_judge` does."""
+    """Build the configured judge: in batch mode (:func:`batch_mode`) its batch variant
+    (judges/batch.py), whose collector the pipeline runs. Raises ConfigError as
+    :func:`check_judge` does."""
     check_judge(config)
     kind = resolve_kind(config)
     if kind == "heuristic":
         return HeuristicJudge(config)
+    batch = batch_mode(config)
     if kind == "anthropic":
+        if batch:
+            from .batch import AnthropicBatchJudge
+
+            return AnthropicBatchJudge(config, api_key=anthropic_key())
         from .anthropic import AnthropicJudge
 
         return AnthropicJudge(config, api_key=anthropic_key())
+    if batch:
+        from .batch import OpenAIBatchJudge
+
+        return OpenAIBatchJudge(config, api_key=api_key())
     from .openai import OpenAIJudge
 
     return OpenAIJudge(config, api_key=api_key())

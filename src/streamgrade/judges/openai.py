@@ -122,6 +122,11 @@ class OpenAIJudge:
 
     One instance is safe to share between concurrent :meth:`grade` calls: the rate limiter
     and concurrency limit are per instance. Close it with :meth:`aclose` (or ``async with``).
+
+    ``on_attempt`` (None, or set by the metrics, :mod:`streamgrade.ops.metrics`) is called
+    after every HTTP attempt with (seconds from sending to the answer or the failure, the
+    HTTP status or 0 when none came (timeout, transport error), the attempt number: 1 for
+    the first, 2 and up for retries). It must not raise.
     """
 
     def __init__(
@@ -159,11 +164,14 @@ class OpenAIJudge:
         self._inflight: dict[str, tuple[anyio.Event, list[Any]]] = {}
         self._cache = ResponseCache(Path(oc.cache_dir) if oc.cache_dir else None, self.info.model)
         self.spent_usd = 0.0  # every request of this judge, for the run budget
+        self.on_attempt: Callable[[float, int, int], None] | None = None
 
     #: ``JudgeInfo.kind``, the default base URL and the endpoint path (subclasses change them).
     KIND = "openai"
     DEFAULT_BASE_URL = DEFAULT_BASE_URL
     PATH = "/chat/completions"
+    #: Multiplies every price (the batch judges: ``batch.price_factor``).
+    _price_factor = 1.0
 
     def _settings(self) -> Any:
         """The provider's config section (``[openai]``; the Anthropic judge: ``[anthropic]``)."""
@@ -253,11 +261,15 @@ class OpenAIJudge:
                        extras=extras)
 
     async def ask(self, session: Session, prompt: str, schema: dict[str, Any], parse: Callable[[str], T],
-                  usage: Usage, *, system: str, model: str | None = None, sample: int = 0) -> T:
+                  usage: Usage, *, system: str, model: str | None = None, sample: int = 0,
+                  images: list[str] = ()) -> T:
         """One structured request with its own ``system`` prompt (the pairwise judge,
-        :mod:`.pairwise`), with this judge's retries, limits, cache and usage accounting
-        (see :meth:`_call`); ``session`` names the request in logs and errors."""
-        return await self._call(session, prompt, schema, parse, usage, model=model, sample=sample, system=system)
+        :mod:`.pairwise`; hints, :mod:`streamgrade.hints`; captions, :mod:`streamgrade.augment`),
+        with this judge's retries, limits, cache and usage accounting (see :meth:`_call`);
+        ``images`` (JPEG paths) go after the text as image parts; ``session`` names the
+        request in logs and errors."""
+        return await self._call(session, prompt, schema, parse, usage, images, model=model, sample=sample,
+                                system=system)
 
     def _body(self, session: Session, prompt: str, schema: dict[str, Any], images: list[str] = (), *,
               model: str | None = None, variant: str = "default", sample: int = 0,
@@ -404,6 +416,7 @@ class OpenAIJudge:
         await self.limits.acquire(prompt_est + oc.max_tokens)
         await self._slots.acquire()
         resp: httpx.Response | None = None
+        sent = time.monotonic()
         try:
             usage.requests += 1
             try:
@@ -426,6 +439,8 @@ class OpenAIJudge:
                 wait = self._retry_after(resp.headers) if is_retryable_status(status) else None
                 self.limits.observe(status, resp.headers, None if wait is None else min(wait, oc.max_retry_after_s))
             await self._slots.release(ok=200 <= status < 300, rate_limited=status == 429)
+            if self.on_attempt is not None:
+                self.on_attempt(time.monotonic() - sent, status, number)
 
         if not 200 <= status < 300:
             snippet = self._snippet(resp)
@@ -476,7 +491,8 @@ class OpenAIJudge:
                 cache_write: int = 0) -> None:
         """Count tokens and their cost at ``model``'s price (USD per 1M tokens): ``prompt``
         includes ``cached`` (read from a prompt cache, at ``cached_input``, else ``input``)
-        and ``cache_write`` (written to it, at ``cache_write``, else ``input``)."""
+        and ``cache_write`` (written to it, at ``cache_write``, else ``input``), all times
+        ``_price_factor`` (1; batch mode: ``batch.price_factor``)."""
         price = self._settings().prices.get(model)
         cost = 0.0
         if price:
@@ -484,7 +500,7 @@ class OpenAIJudge:
             write_rate = price.cache_write if price.cache_write is not None else price.input
             plain = prompt - cached - cache_write
             cost = (plain * price.input + cached * read_rate + cache_write * write_rate
-                    + completion * price.output) / 1e6
+                    + completion * price.output) / 1e6 * self._price_factor
         usage.prompt_tokens += prompt
         usage.completion_tokens += completion
         usage.cached_tokens += cached

@@ -10,6 +10,8 @@
       agreement/                   `streamgrade agreement`: agreement.json, roc.png,
                                    reliability.png (agreement_report.py); judge-<kind>/ the
                                    labelled sessions regraded by another judge (--judge)
+      hints/                       `streamgrade hints`: hints.jsonl (one augmented task a line),
+                                   cache.sqlite (episodes extracted), tasks/ (Harbor task folders)
       sessions/<shard>/<folder>/   one per session ([sinks] session_files): scores.json,
                                    results.json, sft.json, frames/<t_ms>.jpg; results.html
                                    and sft.html (`streamgrade report OUT`, or live with
@@ -56,6 +58,7 @@ INDEX_HTML = "index.html"
 AGREEMENT = "agreement"
 AGREEMENT_JSON = "agreement.json"
 FRAMES = "frames"
+HINTS = "hints"
 
 SCORES_JSONL = "scores.jsonl"
 SFT_JSONL = "sft.chatml.jsonl"
@@ -128,6 +131,11 @@ class Layout:
     @property
     def agreement(self) -> Path:
         return self.out / AGREEMENT
+
+    @property
+    def hints(self) -> Path:
+        """``OUT/hints``: what ``streamgrade hints`` writes (see :mod:`streamgrade.hints`)."""
+        return self.out / HINTS
 
     def session_dir(self, session_id: str) -> Path:
         """``OUT/sessions/<shard>/<folder>`` of a session (see :func:`shard_of` and

@@ -121,6 +121,7 @@ def session_docs(job: Job, record: ScoreRecord, config: Config) -> dict[str, Any
         "frames": job.frames,
         "video": job.video,
         "steps": job.steps,
+        **({"augment": job.augment} if job.augment is not None else {}),
         "chunks": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms, "tokens": c.tokens,
              "line_chars": c.line_chars, "omitted": c.omitted,
