@@ -268,6 +268,26 @@ class StoreReader:
         return self.db.execute("SELECT count(*) FROM session_data").fetchone()[0]
 
 
+def replace_results(db: sqlite3.Connection, path: Path, session_id: str, results: dict[str, Any]) -> bool:
+    """Write ``results`` as a stored session's results.json (its sft.json kept), compressed
+    with the row's dictionary, in one transaction (``streamgrade augment`` on a stored
+    recording; the caller holds OUT's lock). Returns False when the session has no stored
+    files. Raises ValueError when the row does not decode, sqlite3.Error when it cannot be
+    written."""
+    row = db.execute("SELECT data, dict_id FROM session_data WHERE session_id=?", (session_id,)).fetchone()
+    if not row or row[0] is None:
+        return False
+    value = StoreReader(db, path, owned=False).decode(row[0], row[1])
+    value = value if isinstance(value, dict) else {}
+    value["results"] = results
+    dicts = load_dicts(db)
+    z = zstandard.ZstdCompressor(level=LEVEL, dict_data=zstandard.ZstdCompressionDict(dicts[row[1]])) \
+        if row[1] is not None else zstandard.ZstdCompressor(level=LEVEL)
+    with db:
+        db.execute("UPDATE session_data SET data=? WHERE session_id=?", (z.compress(msgspec.json.encode(value)), session_id))
+    return True
+
+
 def load_dicts(db: sqlite3.Connection) -> dict[int, bytes]:
     """The zstd dictionaries of a ledger database, id -> bytes."""
     return dict(db.execute("SELECT id, data FROM store_dicts").fetchall())
@@ -296,4 +316,5 @@ def open_reader(ledger_path: str | Path) -> StoreReader | None:
 
 
 __all__ = ["StoredEntry", "StoreEncoder", "StoreReader", "encode_entry", "open_reader", "load_dicts", "SCHEMA",
+           "replace_results",
            "LEVEL", "TRAIN_SAMPLES"]
