@@ -1,18 +1,24 @@
-"""Offline HTML reports: per-session pages and a run index, from the files the pipeline wrote.
+"""Offline HTML reports: per-session pages and a run index, from what the pipeline wrote.
 
-- :func:`render_session` turns ``OUT/sessions/<id>/{scores,results,sft}.json`` into
+- :func:`render_session` turns a session's ``{scores,results,sft}.json`` (its folder
+  ``OUT/sessions/<shard>/<folder>/``, or the same documents from the session store) into
   ``results.html`` (score, components, summary, chunks, action timeline with frame
-  thumbnails when results.json lists frames) and ``sft.html`` (the conversation).
+  thumbnails when results.json lists frames) and ``sft.html`` (the conversation), in its
+  folder; the link back to the index follows the folder's depth.
 - :func:`render_index` writes ``OUT/index.html``: counts, a 10-bin score histogram (inline
   SVG), the judge's agreement with ground truth when ``streamgrade agreement`` has written
-  ``OUT/agreement/`` (table and PNG figures), and a sortable table of sessions. It streams ``OUT/sessions/*/scores.json`` (one at a
-  time, only a bounded heap of rows is kept), so it scales to 100K sessions; the table holds
-  the ``max_rows`` most recently graded ones (5,000 by default) and says so on the page.
+  ``OUT/agreement/`` (table and PNG figures), and a sortable table of sessions. It streams
+  every session's scores.json (:mod:`.reader`: folders and the session store, one at a
+  time, only a bounded heap of the rows' fields is kept), so it scales to 100K sessions;
+  the table holds the ``max_rows`` most recently graded ones (5,000 by default) and says
+  so on the page.
 - :func:`update_reports` is what the pipeline calls after each commit batch: it renders the
-  given sessions' pages at once and the index at most every ``min_interval_s`` seconds (a
-  throttle with a trailing render: a batch inside the interval schedules one render at its
-  end on a daemon timer thread, so the index never stays stale for longer than the interval);
-  ``final=True`` (end of a run) renders the index now and cancels the pending timer.
+  given sessions' pages at once (``[reports] session_pages = "live"``; by default none:
+  ``streamgrade report``, :mod:`.report`) and the index at most every ``min_interval_s``
+  seconds (a throttle with a trailing render: a batch inside the interval schedules one
+  render at its end on a daemon timer thread, so the index never stays stale for longer
+  than the interval); ``final=True`` (end of a run) renders the index now and cancels the
+  pending timer.
 
 Only the JSON files are read: nothing here depends on pipeline internals. The pages are
 self-contained (no CDN, no external resource) and work from ``file://``.

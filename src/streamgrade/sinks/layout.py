@@ -186,7 +186,9 @@ class Layout:
                             yield Path(sub.path)
 
     def frames_dir(self, session_id: str) -> Path:
-        """``OUT/sessions/<folder>/frames``: the session's cached video frames."""
+        """``OUT/sessions/<shard>/<folder>/frames``: the session's cached video frames (kept
+        whatever ``[sinks] session_files`` says: the judge and the computer-use export read
+        them)."""
         return self.session_dir(session_id) / FRAMES
 
     def export(self, name: str) -> Path:
