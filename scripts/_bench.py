@@ -156,7 +156,7 @@ def sessions_dir(root: Path, n: int) -> Path:
 
 
 def streamgrade_config(base_url: str | None, *, concurrency: int, rpm: int = 0, http_client: str | None = None,
-                       judge: str = "openai", max_retries: int = 8) -> Any:
+                       judge: str = "openai", max_retries: int = 8, session_files: str = "all") -> Any:
     from streamgrade.config import load_config
 
     openai: dict[str, Any] = {"base_url": base_url, "model": "mock-judge", "rpm": rpm,
@@ -165,9 +165,9 @@ def streamgrade_config(base_url: str | None, *, concurrency: int, rpm: int = 0, 
         openai["http_client"] = http_client
     return load_config(env={}, overrides={
         "run": {"judge": judge, "log_level": "WARNING"},
-        "pipeline": {"grade_workers": concurrency + 14, "stream_capacity": max(16, concurrency),
-                     "assemble_workers": 2, "sink_batch": 64, "file_writers": 8},
+        "pipeline": {"grade_workers": concurrency + 14, "stream_capacity": max(16, concurrency)},
         "openai": openai,
+        "sinks": {"session_files": session_files},
     })
 
 
@@ -204,7 +204,10 @@ async def _pipeline(config: Any, data: Path, out: Path, judge: Any, timeout: flo
             "rate": round(stats.graded / dt, 1), "steady_rate": steady(stamps),
             "first_s": round(stamps[0] - t0, 3) if stamps else None,
             "tail_s": round(t0 + dt - stamps[-1], 3) if stamps else None,
-            "failures": [e for _, e in stats.failures[:3]]}
+            "failures": [e for _, e in stats.failures[:3]],
+            "session_files": config.sinks.session_files,
+            "bytes_written": stats.bytes_total, "bytes_by_kind": stats.bytes_written,
+            "bytes_per_session": round(stats.bytes_total / stats.done) if stats.done else None}
 
 
 def steady(stamps: list[float]) -> float | None:
@@ -218,13 +221,16 @@ def steady(stamps: list[float]) -> float | None:
 
 
 async def run_streamgrade(base_url: str, data: Path, work: Path, *, concurrency: int, rpm: int = 0,
-                          http_client: str | None = None, timeout: float = 600, label: str = "sg") -> dict[str, Any]:
+                          http_client: str | None = None, timeout: float = 600, label: str = "sg",
+                          session_files: str = "all") -> dict[str, Any]:
     """Grade every session in ``data`` through the real pipeline with the openai judge
-    against ``base_url``; a fresh output folder each time."""
+    against ``base_url`` (``[sinks] session_files``); a fresh output folder each time. The
+    result has the rates and the bytes the run wrote (``bytes_per_session``)."""
     from streamgrade.judges.openai import OpenAIJudge
 
     out = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=work))
-    config = streamgrade_config(base_url, concurrency=concurrency, rpm=rpm, http_client=http_client)
+    config = streamgrade_config(base_url, concurrency=concurrency, rpm=rpm, http_client=http_client,
+                                session_files=session_files)
     judge = OpenAIJudge(config)
     try:
         result = await _pipeline(config, data, out, judge, timeout)
@@ -236,13 +242,50 @@ async def run_streamgrade(base_url: str, data: Path, work: Path, *, concurrency:
         shutil.rmtree(out, ignore_errors=True)
 
 
-async def run_pipeline_alone(data: Path, work: Path, *, concurrency: int, timeout: float = 600) -> dict[str, Any]:
+async def run_pipeline_alone(data: Path, work: Path, *, concurrency: int, timeout: float = 600,
+                             session_files: str = "all") -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="alone-", dir=work))
-    config = streamgrade_config(None, concurrency=concurrency, judge="heuristic")
+    config = streamgrade_config(None, concurrency=concurrency, judge="heuristic", session_files=session_files)
     try:
         return await _pipeline(config, data, out, InstantJudge(), timeout)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def memory_growth(small: int, large: int, *, session_files: str = "all") -> dict[str, Any]:
+    """Peak RSS of `streamgrade grade` (heuristic judge) on ``small`` and ``large``
+    synthetic sessions, each in a fresh process (scripts/bench_memory.py), and the growth
+    ``rss_large / rss_small - 1`` (the goal: under 0.10 from 10K to 100K)."""
+    import bench_memory
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        a = bench_memory.measure(small, Path(tmp), session_files=session_files)
+        b = bench_memory.measure(large, Path(tmp), session_files=session_files)
+    return {"sessions": [small, large], "rss_mb": [a["rss_mb"], b["rss_mb"]],
+            "growth": round(b["rss_mb"] / a["rss_mb"] - 1, 3), "sessions_per_s": [a["sessions_per_s"], b["sessions_per_s"]],
+            "session_files": session_files}
+
+
+def goals(figures: dict[str, Any]) -> dict[str, Any]:
+    """The goals of issue 13 that ``figures`` measured (a missing figure is None): each
+    ``{"value", "target", "met"}``."""
+    def goal(value: Any, target: float, below: bool = False) -> dict[str, Any]:
+        met = None if value is None else (value < target if below else value >= target)
+        return {"value": value, "target": ("< " if below else ">= ") + f"{target:g}", "met": met}
+
+    return {
+        "vs_curator_0ms": goal(figures.get("vs_curator_0ms"), 2.0),
+        "vs_curator_200ms": goal(figures.get("vs_curator_200ms"), 1.2),
+        "ceiling_ratio_200ms": goal(figures.get("ceiling_ratio_200ms"), 0.9),
+        "rss_growth_10k_100k": goal(figures.get("rss_growth"), 0.10, below=True),
+        "bytes_per_session_none": goal(figures.get("bytes_per_session_none"), 5000.5, below=True),
+    }
+
+
+def goals_table(g: dict[str, Any]) -> str:
+    rows = [[k, v["value"], v["target"], {True: "met", False: "MISSED", None: "not measured"}[v["met"]]]
+            for k, v in g.items()]
+    return table(rows, ["issue 13 goal", "measured", "target", ""])
 
 
 def quiet_logs() -> None:

@@ -17,11 +17,19 @@ For each mock latency (0 ms and 200 ms; the mock runs in its own process):
   and httpx-aiohttp's AiohttpTransport under httpx's API.
 - the pipeline alone, with an instant in-process judge: the ceiling that everything but
   HTTP puts on the rate.
+- streamgrade with ``[sinks] session_files = "none"`` (the bulk setting) at both
+  latencies, and its bytes written per session;
+- Bespoke Curator (bench_peers.py's runner, its own virtualenv) at both latencies, unless
+  ``--skip-curator``; then the RSS growth of `streamgrade grade` from 10K to 100K
+  sessions (bench_memory.py), unless ``--skip-memory``.
 
-Prints a table, then, as its last line, one JSON object: ``vs_httpx`` and ``vs_aiohttp``
-(streamgrade's rate at 0 ms over each bare client's), ``ceiling_ratio_200ms`` (rate at
-200 ms over concurrency / latency) and every rate measured. Targets: vs_aiohttp >= 0.5,
-ceiling_ratio_200ms >= 0.95.
+Prints a table, the goals of issue 13 measured in this one run (vs_curator_0ms >= 2,
+vs_curator_200ms >= 1.2, ceiling_ratio_200ms >= 0.9, RSS growth < 10%, bytes per session
+with session_files none <= 5 KB), then, as its last line, one JSON object: ``vs_httpx`` and
+``vs_aiohttp`` (streamgrade's rate at 0 ms over each bare client's),
+``ceiling_ratio_200ms`` (rate at 200 ms over concurrency / latency), ``goals`` and every
+rate measured. Older targets in ``targets_met``: vs_aiohttp >= 0.5, ceiling_ratio_200ms
+>= 0.95.
 """
 
 from __future__ import annotations
@@ -52,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="openai.rpm of the streamgrade runs: a known limit far above reach, so the pacer never "
                          "binds (the mock enforces none); 0 would start the adaptive search at 5 req/s")
     ap.add_argument("--quick", action="store_true", help="skip the extra httpx variants and the rpm=0 run")
+    ap.add_argument("--skip-curator", action="store_true",
+                    help="skip Bespoke Curator's runs at 0 and 200 ms (vs_curator_*; see scripts/bench_peers.py)")
+    ap.add_argument("--curator-venv", type=Path, default=None, help="Curator's virtualenv (bench_peers.py's default)")
+    ap.add_argument("--skip-memory", action="store_true", help="skip the RSS growth runs (scripts/bench_memory.py)")
+    ap.add_argument("--memory-small", type=int, default=10_000)
+    ap.add_argument("--memory-large", type=int, default=100_000)
     return ap.parse_args(argv)
 
 
@@ -109,6 +123,10 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         res["sg_0"] = add(0, "streamgrade (http_client=aiohttp)",
                           await B.run_streamgrade(url, data_fast, work, concurrency=c, http_client="aiohttp",
                                                   rpm=args.rpm, timeout=args.timeout), "streamgrade")
+        res["sg_none_0"] = add(0, "streamgrade (aiohttp, session_files=none)",
+                               await B.run_streamgrade(url, data_fast, work, concurrency=c, http_client="aiohttp",
+                                                       rpm=args.rpm, timeout=args.timeout, session_files="none"),
+                               "streamgrade")
         res["sg_httpx_0"] = add(0, "streamgrade (http_client=httpx)",
                                 await B.run_streamgrade(url, B.sessions_dir(work, args.n_slow), work, concurrency=c,
                                                         http_client="httpx", rpm=args.rpm, timeout=args.timeout),
@@ -130,13 +148,41 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         res["sg_200"] = add(lat, "streamgrade (http_client=aiohttp)",
                             await B.run_streamgrade(url, data_slow, work, concurrency=c, http_client="aiohttp",
                                                     rpm=args.rpm, timeout=args.timeout), "streamgrade")
+        res["sg_none_200"] = add(lat, "streamgrade (aiohttp, session_files=none)",
+                                 await B.run_streamgrade(url, data_slow, work, concurrency=c, http_client="aiohttp",
+                                                         rpm=args.rpm, timeout=args.timeout, session_files="none"),
+                                 "streamgrade")
         res["sg_httpx_200"] = add(lat, "streamgrade (http_client=httpx)",
                                   await B.run_streamgrade(url, data_slow, work, concurrency=c, http_client="httpx",
                                                           rpm=args.rpm, timeout=args.timeout), "streamgrade")
         mock200 = url.stats()
     res["rows"] = rows
     res["mock"] = {"0ms": mock0.get("status"), f"{lat:g}ms": mock200.get("status")}
+    res["curator"] = None if args.skip_curator else curator_runs(args, work, add)
     return res
+
+
+def curator_runs(args: argparse.Namespace, work: Path, add: Any) -> dict[str, Any]:
+    """Bespoke Curator on the same sessions' prompts at 0 ms and at the slow latency (a fresh
+    mock process each, as bench_peers.py does), for vs_curator_*."""
+    import bench_peers as P
+
+    venv_dir = args.curator_venv or P.DEFAULT_VENV
+    py, error = P.curator_python(venv_dir, work / "curator-install.log")
+    if py is None:
+        print(f"CURATOR NOT RUN: {error}", file=sys.stderr)
+        return {"error": error}
+    home = work / "curator-home"
+    home.mkdir(exist_ok=True)
+    env = P.curator_env(py, home)
+    out: dict[str, Any] = {"spec": P.CURATOR_SPEC}
+    for key, latency, n in (("0ms", 0.0, args.n), ("200ms", args.latency_ms, args.n_200)):
+        _, prompts = P.prompts_for(work, n)
+        with B.mock(latency_ms=latency) as url:
+            r = P.run_curator(py, env, url, prompts, rpm=60_000, concurrency=args.concurrency, timeout=args.timeout,
+                              work=work)
+        out[key] = add(latency, f"Curator {P.CURATOR_SPEC.split('==')[1]}", {**r, "n": n, "ok": r.get("done")}, "curator")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,9 +237,33 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_alone_steady": res["pipeline_alone"].get("steady_rate"),
         "streamgrade_first_tail_s_200ms": [res["sg_200"].get("first_s"), res["sg_200"].get("tail_s")],
         "failed_sessions": res["sg_0"]["failed"] + res["sg_200"]["failed"],
+        "streamgrade_none_0ms": res["sg_none_0"]["rate"],
+        "streamgrade_none_200ms": res["sg_none_200"]["rate"],
+        "ceiling_ratio_200ms_none": B.ratio(res["sg_none_200"]["rate"], ceiling),
+        "bytes_per_session": res["sg_0"]["bytes_per_session"],
+        "bytes_per_session_none": res["sg_none_0"]["bytes_per_session"],
+        "bytes_by_kind_none": res["sg_none_0"]["bytes_by_kind"],
+        "tail_s": {"0ms": res["sg_0"]["tail_s"], "200ms": res["sg_200"]["tail_s"]},
         "mock_status": res["mock"],
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    cur = res.get("curator") or {}
+    figures["curator_0ms"] = (cur.get("0ms") or {}).get("rate")
+    figures["curator_200ms"] = (cur.get("200ms") or {}).get("rate")
+    figures["vs_curator_0ms"] = B.ratio(sg0, figures["curator_0ms"])
+    figures["vs_curator_200ms"] = B.ratio(sg200, figures["curator_200ms"])
+    figures["vs_curator_0ms_none"] = B.ratio(res["sg_none_0"]["rate"], figures["curator_0ms"])
+    figures["vs_curator_200ms_none"] = B.ratio(res["sg_none_200"]["rate"], figures["curator_200ms"])
+    if args.skip_memory:
+        figures["memory"] = None
+    else:
+        print(f"  memory: streamgrade grade on {args.memory_small} and {args.memory_large} sessions ...", file=sys.stderr,
+              flush=True)
+        figures["memory"] = B.memory_growth(args.memory_small, args.memory_large)
+    figures["rss_growth"] = figures["memory"]["growth"] if figures["memory"] else None
+    figures["goals"] = B.goals(figures)
+    print(B.goals_table(figures["goals"]))
+    figures["seconds"] = round(time.perf_counter() - t0, 1)
     figures["targets_met"] = {
         "vs_aiohttp>=0.5": bool(figures["vs_aiohttp"] and figures["vs_aiohttp"] >= 0.5),
         "ceiling_ratio_200ms>=0.95": bool(figures["ceiling_ratio_200ms"] and figures["ceiling_ratio_200ms"] >= 0.95),

@@ -38,9 +38,16 @@ files, responses, the dataset it builds); neither counts Python's start-up or im
 ``steady/s`` and the utilisation come from the mock's request log: answered requests per
 second between the 10th and 90th percentile of their arrival times.
 
-Prints a table, then, as its last line, one JSON object of the figures. Targets:
-vs_curator_0ms >= 3, vs_curator_200ms >= 1.2, utilisation >= 0.98 with zero 429s when
-known, <= 5% of requests answered 429 when not.
+A last regime, ``0ms-none``, runs streamgrade alone at 0 ms with ``[sinks] session_files =
+"none"``: its rate and bytes written per session. Then (unless ``--skip-memory``) the RSS
+of `streamgrade grade` on 10K and 100K sessions (scripts/bench_memory.py).
+
+Prints a table, the goals of issue 13 (vs_curator_0ms >= 2, vs_curator_200ms >= 1.2,
+ceiling_ratio_200ms >= 0.9 (rate at 200 ms over concurrency / latency), RSS growth 10K ->
+100K < 10%, bytes per session with session_files none <= 5 KB) measured in this one run,
+then, as its last line, one JSON object of the figures (``goals`` among them). Older
+targets still in ``targets_met``: utilisation >= 0.98 with zero 429s when known, <= 5% of
+requests answered 429 when not.
 """
 
 from __future__ import annotations
@@ -120,6 +127,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip-unknown", action="store_true", help="skip the hidden-limit regime")
     ap.add_argument("--work", default=None)
     ap.add_argument("--timeout", type=float, default=240, help="bound of each measured run, s")
+    ap.add_argument("--session-files", choices=["all", "failed", "none"], default="all",
+                    help="[sinks] session_files of streamgrade's runs (default all, the default setting); a last "
+                         "0 ms run with none measures bytes per session in any case")
+    ap.add_argument("--skip-memory", action="store_true", help="skip the RSS growth runs (scripts/bench_memory.py)")
+    ap.add_argument("--memory-small", type=int, default=10_000)
+    ap.add_argument("--memory-large", type=int, default=100_000)
     return ap.parse_args(argv)
 
 
@@ -240,7 +253,8 @@ def statuses(stats: dict[str, Any] | None) -> tuple[int, int, int]:
 
 
 def measure(client: str, args: argparse.Namespace, work: Path, *, n: int, latency: float, mock_rpm: int,
-            hide: bool, client_rpm: int | None, curator: tuple[Path, dict[str, str]] | None) -> dict[str, Any]:
+            hide: bool, client_rpm: int | None, curator: tuple[Path, dict[str, str]] | None,
+            session_files: str | None = None) -> dict[str, Any]:
     data, prompts = prompts_for(work, n)
     c = args.concurrency
     log = work / f"mock-{client}.log"
@@ -248,7 +262,8 @@ def measure(client: str, args: argparse.Namespace, work: Path, *, n: int, latenc
     with B.mock(latency_ms=latency, rpm=mock_rpm, hide_limits=hide, log=str(log)) as url:
         if client == "streamgrade":
             r = asyncio.run(B.run_streamgrade(url, data, work, concurrency=c, rpm=client_rpm or 0,
-                                              timeout=args.timeout, label="peers"))
+                                              timeout=args.timeout, label="peers",
+                                              session_files=session_files or args.session_files))
             r["done"] = r["graded"]
         else:
             assert curator is not None
@@ -309,9 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_unknown:
         regimes.append(("unknown", dict(n=args.n_unknown, latency=0, mock_rpm=args.rpm_hidden, hide=True, client_rpm=None)))
 
+    regimes.append(("0ms-none", dict(n=args.n, latency=0, mock_rpm=args.rpm_high, hide=False, client_rpm=args.rpm_high,
+                                     session_files="none")))
     results: dict[str, dict[str, Any]] = {}
     for name, kw in regimes:
         for client in ("streamgrade", "curator"):
+            if client == "curator" and name == "0ms-none":
+                continue
             if client == "curator" and curator is None:
                 results[f"{client}:{name}"] = {"client": client, "error": curator_error}
                 continue
@@ -325,12 +344,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, kw in regimes:
         limit = f"{kw['mock_rpm']} rpm{' hidden' if kw['hide'] else ''}"
         for client in ("streamgrade", "curator"):
+            if f"{client}:{name}" not in results:
+                continue
             r = results[f"{client}:{name}"]
             rows.append([name, client, f"{kw['latency']:g} ms", limit, r.get("n"), r.get("done"), r.get("seconds"),
                          r.get("rate"), r.get("steady_rate"), r.get("utilisation"), r.get("requests"), r.get("429s"), r.get("share_429"),
                          (r.get("error") or "")[:60]])
     print(B.table(rows, ["regime", "client", "latency", "limit", "rows", "done", "seconds", "rows/s", "steady/s", "util",
                          "requests", "429s", "429 share", "error"]))
+    print(f"streamgrade's runs: [sinks] session_files = {args.session_files!r} (0ms-none: 'none'); bytes written per "
+          "session: " + ", ".join(f"{name} {results[f'streamgrade:{name}'].get('bytes_per_session')}"
+                                   for name, _ in regimes if f"streamgrade:{name}" in results))
     if curator_error:
         print(f"Curator was not run: {curator_error}")
 
@@ -362,6 +386,23 @@ def main(argv: list[str] | None = None) -> int:
         "steady_0ms": {cl: g(f"{cl}:0ms", "steady_rate") for cl in ("streamgrade", "curator")},
         "steady_200ms": {cl: g(f"{cl}:{lat_key}", "steady_rate") for cl in ("streamgrade", "curator")},
     }
+    figures["session_files"] = args.session_files
+    figures["ceiling_200ms"] = c / (lat / 1000.0)
+    figures["ceiling_ratio_200ms"] = B.ratio(g(f"streamgrade:{lat_key}", "rate"), figures["ceiling_200ms"])
+    figures["ceiling_ratio_200ms_curator"] = B.ratio(g(f"curator:{lat_key}", "rate"), figures["ceiling_200ms"])
+    figures["streamgrade_0ms_none"] = g("streamgrade:0ms-none", "rate")
+    figures["vs_curator_0ms_none"] = B.ratio(g("streamgrade:0ms-none", "rate"), g("curator:0ms", "rate"))
+    figures["bytes_per_session"] = g("streamgrade:0ms", "bytes_per_session")
+    figures["bytes_per_session_none"] = g("streamgrade:0ms-none", "bytes_per_session")
+    figures["bytes_by_kind_none"] = g("streamgrade:0ms-none", "bytes_by_kind")
+    figures["tail_s"] = {name: g(f"streamgrade:{name}", "tail_s") for name in ("0ms", lat_key)}
+    if args.skip_memory:
+        figures["memory"] = None
+    else:
+        print(f"  memory: streamgrade grade on {args.memory_small} and {args.memory_large} sessions ...", file=sys.stderr,
+              flush=True)
+        figures["memory"] = B.memory_growth(args.memory_small, args.memory_large, session_files=args.session_files)
+    figures["rss_growth"] = figures["memory"]["growth"] if figures["memory"] else None
     for client in ("streamgrade", "curator"):
         for name, _ in regimes:
             if name in ("0ms", lat_key):
@@ -372,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             figures[f"unknown_{client}"] = {f: g(k, f) for f in ("rate", "steady_rate", "seconds", "requests", "429s", "share_429",
                                                                  "done", "all_rows", "error")}
     sg_unknown = figures.get("unknown_streamgrade", {})
+    figures["goals"] = B.goals(figures)
+    print(B.goals_table(figures["goals"]))
     figures["targets_met"] = {
         "vs_curator_0ms>=3": bool(figures["vs_curator_0ms"] and figures["vs_curator_0ms"] >= 3),
         "vs_curator_200ms>=1.2": bool(figures["vs_curator_200ms"] and figures["vs_curator_200ms"] >= 1.2),

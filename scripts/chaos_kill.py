@@ -30,8 +30,10 @@ Then it checks:
   training files (sft.chatml.jsonl, sharegpt.jsonl: rebuilt at the end of a run, filtered,
   so not counted for lost);
 - corrupt: lines that do not parse (a half line included), JSON files under OUT/sessions that
-  do not parse, and ledger inconsistencies (a session not graded, an export whose committed
-  length differs from its size, appended lines the ledger does not know).
+  do not parse, ledger inconsistencies (a session not graded, an export whose committed
+  length differs from its size, appended lines the ledger does not know), and a session
+  not in its one place: its folder with ``--session-files all`` (the default), its session
+  store row (decoding) with ``--session-files none``, never read twice.
 
 Prints a table, and as the last line one JSON object {trials, kills, lost, duplicates,
 corrupt, ...} (with --batch also phases, batches, resubmitted_after_success ...). Exit code
@@ -58,6 +60,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+if str(HERE.parent / "src") not in sys.path:  # the checks read OUT with streamgrade's reader
+    sys.path.append(str(HERE.parent / "src"))
 from mock_provider import start_mock_process  # noqa: E402
 from synth import make_sessions  # noqa: E402
 
@@ -86,7 +90,7 @@ def run_grade(data: Path, out: Path, env: dict, kill_after: float | None, extra:
     return proc.returncode, time.monotonic() - t0
 
 
-def check(out: Path, n: int) -> dict:
+def check(out: Path, n: int, session_files: str = "all") -> dict:
     corrupt: list[str] = []
     lines: dict[str, list[dict]] = {}
     for name in EXPORTS:
@@ -109,11 +113,12 @@ def check(out: Path, n: int) -> dict:
     for name in TRAINING:
         keys = Counter(json.dumps(r, sort_keys=True) for r in lines[name])
         dups += sum(c - 1 for c in keys.values() if c > 1)
-    for f in (out / "sessions").glob("*/*.json"):
+    for f in (out / "sessions").rglob("*.json"):  # sessions/<shard>/<folder>/*.json
         try:
             json.loads(f.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError):
             corrupt.append(f"{f.relative_to(out)}: does not parse")
+    corrupt += check_places(out, n, session_files)
     db = sqlite3.connect(out / "state.sqlite")
     status = dict(db.execute("SELECT status, count(*) FROM sessions GROUP BY status").fetchall())
     if status.get("graded", 0) != expected or len(status) != 1:
@@ -129,6 +134,27 @@ def check(out: Path, n: int) -> dict:
     db.close()
     return {"lost": lost, "duplicates": dups, "corrupt": len(corrupt), "problems": corrupt[:20],
             "graded_lines": sum(scores.values())}
+
+
+def check_places(out: Path, n: int, session_files: str) -> list[str]:
+    """Each session in one place, once: its folder (session_files all) or its session store
+    row (none), every store row decoding (scores.json, results.json, sft.json)."""
+    from streamgrade.sinks.reader import SessionsReader
+
+    problems = []
+    with SessionsReader(out) as reader:
+        places = Counter()
+        ids: Counter[str] = Counter()
+        for _, rec, stored in reader.entries():
+            places["store" if stored else "folder"] += 1
+            ids[rec["session_id"]] += 1
+            if stored and reader.files(rec["session_id"], None, True) is None:
+                problems.append(f"store: {rec['session_id']}: no results.json/sft.json")
+    want = {"all": {"folder": n}, "none": {"store": n}}.get(session_files)
+    if want is not None and dict(places) != want:
+        problems.append(f"sessions by place {dict(places)}, expected {want}")
+    problems += [f"{sid}: read {c} times" for sid, c in ids.items() if c > 1][:5]
+    return problems
 
 
 def batch_phase(out: Path, url: str, provider: str) -> str:
@@ -187,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-rate", type=float, default=100.0,
                     help="with --batch: the mock's requests finished per second in a batch")
     ap.add_argument("--batch-error-rate", type=float, default=0.05, help="with --batch: the mock's request errors")
+    ap.add_argument("--session-files", choices=["all", "failed", "none"], default="all",
+                    help="[sinks] session_files of the runs: with none, every session must end in the session "
+                         "store once")
     args = ap.parse_args(argv)
     if args.batch and args.max_kill_s == 3.0:
         args.max_kill_s = 8.0  # a batch run takes longer: spread the kills over its phases
@@ -206,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         with start_mock_process(**mock_options) as url:
             env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
             env.update(STREAMGRADE_BASE_URL=url, STREAMGRADE_OPENAI__MAX_CONCURRENCY="32",
-                       STREAMGRADE_PIPELINE__GRADE_WORKERS="32")
+                       STREAMGRADE_PIPELINE__GRADE_WORKERS="32", STREAMGRADE_SINKS__SESSION_FILES=args.session_files)
             if args.batch:
                 env.update(ANTHROPIC_API_KEY="sk-ant-chaos", STREAMGRADE_ANTHROPIC__BASE_URL=url.removesuffix("/v1"),
                            STREAMGRADE_CHUNKING__MAX_TOKENS="200", STREAMGRADE_BATCH__QUIET_S="0.3",
@@ -236,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             code, took = run_grade(data, out, env, None, extra)
             print(f"{'final':>5} {f'exit {code}':>10} {took:>8.2f}")
             mock_stats = url.stats()
-        result = check(out, args.sessions)
+        result = check(out, args.sessions, args.session_files)
         if args.batch:
             from mock_batches import read_batch_submissions, resubmitted_after_success
 
@@ -244,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             submissions = read_batch_submissions(batch_log, args.provider)
     figures = {"trials": args.trials, "kills": kills, "sessions": args.sessions, "lost": result["lost"],
                "duplicates": result["duplicates"], "corrupt": result["corrupt"], "final_exit": code,
-               "requests": mock_stats.get("chat_requests"), "problems": result["problems"]}
+               "requests": mock_stats.get("chat_requests"), "problems": result["problems"],
+               "session_files": args.session_files}
     ok = figures["lost"] == figures["duplicates"] == figures["corrupt"] == 0 and code == 0
     if args.batch:
         bstats = mock_stats["batches"][args.provider]

@@ -83,3 +83,17 @@ def schema_answerer(bodies: list, verdict: dict, chunk: dict):
                                          "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
 
     return answer
+
+
+def session_dir(out: str | Path, session_id: str) -> Path:
+    """``OUT/sessions/<shard>/<folder>`` of a session (see streamgrade.sinks.layout)."""
+    from streamgrade.sinks.layout import Layout
+
+    return Layout(out).session_dir(session_id)
+
+
+def session_dirs(out: str | Path) -> list[Path]:
+    """Every session folder under OUT/sessions (sharded or flat), sorted by name."""
+    from streamgrade.sinks.layout import Layout
+
+    return sorted(Layout(out).session_dirs(), key=lambda p: p.name)

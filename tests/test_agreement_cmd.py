@@ -206,7 +206,9 @@ def test_judge_regrades_the_labelled_sessions_with_the_mock_llm(graded: Path):
     with serve_in_thread() as url:
         res = run("agreement", str(graded), "--judge", "openai", "--json",  # a subprocess: it sets up logging
                   env={"STREAMGRADE_BASE_URL": url, "STREAMGRADE_OPENAI__RPM": "600000"})
-        assert url.chat_requests >= 12
+        # 12 sessions, 6 distinct prompts (a task's two trials read alike): two identical
+        # requests in flight at once share one answer (the judge's in-flight dedupe)
+        assert 6 <= url.chat_requests <= 12
     assert res.returncode == 0, res.stderr
     assert "12 graded, 0 failed" in res.stderr
     doc = json.loads(res.stdout)

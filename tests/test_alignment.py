@@ -268,7 +268,7 @@ def _grade_messages(data: Path, out: Path) -> list[dict]:
     res = subprocess.run([sys.executable, "-m", "streamgrade", "grade", str(data), "-o", str(out), "--judge",
                           "heuristic", "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
-    (sft,) = list((out / "sessions").glob("*/sft.json"))
+    (sft,) = list((out / "sessions").glob("*/*/sft.json"))
     return json.loads(sft.read_text())["messages"]
 
 

@@ -27,6 +27,7 @@ from streamgrade.judges.openai import OpenAIJudge  # noqa: E402
 from streamgrade.models import Action, Chunk  # noqa: E402
 from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
 from test_frames_pipeline import make_recording  # noqa: E402
+from conftest import session_dir, session_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 OWA = ROOT.parent / "shared" / "corpus" / "owa" / "projects" / "owa-cli" / "tests" / "data"
@@ -68,7 +69,7 @@ def graded(tmp_path_factory) -> Path:
 
 
 def results(out: Path, sid: str) -> dict:
-    return json.loads((out / "sessions" / sid / "results.json").read_text())
+    return json.loads((session_dir(out, sid) / "results.json").read_text())
 
 
 class Answerer:
@@ -102,7 +103,7 @@ def _check_every_step_action(out: Path, sid: str, source: str) -> dict:
     aug = r["augment"]
     step_actions = sorted(i for st in r["steps"] for i in st["actions"])
     assert step_actions and [e["action"] for e in aug["actions"]] == step_actions
-    folder = out / "sessions" / sid
+    folder = session_dir(out, sid)
     for e in aug["actions"]:
         assert e["caption"] and e["transition"] and e["caption_source"] == source
         assert (folder / e["before"]).is_file() and (folder / e["after"]).is_file()
@@ -171,8 +172,8 @@ def test_llm_captions_batched_with_images_within_the_request_cap(graded: Path, t
         assert images[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     per_session = run.requests
     assert per_session == sum(results(out, s)["augment"]["requests"] for s in
-                              [p.name for p in (out / "sessions").iterdir()])
-    assert all(results(out, p.name)["augment"]["requests"] <= 3 for p in (out / "sessions").iterdir())
+                              [p.name for p in session_dirs(out)])
+    assert all(results(out, p.name)["augment"]["requests"] <= 3 for p in session_dirs(out))
     n = len(ans.bodies)
     again = anyio.run(go)
     assert len(ans.bodies) == n and again.cached == run.sessions  # a re-run sends no request
@@ -202,7 +203,7 @@ def test_grade_with_augment_enabled_feeds_the_judge(tmp_path: Path):
     text = verdict[0]["messages"][1]["content"]
     text = text if isinstance(text, str) else " ".join(p.get("text", "") for p in text)
     assert "# clicks the thing of a3; screen: the view of a3 opened" in text  # the evidence holds the captions
-    scores = json.loads((out / "sessions" / "rec1" / "scores.json").read_text())
+    scores = json.loads((session_dir(out, "rec1") / "scores.json").read_text())
     assert scores["usage"]["requests"] == 4  # 2 caption batches + hints + the verdict
 
 

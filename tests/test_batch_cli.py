@@ -14,6 +14,7 @@ from test_cli import EXAMPLES, lines, run
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from mock_provider import serve_in_thread  # noqa: E402
 from synth import make_sessions  # noqa: E402
+from conftest import session_dir
 
 FAST = {"STREAMGRADE_BATCH__QUIET_S": "0.2", "STREAMGRADE_BATCH__POLL_MIN_S": "0.05",
         "STREAMGRADE_BATCH__POLL_MAX_S": "0.2", "STREAMGRADE_OPENAI__BACKOFF_BASE_S": "0.05",
@@ -63,7 +64,7 @@ def test_grade_batch_against_the_mock(tmp_path, provider):
     recs = lines(out)
     assert len(recs) == 12 and {r["status"] for r in recs} == {"graded"}
     assert len({r["session_id"] for r in recs}) == 12
-    summaries = [len(json.loads((out / "sessions" / r["session_id"] / "results.json").read_text())["verdict"]
+    summaries = [len(json.loads((session_dir(out, r["session_id"]) / "results.json").read_text())["verdict"]
                      ["chunk_summaries"]) for r in recs]
     assert max(summaries) >= 2  # multi-chunk sessions went through
     requests = sum(r["usage"]["requests"] for r in recs)

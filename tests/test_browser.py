@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from test_html_reports import DESKTOP_TYPED, PAYLOADS, SCRIPT, WEB, build_reports
+from conftest import session_dir, session_dirs
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists() and os.environ.get("STREAMGRADE_REQUIRE_CHROMIUM"):  # CI: must run, not skip
@@ -58,20 +59,19 @@ def browsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = build_reports(base)
     # A copy of a results page with payload markup spliced in raw, as if escaping had failed:
     # the CSP alone must stop it.
-    page = out / "sessions" / DESKTOP_TYPED / "results.html"
+    page = session_dir(out, DESKTOP_TYPED) / "results.html"
     tampered = page.with_name("tampered.html")
     tampered.write_text(page.read_text().replace(
         "<main>", "<main><script>document.title='PWNED'</script>"
                   "<img src=x id=pwned onerror=\"document.title='PWNED'\">", 1))
-    sessions = out / "sessions"
-    tau = next(p.name for p in sessions.iterdir() if p.name.startswith("tau"))
+    tau = next(p for p in session_dirs(out) if p.name.startswith("tau"))
     # name -> (url, window size); each page is dumped (DOM after its scripts ran) and shot.
     pages = {
         "index": ((out / "index.html").as_uri() + "#sort=3", "1280,900"),  # sorted by score on load
         "results": (page.as_uri(), "1280,2200"),  # tall: the timeline with its frame thumbnails
-        "sft": ((sessions / DESKTOP_TYPED / "sft.html").as_uri(), "1280,900"),
-        "web_sft": ((sessions / WEB / "sft.html").as_uri(), "1280,900"),
-        "agent_sft": ((sessions / tau / "sft.html").as_uri(), "1280,900"),
+        "sft": ((session_dir(out, DESKTOP_TYPED) / "sft.html").as_uri(), "1280,900"),
+        "web_sft": ((session_dir(out, WEB) / "sft.html").as_uri(), "1280,900"),
+        "agent_sft": ((tau / "sft.html").as_uri(), "1280,900"),
         "tampered": (tampered.as_uri(), "1280,900"),
     }
     results: dict[str, tuple[str, str]] = {}

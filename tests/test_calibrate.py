@@ -23,6 +23,7 @@ from streamgrade.calibration.model import load_model, save_model
 from streamgrade.errors import ConfigError
 from streamgrade.exports.filters import ExportFilter
 from streamgrade.labels import Labels
+from conftest import session_dirs
 
 TAU = Path("/work/shared/corpus/tau-bench/gpt-4o-airline.json")
 
@@ -240,7 +241,7 @@ def test_calibrate_then_grade_with_calibration_then_export_on_real_sessions(tmp_
     recs = _records(graded)
     assert len(recs) == 12 and all(0.0 <= r["p_success"] <= 1.0 and round(r["p_success"], 4) == r["p_success"]
                                    for r in recs)
-    folder = next((graded / "sessions").iterdir())
+    folder = session_dirs(graded)[0]
     assert "p_success" in json.loads((folder / "scores.json").read_text())
     code, stdout, stderr = _inproc("calibrate", str(graded), "--evaluate", "--json")
     assert code == 0, stderr

@@ -19,6 +19,7 @@ from streamgrade.errors import ConfigError
 from streamgrade.judges.openai import OpenAIJudge
 from streamgrade.models import Action, ChatMessage, Session, SessionRef, ToolCall, ToolFunction
 from streamgrade.pipeline import Pipeline, scan_source
+from conftest import session_dirs
 
 VERDICT = {"summary": "s", **{k: {"score": 50, "confidence": 0.5, "reason": "r"} for k in ("outcome", "process", "efficiency")}}
 CHUNK = {"summary": "so far", "progress": [], "problems": []}
@@ -138,7 +139,7 @@ async def test_11_mb_trajectory_takes_at_most_max_chunks_plus_one_requests(tmp_p
     assert "Fixed: job 1599 had a stale lock" in "".join(prompts[:-1])  # the tail is kept
     assert "Never refund without an order id." in prompts[0]  # and the head
     assert "omitted" in prompts[-1] and "chunking.max_chunks" in prompts[-1]  # the verdict is told
-    folder = next((out / "sessions").iterdir())
+    folder = session_dirs(out)[0]
     results = json.loads((folder / "results.json").read_text())
     assert len(results["chunks"]) <= cfg.chunking.max_chunks
     info = results["session"]["meta"]["chunking"]

@@ -234,7 +234,7 @@ def test_tau_bench_perturbed_copy_differs_identical_copy_does_not(tau_out: Path,
     shutil.copytree(tau_out, same)
     shutil.copytree(tau_out, perturbed)
     rng = random.Random(11)
-    for p in (perturbed / "sessions").glob("*/scores.json"):
+    for p in (perturbed / "sessions").glob("*/*/scores.json"):
         rec = json.loads(p.read_text())
         rec["score"] = round(min(100.0, max(0.0, rec["score"] - 4 + rng.gauss(0, 3))), 1)
         p.write_text(json.dumps(rec))

@@ -32,6 +32,7 @@ from streamgrade.judges.heuristic import HeuristicJudge  # noqa: E402
 from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
 from test_format_ducktrack import recording as duck_recording  # noqa: E402
 from test_frames_pipeline import make_recording  # noqa: E402
+from conftest import session_dir, session_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -187,7 +188,7 @@ def test_each_observation_is_taken_before_its_step(exported, graded):
     for sid in ("rec1", "Search duck", "6792a2a124f444f0e39ce887"):
         row = rows[sid]
         folder = dest / row["images"][0].rsplit("/", 2)[1]
-        results = json.loads((out / "sessions" / folder.name / "results.json").read_text())
+        results = json.loads((next(p for p in session_dirs(out) if p.name == folder.name) / "results.json").read_text())
         offset = results["video"]["offset_ms"]
         for rel, step in zip(row["images"], row["metadata"]["actions"]):
             video_ms = int(Path(rel).stem)  # frames are named by video time
@@ -253,7 +254,7 @@ def test_steps_taken_at_export_when_graded_without_them_and_reason_when_the_vide
     shutil.copytree(ROOT / "examples" / "clones" / "20251007_131852", data / "rec1")
     make_recording(data / "rec1" / "recording.mp4")
     grade(data, tmp_path / "out", steps=False)
-    assert json.loads((tmp_path / "out" / "sessions" / "rec1" / "results.json").read_text())["steps"] == []
+    assert json.loads((session_dir(tmp_path / "out", "rec1") / "results.json").read_text())["steps"] == []
     res = build_computer_use(tmp_path / "out", tmp_path / "e1")
     assert res.rows == 1 and res.images == 9  # 12 steps, 3 of them above the primary display
     (data / "rec1" / "recording.mp4").unlink()
@@ -290,11 +291,11 @@ def test_broken_results_or_frames_are_left_out_with_the_file_named_never_a_crash
     _, out = graded
     copy = tmp_path / "out"
     shutil.copytree(out / "sessions", copy / "sessions")
-    results = copy / "sessions" / "rec1" / "results.json"
+    results = session_dir(copy, "rec1") / "results.json"
     doc = json.loads(results.read_text())
     doc["steps"], doc["video"] = [], "not an object"
     results.write_text(json.dumps(doc))
-    duck = next(p for p in (copy / "sessions").iterdir() if p.name.startswith("Search_duck"))
+    duck = next(p for p in session_dirs(copy) if p.name.startswith("Search_duck"))
     frame = json.loads((duck / "results.json").read_text())["steps"][0]["path"]
     (duck / frame).write_bytes(b"not a jpeg")
     res = build_computer_use(copy, tmp_path / "e")
@@ -320,8 +321,8 @@ def test_a_literal_image_tag_in_typed_text_keeps_the_row_out_of_sharegpt_only(tm
 
 def test_results_from_before_steps_existed_are_left_out_with_what_to_do(graded, tmp_path):
     _, out = graded
-    shutil.copytree(out / "sessions" / "rec1", tmp_path / "out" / "sessions" / "rec1")
-    results = tmp_path / "out" / "sessions" / "rec1" / "results.json"
+    shutil.copytree(session_dir(out, "rec1"), session_dir(tmp_path / "out", "rec1"))
+    results = session_dir(tmp_path / "out", "rec1") / "results.json"
     doc = json.loads(results.read_text())
     del doc["video"], doc["steps"]
     results.write_text(json.dumps(doc))

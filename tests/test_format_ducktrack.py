@@ -229,4 +229,4 @@ def test_grade_recordings_with_the_cli_and_frames(tmp_path: Path):
     recs = {r["session_id"]: r for r in map(json.loads, (out / "exports" / "scores.jsonl").read_text().splitlines())}
     assert {r["source_format"] for r in recs.values()} == {"ducktrack"}
     assert recs["Say hi to the duck"]["n_actions"] == 7 and recs["Say hi to the duck"]["duration_s"] == 5.05
-    assert list((out / "sessions").glob("*/frames/*.jpg")), "frames were taken from the video"
+    assert list((out / "sessions").glob("*/*/frames/*.jpg")), "frames were taken from the video"

@@ -23,6 +23,7 @@ from streamgrade.extract.frames import DEFAULT_MAX_PIXELS, FrameError, FrameTooL
 from streamgrade.judges.heuristic import HeuristicJudge  # noqa: E402
 from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
 from streamgrade.sinks.ledger import Ledger  # noqa: E402
+from conftest import session_dir
 
 SESSION = Path(__file__).resolve().parents[1] / "examples" / "clones" / "20251007_131852"  # 10 s, 13 actions
 
@@ -123,11 +124,11 @@ def test_session_with_too_large_video_is_a_failed_input_record(tmp_path: Path):
     cfg = load_config(env={}, overrides={"frames": {"max_pixels": 160 * 120}})
     stats = anyio.run(lambda: Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source([tmp_path / "data"], exclude=[out])))
     assert stats.failed == 1 and stats.graded == 0
-    scores = json.loads((out / "sessions" / "rec1" / "scores.json").read_text())
+    scores = json.loads((session_dir(out, "rec1") / "scores.json").read_text())
     assert scores["status"] == "failed"
     assert str(data / "recording.mp4") in scores["error"] and "320x240 px" in scores["error"]
     assert "frames.max_pixels" in scores["error"]
-    assert not list((out / "sessions" / "rec1").rglob("*.jpg"))
+    assert not list((out / "sessions").rglob("*.jpg"))
     ledger = Ledger(out / "state.sqlite")
     row = ledger.get("rec1")
     ledger.close()
@@ -137,4 +138,4 @@ def test_session_with_too_large_video_is_a_failed_input_record(tmp_path: Path):
     cfg2 = load_config(env={})
     stats2 = anyio.run(lambda: Pipeline(cfg2, out2, HeuristicJudge(cfg2)).run(scan_source([tmp_path / "data"], exclude=[out2])))
     assert stats2.graded == 1
-    assert json.loads((out2 / "sessions" / "rec1" / "results.json").read_text())["frames"]
+    assert json.loads((session_dir(out2, "rec1") / "results.json").read_text())["frames"]

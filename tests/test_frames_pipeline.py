@@ -20,6 +20,8 @@ from conftest import grade_cli_against_mock, schema_answerer
 from streamgrade.config import load_config  # noqa: E402
 from streamgrade.judges.openai import OpenAIJudge  # noqa: E402
 from streamgrade.pipeline import Pipeline, scan_source  # noqa: E402
+from conftest import session_dir, session_dirs
+from streamgrade.sinks.report import build_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION = ROOT / "examples" / "clones" / "20251007_131852"  # 10 s, 13 actions
@@ -74,7 +76,7 @@ async def test_frames_reach_the_judge_in_chunked_mode(tmp_path: Path):
         for p in parts:
             assert p["image_url"]["url"].startswith("data:image/jpeg;base64,") and p["image_url"]["detail"] == "low"
         images += len(parts)
-    folder = out / "sessions" / "rec1"
+    folder = session_dir(out, "rec1")
     results = json.loads((folder / "results.json").read_text())
     # the judge's frames, and the computer-use steps' "before" frames, share the folder
     jpgs = sorted((folder / "frames").glob("*.jpg"), key=lambda p: int(p.stem))
@@ -86,6 +88,7 @@ async def test_frames_reach_the_judge_in_chunked_mode(tmp_path: Path):
     entries = [m for m in sft if isinstance(m["content"], dict)]
     assert len(entries) == images and all(m["role"] == "user" and m["content"]["type"] == "image" for m in entries)
     assert [m["timestamp"] for m in sft] == sorted(m["timestamp"] for m in sft)
+    build_reports(out)  # the pages: `streamgrade report OUT`
     html = (folder / "results.html").read_text()
     assert f'src="frames/{jpgs[0].name}"' in html
 
@@ -102,7 +105,7 @@ def test_owa_captures_get_frames_from_their_hevc_video_that_reach_the_judge(tmp_
     res, stats = grade_cli_against_mock(data, out)
     assert res.returncode == 0, res.stderr
     total = 0
-    for folder in (out / "sessions").iterdir():
+    for folder in session_dirs(out):
         results = json.loads((folder / "results.json").read_text())
         assert results["frames"] and results["steps"]
         assert len(list((folder / "frames").glob("*.jpg"))) == len({f["path"] for f in results["frames"] + results["steps"]})
@@ -118,7 +121,7 @@ def test_mock_provider_log_shows_frames_arriving(tmp_path: Path):
     make_recording(data / "recording.mp4")
     res, stats = grade_cli_against_mock(tmp_path / "data", tmp_path / "out")
     assert res.returncode == 0, res.stderr
-    frames = json.loads((tmp_path / "out" / "sessions" / "rec1" / "results.json").read_text())["frames"]
+    frames = json.loads((session_dir(tmp_path / "out", "rec1") / "results.json").read_text())["frames"]
     assert frames and stats["requests_with_images"] >= 1
     assert stats["image_parts"] == min(len(frames), 3)  # one chunk: its budget of frames
 
@@ -147,7 +150,7 @@ def test_heuristic_uses_blank_and_unchanged_screens(tmp_path: Path):
         out = data.parent / "out"
         cfg = load_config(env={})
         anyio.run(lambda: Pipeline(cfg, out, HeuristicJudge(cfg)).run(scan_source([data.parent], exclude=[out])))
-        return json.loads((out / "sessions" / "rec" / "scores.json").read_text())
+        return json.loads((session_dir(out, "rec") / "scores.json").read_text())
 
     busy, blank = grade("busy"), grade("blank!")
     assert blank["components"]["process"] < busy["components"]["process"]

@@ -387,7 +387,7 @@ def _records_by_id(out: Path) -> dict[str, list[dict]]:
 def _check_outputs_parse(out: Path) -> None:
     for f in (out / "exports").glob("*.jsonl"):
         _jsonl(f)
-    for f in (out / "sessions").glob("*/*.json"):
+    for f in (out / "sessions").glob("*/*/*.json"):
         json.loads(f.read_bytes())
 
 

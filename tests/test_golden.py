@@ -23,8 +23,9 @@ from streamgrade.judges.heuristic import HeuristicJudge
 from streamgrade.judges.signals import features as agent_signals
 from streamgrade.judges.openai import OpenAIJudge
 from streamgrade.models import Session, SessionRef, Step, StepToolCall
-from streamgrade.sinks.layout import session_folder
 from streamgrade.sources.scan import ScanReport, scan
+from conftest import session_dir
+from streamgrade.sinks.report import build_reports
 
 TAU_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "tau-bench" / "gpt-4o-airline.json"
 if not TAU_FILE.is_file():
@@ -238,9 +239,10 @@ async def test_records_carry_golden_and_no_file_shows_the_reference(tau_rows, tm
     assert marked["golden"]["recall"] == 0.0 and isinstance(marked["score"], float)
     assert recs["tau.task0.trial0"]["golden"]["any_order"] is True
     assert recs["plain.row0"]["golden"] is None  # no reference, no golden metrics
-    page = (out / "sessions" / session_folder("tau.task0.trial0") / "results.html").read_text()
+    build_reports(out)  # the pages: `streamgrade report OUT`
+    page = (session_dir(out, "tau.task0.trial0") / "results.html").read_text()
     assert "golden path" in page and "any order yes" in page and "recall 0.00" in page
-    assert "golden path" not in (out / "sessions" / session_folder("plain.row0") / "results.html").read_text()
+    assert "golden path" not in (session_dir(out, "plain.row0") / "results.html").read_text()
     for path in out.rglob("*"):  # scores, results.json, sft.json, reports, training exports
         if path.is_file():
             assert MARK.encode() not in path.read_bytes(), path

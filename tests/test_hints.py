@@ -26,6 +26,7 @@ from streamgrade.hints.offline import offline_hints
 from streamgrade.judges.heuristic import HeuristicJudge
 from streamgrade.judges.openai import OpenAIJudge
 from streamgrade.pipeline import Pipeline, scan_source
+from conftest import session_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -84,7 +85,7 @@ def test_offline_hints_one_augmented_task_per_task(graded: Path, tmp_path: Path)
         wins = [e for e in r["episodes"] if e["success"]]
         if wins:  # the strategy is the shortest successful episode's calls
             shortest = min(wins, key=lambda e: (e["turns"], e["session_id"]))
-            msgs = json.loads((graded / "sessions" / shortest["session_id"] / "sft.json").read_text())["messages"]
+            msgs = json.loads((session_dir(graded, shortest["session_id"]) / "sft.json").read_text())["messages"]
             first_call = next(tc["function"]["name"] for m in msgs for tc in m.get("tool_calls") or [])
             assert r["hints"]["strategy"][0].startswith(first_call + "(")
             assert r["hints"]["tools"] and all(t["example"].startswith(t["name"] + "(") for t in r["hints"]["tools"])

@@ -18,6 +18,7 @@ from streamgrade.config import load_config
 from streamgrade.judges.heuristic import HeuristicJudge
 from streamgrade.pipeline import Pipeline, scan_source
 from streamgrade.sinks import html as reports
+from conftest import session_dir, session_dirs
 
 def esc(text: str) -> str:
     """``text`` as Jinja2's autoescape writes it."""
@@ -116,7 +117,7 @@ def build_reports(tmp_path: Path) -> Path:
     stats = anyio.run(Pipeline(cfg, out, HeuristicJudge(cfg)).run, scan_source([data], exclude=[out]))
     assert stats.graded + stats.ungradable >= 4, stats  # a web capture with no action is ungradable
 
-    folder = out / "sessions" / DESKTOP_TYPED
+    folder = session_dir(out, DESKTOP_TYPED)
     res = json.loads((folder / "results.json").read_text())
     (folder / "frames").mkdir()
     (folder / "frames" / "000001.png").write_bytes(png())
@@ -129,7 +130,7 @@ def build_reports(tmp_path: Path) -> Path:
     ]
     (folder / "results.json").write_text(json.dumps(res))
 
-    ids = [p.name for p in (out / "sessions").iterdir()]
+    ids = [json.loads((p / "scores.json").read_text())["session_id"] for p in session_dirs(out)]
     reports.update_reports(out, ids, final=True)
     return out
 
@@ -159,7 +160,7 @@ def _tags(text: str) -> list[tuple[str, dict[str, str | None]]]:
 
 
 def _pages(out: Path) -> list[Path]:
-    return [out / "index.html"] + sorted((out / "sessions").glob("*/*.html"))
+    return [out / "index.html"] + sorted((out / "sessions").glob("*/*/*.html"))
 
 
 def assert_inert(text: str, *, scripts: int) -> None:
@@ -188,38 +189,39 @@ def assert_inert(text: str, *, scripts: int) -> None:
 
 
 def test_pages_written_for_every_session(out: Path):
-    sessions = sorted(p.name for p in (out / "sessions").iterdir())
-    assert len(sessions) >= 4
-    for sid in sessions:
-        assert (out / "sessions" / sid / "results.html").is_file()
-        assert (out / "sessions" / sid / "sft.html").is_file()
+    folders = session_dirs(out)
+    assert len(folders) >= 4
+    for folder in folders:
+        assert (folder / "results.html").is_file()
+        assert (folder / "sft.html").is_file()
+        assert 'href="../../../index.html"' in (folder / "results.html").read_text()  # sharded: three levels up
     index = (out / "index.html").read_text()
-    for sid in sessions:
-        assert f'href="sessions/{sid}/results.html"' in index
+    for folder in folders:
+        assert f'href="sessions/{folder.parent.name}/{folder.name}/results.html"' in index
 
 
 def test_payloads_render_inert_and_escaped(out: Path):
     for page in _pages(out):
         assert_inert(page.read_text(), scripts=1 if page.name == "index.html" else 0)
 
-    res = (out / "sessions" / DESKTOP_TYPED / "results.html").read_text()
+    res = (session_dir(out, DESKTOP_TYPED) / "results.html").read_text()
     # The text is there, escaped: a reader sees exactly what was typed.
     assert esc(f"Quest {SCRIPT} {IMG}") in res
     assert esc(f"Objective {QUOTE}") in res
     assert esc(f"Objective {JSURL}") in res
     assert esc(f"App {IMG}") in res
     assert "app_focus(" in res and esc(IMG.replace('"', '\\"')) in res  # the focused-app payload
-    sft = (out / "sessions" / DESKTOP_TYPED / "sft.html").read_text()
+    sft = (session_dir(out, DESKTOP_TYPED) / "sft.html").read_text()
     assert esc(SCRIPT) in sft
 
-    web = (out / "sessions" / WEB / "sft.html").read_text()
+    web = (session_dir(out, WEB) / "sft.html").read_text()
     for p in PAYLOADS:
         assert esc(p) in web
     assert "Hint: " in web and "Quest: " in web
 
 
 def test_agent_conversation_shows_roles_tool_calls_and_results(out: Path):
-    folder = next(p for p in (out / "sessions").iterdir() if p.name.startswith("tau"))
+    folder = next(p for p in session_dirs(out) if p.name.startswith("tau"))
     text = (folder / "sft.html").read_text()
     for role in ("system", "user", "assistant", "tool"):
         assert f'class="msg r-{role}"' in text
@@ -231,7 +233,7 @@ def test_agent_conversation_shows_roles_tool_calls_and_results(out: Path):
 
 
 def test_results_page_shows_scores_components_chunks_and_frames(out: Path):
-    folder = out / "sessions" / DESKTOP_TYPED
+    folder = session_dir(out, DESKTOP_TYPED)
     scores = json.loads((folder / "scores.json").read_text())
     text = (folder / "results.html").read_text()
     assert f'id="score">{scores["score"]:.1f}<' in text

@@ -48,6 +48,7 @@ EXAMPLES = ROOT / "examples" / "clones"
 sys.path.insert(0, str(ROOT / "scripts"))
 from mock_provider import serve_in_thread  # noqa: E402
 from synth import trajectory  # noqa: E402
+from conftest import session_dirs
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMGRADE_", "OPENAI_", "ANTHROPIC_"))}
 
@@ -348,9 +349,9 @@ def test_lookalike_folders_get_a_folder_each(tmp_path: Path):
         shutil.copytree(EXAMPLES / "20251007_131852", data / name)
     res = run("grade", str(data), "-o", str(out), "--no-progress")
     assert res.returncode == 0, res.stderr
-    folders = sorted(p.name for p in (out / "sessions").iterdir())
+    folders = session_dirs(out)
     assert len(folders) == 3
-    recs = {json.loads((out / "sessions" / f / "scores.json").read_text())["session_id"] for f in folders}
+    recs = {json.loads((f / "scores.json").read_text())["session_id"] for f in folders}
     assert recs == {"sess 1", "sess_1", "sess:1"}
     index = (out / "index.html").read_text()
     assert index.count("<tr><td class=\"id\">") == 3 and '<b id="n-graded" class="st-graded">3</b>' in index
@@ -368,7 +369,7 @@ async def test_a_5000_character_task_id_is_graded_under_its_full_id(tmp_path: Pa
     assert (stats.graded, stats.failed) == (1, 0)
     (rec,) = scores(out)
     assert rec["session_id"] == f"long.task{'t' * 5000}.trial0" and rec["task_id"] == "t" * 5000
-    (folder,) = (out / "sessions").iterdir()
+    (folder,) = session_dirs(out)
     assert len(folder.name.encode()) <= MAX_NAME_BYTES
     stats = await grade(data, out)
     assert (stats.skipped, stats.graded, stats.failed) == (1, 0, 0)

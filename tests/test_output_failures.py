@@ -159,7 +159,7 @@ def ledger(out: Path) -> dict[str, str]:
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in (out / "sessions").glob("*/*.json")}
+    return {str(p.relative_to(out)): p.read_bytes() for p in (out / "sessions").glob("*/*/*.json")}
 
 
 def check_consistent(out: Path, before: dict[str, bytes], scores_before: bytes) -> list[dict]:
@@ -168,11 +168,11 @@ def check_consistent(out: Path, before: dict[str, bytes], scores_before: bytes) 
     assert raw.startswith(scores_before), "scores.jsonl lost or changed lines written before"
     for name in ("scores.jsonl", "sft.chatml.jsonl", "sharegpt.jsonl"):
         jsonl(out / "exports" / name)
-    for p in (out / "sessions").glob("*/*.json"):
+    for p in (out / "sessions").glob("*/*/*.json"):
         json.loads(p.read_bytes())
     for rel, data in before.items():
         assert (out / rel).read_bytes() == data, f"{rel} changed"
-    assert not list((out / "sessions").glob("*/.*.tmp")), "temporary files left behind"
+    assert not list((out / "sessions").glob("*/*/.*.tmp")), "temporary files left behind"
     return jsonl(out / "exports" / "scores.jsonl")
 
 

@@ -17,6 +17,7 @@ from streamgrade.judges.heuristic import HeuristicJudge
 from streamgrade.models import Component, JudgeInfo, Usage, Verdict
 from streamgrade.pipeline import Pipeline, scan_source
 from streamgrade.sinks.ledger import Ledger
+from conftest import session_dir
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "clones"
 DESKTOP = ("20250817_232256", "20251007_131852")
@@ -97,7 +98,7 @@ async def test_grades_bundled_sessions_and_writes_files(data: Path, tmp_path: Pa
         assert set(r["components"]) == {"outcome", "process", "efficiency"}
         assert r["judge"] == {"kind": "heuristic", "model": None}
         assert r["graded_at"].endswith("Z")
-        folder = out / "sessions" / r["session_id"]
+        folder = session_dir(out, r["session_id"])
         for name in ("scores.json", "results.json", "sft.json"):
             json.loads((folder / name).read_text())
     by_id = {r["session_id"]: r for r in lines}
@@ -109,7 +110,7 @@ async def test_grades_bundled_sessions_and_writes_files(data: Path, tmp_path: Pa
     assert (by_id[WEB]["status"], by_id[WEB]["score"], by_id[WEB]["components"]) == ("ungradable", None, {})
     assert by_id[WEB]["error"] == "ungradable: no actions were recorded"
     assert by_id["20251007_131852"]["source_path"] == str(data / "20251007_131852")
-    sft = json.loads((out / "sessions" / "20251007_131852" / "sft.json").read_text())
+    sft = json.loads((session_dir(out, "20251007_131852") / "sft.json").read_text())
     assert sft["messages"][0]["role"] == "user"
     assert any('type("coucou")' in m["content"] for m in sft["messages"])
     # ChatML rows only for sessions with assistant turns (the web session has no actions yet)

@@ -30,6 +30,7 @@ from click.testing import CliRunner
 
 from streamgrade.cli import main
 from streamgrade.config import load_config
+from conftest import session_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -86,9 +87,9 @@ def test_tau_bench_with_ray_equals_local(tmp_path: Path):
     for name in ("sft.chatml.jsonl", "sharegpt.jsonl"):  # training rows rebuilt from the session folders
         rows = lambda out: sorted((out / "exports" / name).read_bytes().splitlines())  # noqa: E731
         assert rows(tmp_path / "local") == rows(tmp_path / "ray")
-    one = "sessions/gpt-4o-airline.task7.trial2"
+    one = "gpt-4o-airline.task7.trial2"
     for f in ("results.json", "sft.json"):
-        assert (tmp_path / "local" / one / f).read_bytes() == (tmp_path / "ray" / one / f).read_bytes()
+        assert (session_dir(tmp_path / "local", one) / f).read_bytes() == (session_dir(tmp_path / "ray", one) / f).read_bytes()
 
 
 def test_driver_killed_mid_run_then_rerun_loses_nothing(tmp_path: Path, request):
@@ -153,7 +154,7 @@ def test_driver_killed_mid_run_then_rerun_loses_nothing(tmp_path: Path, request)
     for name in ("sft.chatml.jsonl", "sharegpt.jsonl"):
         rows = (out / "exports" / name).read_bytes().splitlines()
         assert rows and len(set(rows)) == len(rows)
-    assert len(list((out / "sessions").glob("*/scores.json"))) == n
+    assert len(list((out / "sessions").glob("*/*/scores.json"))) == n
     assert stats["chat_requests"] >= n  # a session in flight at the kill is graded again
 
 

@@ -12,6 +12,7 @@ from streamgrade.config import load_config
 from streamgrade.errors import InputError
 from streamgrade.formats import FORMATS
 from streamgrade.sources.scan import scan
+from conftest import session_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_ID = "6792a2a124f444f0e39ce887"
@@ -64,7 +65,7 @@ def test_guac_fixture_graded_with_frames_that_reach_the_judge(tmp_path: Path):
     out = tmp_path / "out"
     res, stats = grade_cli_against_mock(data, out)
     assert res.returncode == 0, res.stderr
-    results = json.loads((out / "sessions" / WEB_ID / "results.json").read_text())
+    results = json.loads((session_dir(out, WEB_ID) / "results.json").read_text())
     chunks = results["chunks"]
     assert len(results["actions"]) >= 100 and len(chunks) >= 2
     assert len(results["frames"]) == 3 * len(chunks)  # the per-chunk budget, every chunk full

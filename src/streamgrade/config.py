@@ -38,14 +38,17 @@ class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[pipeline]``: actor counts, the capacity (items) of every bounded stream, and how
     long (s) a stop waits for in-flight sessions before leaving them pending; ``sink_batch``
     the most finished sessions the sink appends and commits together (group commit);
-    ``file_writers`` sessions whose files are written at once (their fsyncs overlap)."""
+    ``file_writers`` writer tasks, each writing the sessions waiting for it (up to 8) in one
+    worker thread (no fsync there: the committer flushes a batch's files with one syncfs);
+    more writers take single sessions each, and the thread hand-offs cost more than the
+    writes."""
 
     stream_capacity: int = 16
     assemble_workers: int = 2
     grade_workers: int = 16
     drain_timeout_s: float = 30.0
     sink_batch: int = 64
-    file_writers: int = 8
+    file_writers: int = 2
 
 
 class WatchConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -237,12 +240,28 @@ class FramesConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """``[reports]``: the HTML reports. ``html`` writes results.html and sft.html per session
-    (about 2 ms of CPU each) and index.html; turn it off for the fastest bulk runs.
-    ``index_interval_s``: index.html is rewritten at most this often while a run goes on."""
+    """``[reports]``: the HTML reports. ``html`` writes index.html (while a run goes on, at
+    most every ``index_interval_s`` seconds, and at its end). ``session_pages``: when each
+    session's results.html and sft.html are built: ``"report"`` (the default) only by
+    ``streamgrade report OUT``, which builds those missing or out of date (about 2 ms of CPU
+    a session, kept off the grading path); ``"live"`` after each commit batch during the
+    run, in a worker thread (sessions with a folder only, see ``[sinks] session_files``)."""
 
     html: bool = True
     index_interval_s: float = 30.0
+    session_pages: Literal["report", "live"] = "report"
+
+
+class SinksConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[sinks]``: what a graded session leaves on disk. ``session_files``: which sessions
+    get a folder OUT/sessions/<shard>/<folder>/ with scores.json, results.json and sft.json:
+    ``"all"`` (the default), ``"failed"`` (only failed sessions; the others go to the
+    session store) or ``"none"`` (every session goes to the session store: a compressed row
+    in OUT/state.sqlite, about 1 KB for an agent session, instead of ~10 KB of files).
+    scores.jsonl and the training files are complete whatever the setting; ``export``,
+    ``stats``, ``agreement``, ``calibrate``, ``repair`` and ``report`` read both places."""
+
+    session_files: Literal["all", "failed", "none"] = "all"
 
 
 class LabelsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -285,6 +304,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
     frames: FramesConfig = msgspec.field(default_factory=FramesConfig)
     reports: ReportsConfig = msgspec.field(default_factory=ReportsConfig)
+    sinks: SinksConfig = msgspec.field(default_factory=SinksConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     labels: LabelsConfig = msgspec.field(default_factory=LabelsConfig)
     calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)

@@ -11,8 +11,10 @@
   wants, ``judge.grade_workers``, gets that: batch mode's ``batch.max_sessions_in_flight``);
   a judge error becomes a failed record. A judge with a service (``judge.serve``: batch
   mode's collector) has it run beside the actors, cancelled once they are done.
-- sink: one actor, so every write is serialised: per-session files (atomic), JSONL exports
-  (exactly once), then the ledger commit.
+- write files (``pipeline.file_writers``): each session's folder (atomic), or its encoded
+  session store row (``[sinks] session_files``).
+- sink: one actor, so every commit is serialised: JSONL exports (exactly once), then the
+  ledger commit, which writes the batch's session store rows in the same transaction.
 
 Every stream has capacity ``pipeline.stream_capacity``: a slow judge holds back assembly,
 which holds back the source, so memory stays flat however many sessions pass. Stopping
@@ -51,14 +53,17 @@ from .errors import BudgetExceeded, InputError, JudgeError
 from .formats import FORMATS, configure_formats, fingerprint
 from .job import Job
 from .labels import Labels
+from .memtrim import trim
 from .judges.base import Judge
 from .models import ScoreRecord, SessionRef, Usage
 from .sinks.html import update_reports
 from .sinks.jsonl import ExportSet
-from .sinks.layout import Layout
+from .sinks.layout import Layout, migrate_flat_folders
 from .sinks.ledger import Ledger
 from .sinks.lock import OutputLock
-from .sinks.records import build_record, rfc3339_now, write_session
+from .sinks.meter import METER, db_size, since
+from .sinks.records import build_record, drop_stale_files, rfc3339_now, write_session
+from .sinks.session_store import StoredEntry, StoreEncoder, load_dicts
 from .sources.scan import ScanReport
 
 log = logging.getLogger("streamgrade.pipeline")
@@ -75,6 +80,7 @@ class Written:
     record: ScoreRecord
     lines: list[tuple[str, bytes]]
     error: OSError | None = None
+    stored: StoredEntry | None = None  # its session store row, when it got no folder
 
 
 @dataclass
@@ -113,10 +119,16 @@ class RunStats:
     budget_pending: int = 0  # sessions left pending because the run budget was spent
     by_format: Counter = field(default_factory=Counter)  # (status, format) -> sessions
     batch: dict | None = None  # batch mode: the judge's last snapshot (batches, requests), set by the CLI
+    bytes_written: dict[str, int] = field(default_factory=dict)  # kind -> bytes (sinks/meter.py), "ledger" its growth
 
     @property
     def done(self) -> int:
         return self.graded + self.failed + self.ungradable
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes this run wrote under the output folder (see :mod:`.sinks.meter`)."""
+        return sum(self.bytes_written.values())
 
     def requests_per_s(self) -> float:
         return self.requests / max(1e-9, time.monotonic() - self.started)
@@ -160,6 +172,12 @@ class Pipeline:
         self._drained = anyio.Event()
         # session id -> fingerprint of the version in flight (newest admitted wins)
         self._current: dict[str, str] = {}
+        self._reports_called = -1e9  # monotonic time of the last update_reports call
+        self._meter0: dict[str, int] = {}
+        self._db0 = 0
+        self._encoder: StoreEncoder | None = None  # the session store's rows (sinks/session_store.py)
+        self._store_rows = False  # the session store may hold rows (then a folder write removes its row)
+        self._folders = False  # session folders may exist (then a stored session's old folder is cleaned)
 
     # -- lifecycle --------------------------------------------------------------------
     def stop(self) -> None:
@@ -184,6 +202,7 @@ class Pipeline:
         cal = self.config.calibration.file
         self.calibration = load_model(cal) if cal else None
         self.layout.exports.mkdir(parents=True, exist_ok=True)
+        self._meter0, self._db0 = METER.snapshot(), db_size(self.layout.ledger)
         probe = self.out / f".write-test.{os.getpid()}"
         probe.write_bytes(b"")  # fails early and plainly (EROFS, ENOSPC, EACCES)
         probe.unlink()
@@ -191,7 +210,11 @@ class Pipeline:
         lock.acquire()
         self._lock = lock
         try:
+            migrate_flat_folders(self.layout)  # an older output: its session folders into shards
+            self._folders = next(self.layout.session_dirs(), None) is not None
             self._ledger = Ledger(self.layout.ledger)
+            self._store_rows = self._ledger.has_stored()
+            self._encoder = StoreEncoder(load_dicts(self._ledger.db))
             self._exports = ExportSet(self.layout, self._ledger)
             self._exports.recover()
         except sqlite3.Error as exc:
@@ -229,15 +252,21 @@ class Pipeline:
                     services.start_soon(service)
                 await self._run_actors(source, workers)
                 services.cancel_scope.cancel()
+            trim()  # before the end-of-run passes over every session, whose peaks add to what is held
             if self._graded_since_build and not self._interrupted():
                 await self._rebuild_training()
             if not self._interrupted():
+                trim()
                 await self._update_reports([], final=True)
             self.stats.stopped_early = self._stopping
             self.stats.labelled = self.labels.used if self.labels else 0
             self.stats.pending = self.ledger.counts().get("pending", 0)
         finally:
             self.close()
+            self.stats.bytes_written = since(self._meter0)
+            grown = db_size(self.layout.ledger) - self._db0  # after close: its WAL checkpointed into it
+            if grown > 0:
+                self.stats.bytes_written["ledger"] = grown
         return self.stats
 
     async def _run_actors(self, source: Source, workers: int) -> None:
@@ -277,6 +306,10 @@ class Pipeline:
         30 s and at the end of a run. Derived data: a failure is logged, never stops grading."""
         if not self.config.reports.html:
             return
+        now = time.monotonic()
+        if not session_ids and not final and now - self._reports_called < 1.0:
+            return  # nothing to render now: the index throttle needs a call a second at most
+        self._reports_called = now
         try:
             await anyio.to_thread.run_sync(functools.partial(
                 update_reports, self.out, session_ids, final=final, min_interval_s=self.config.reports.index_interval_s))
@@ -342,10 +375,11 @@ class Pipeline:
                         break
                 admitted = []
                 owners: dict[str, str] = {}  # ids taken within this batch (not yet in the ledger)
+                known = self.ledger.get_many([r.session_id for r in refs])  # one query for the batch
                 for ref in refs:
                     # One id, one place: a second session with the same id elsewhere (two
                     # folders named alike) gets "-<8 hex of its path>"; the ledger remembers.
-                    row = self.ledger.get(ref.session_id)
+                    row = known.get(ref.session_id)
                     owner = row.path if row is not None else owners.get(ref.session_id)
                     if owner is not None and owner != _where(ref):
                         ref = _disambiguate(ref)
@@ -394,22 +428,24 @@ class Pipeline:
     async def _assemble(self, recv: ObjectReceiveStream[Job], grade: ObjectSendStream[Job], done: ObjectSendStream[Job]) -> None:
         async with recv, grade, done:
             async for job in recv:
-                fmt = FORMATS[job.ref.format]
-                try:
-                    # abandon_on_cancel: a read stuck in I/O must not hold up a stop
-                    await anyio.to_thread.run_sync(prepare, job, fmt, self.config, self.layout, self.labels,
-                                                  abandon_on_cancel=True)
-                except InputError as exc:
-                    job.error, job.error_kind = str(exc), "input"
-                    await done.send(job)
-                    continue
-                except Exception as exc:  # a bug must not stop the daemon
-                    log.exception("internal error assembling %s", job.ref.session_id,
-                                  extra={"session": job.ref.session_id, "file": job.ref.path})
-                    job.error, job.error_kind = f"{job.ref.path}: internal error: {exc!r}", "internal"
-                    await done.send(job)
-                    continue
-                await grade.send(job)
+                jobs = [job, *_waiting(recv, HANDOFF - 1)]  # one thread hand-off for what is waiting
+                # abandon_on_cancel: a read stuck in I/O must not hold up a stop
+                await anyio.to_thread.run_sync(self._prepare_all, jobs, abandon_on_cancel=True)
+                for job in jobs:
+                    await (done if job.error else grade).send(job)
+
+    def _prepare_all(self, jobs: list[Job]) -> None:
+        """Blocking: assemble each job (:func:`.assemble.prepare`); bad input or a bug
+        becomes the job's error (a failed record), never an exception."""
+        for job in jobs:
+            try:
+                prepare(job, FORMATS[job.ref.format], self.config, self.layout, self.labels)
+            except InputError as exc:
+                job.error, job.error_kind = str(exc), "input"
+            except Exception as exc:  # a bug must not stop the daemon
+                log.exception("internal error assembling %s", job.ref.session_id,
+                              extra={"session": job.ref.session_id, "file": job.ref.path})
+                job.error, job.error_kind = f"{job.ref.path}: internal error: {exc!r}", "internal"
 
     async def _grade(self, recv: ObjectReceiveStream[Job], done: ObjectSendStream[Job]) -> None:
         async with recv, done:
@@ -439,23 +475,37 @@ class Pipeline:
                 await done.send(job)
 
     async def _write_files(self, recv: ObjectReceiveStream[Job], send: ObjectSendStream[Written]) -> None:
-        """File writers (``pipeline.file_writers`` at once, so their fsyncs overlap): each
-        session's files, atomically; its export lines go on to the committer."""
+        """File writers (``pipeline.file_writers`` at once): each takes the sessions waiting
+        (up to :data:`HANDOFF`) and writes their files (atomically) or encodes their store
+        rows in one worker thread; their export lines go on to the committer."""
         async with recv, send:
-            async for job in recv:
-                if self._current.get(job.ref.session_id) != job.ref.fingerprint:
-                    self.stats.in_flight -= 1
-                    log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
-                             extra={"session": job.ref.session_id, "file": job.ref.path})
-                    continue
-                record = build_record(job, self.judge.info, self.config.rubric.weights(), self.calibration)
-                try:
-                    lines = await anyio.to_thread.run_sync(write_session, self.layout, job, record, self.config)
-                except OSError as exc:
-                    lines, error = [], exc
-                else:
-                    error = None
-                await send.send(Written(job, record, lines, error))
+            async for first in recv:
+                jobs = []
+                for job in (first, *_waiting(recv, HANDOFF - 1)):  # one thread hand-off for what is waiting
+                    if self._current.get(job.ref.session_id) != job.ref.fingerprint:
+                        self.stats.in_flight -= 1
+                        log.info("superseded %s: its files changed while it was graded", job.ref.session_id,
+                                 extra={"session": job.ref.session_id, "file": job.ref.path})
+                        continue
+                    jobs.append(job)
+                if jobs:
+                    for written in await anyio.to_thread.run_sync(self._write_all, jobs):
+                        await send.send(written)
+
+    def _write_all(self, jobs: list[Job]) -> list[Written]:
+        """Blocking: each job's record and files (:func:`.sinks.records.write_session`); a
+        write that fails (disk full, read-only) gives its Written an ``error``."""
+        out = []
+        weights = self.config.rubric.weights()
+        for job in jobs:
+            record = build_record(job, self.judge.info, weights, self.calibration)
+            try:
+                res = write_session(self.layout, job, record, self.config, self._encoder)
+            except OSError as exc:
+                out.append(Written(job, record, [], exc))
+            else:
+                out.append(Written(job, record, res.lines, None, res.stored))
+        return out
 
     async def _sink(self, recv: ObjectReceiveStream[Written]) -> None:
         try:
@@ -475,7 +525,10 @@ class Pipeline:
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             await self._commit(batch)
-            await self._update_reports([w.job.ref.session_id for w in batch if w.error is None])
+            trim(every_s=10.0)  # the C allocator's free pages back to the OS: flat RSS on long runs
+            live = self.config.reports.session_pages == "live"
+            await self._update_reports([w.job.ref.session_id for w in batch
+                                        if live and w.error is None and w.stored is None])
             if (self.rebuild_when_idle and self._graded_since_build and self.stats.in_flight == 0
                     and time.monotonic() - self._last_build >= self.config.exports.dpo_rebuild_s):
                 await self._rebuild_training()
@@ -500,12 +553,17 @@ class Pipeline:
             for w in ok:  # appends rolled back: these sessions stay pending for the next run
                 self._write_failed(w, exc)
             return
+        stored = [w.stored for w in ok if w.stored is not None]
+        new_dicts = self._encoder.pending_dicts() if self._encoder is not None else []
         try:
             self.ledger.commit_results(
                 [(w.job.ref.session_id, w.job.ref.fingerprint, w.record.status, w.record.error, w.job.error_kind,
                   self.judge.info.kind, w.record.score, [n for n, _ in item_lines])
                  for w, item_lines in zip(ok, lines)],
                 committed,
+                stored=stored,
+                unstored=[w.job.ref.session_id for w in ok if w.stored is None] if self._store_rows else (),
+                dicts=new_dicts,
             )
         except sqlite3.Error as exc:  # the ledger cannot be written (disk full): undo the appends
             self._exports.rollback(before)
@@ -514,6 +572,15 @@ class Pipeline:
             for w in ok:
                 self._write_failed(w, err)
             return
+        if new_dicts:
+            self._encoder.dicts_committed([i for i, _ in new_dicts])  # type: ignore[union-attr]
+        self._store_rows = self._store_rows or bool(stored)
+        if stored and self._folders:  # an older version's folder must not shadow the stored one
+            try:
+                await anyio.to_thread.run_sync(drop_stale_files, self.layout, [e.session_id for e in stored])
+            except OSError as exc:
+                log.warning("old session files not removed: %s", exc, extra={"file": str(self.layout.sessions)})
+        self._folders = self._folders or len(stored) < len(ok)
         for w in ok:
             if self._current.get(w.job.ref.session_id) == w.job.ref.fingerprint:
                 del self._current[w.job.ref.session_id]
@@ -557,6 +624,23 @@ class Pipeline:
             self.on_record(record)
 
 
+#: Most items one thread hand-off carries (assembly, file writes, scanned refs): a hand-off
+#: costs a wake-up and GIL exchanges on the event loop's thread, worth more than the work
+#: of a small session.
+HANDOFF = 8
+
+
+def _waiting(recv: ObjectReceiveStream, n: int) -> list:
+    """Up to ``n`` items already waiting in ``recv`` (never waits)."""
+    out = []
+    while len(out) < n:
+        try:
+            out.append(recv.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return out
+
+
 def _where(ref: SessionRef) -> str:
     """The ledger's path of a session: its file, plus ``#locator`` inside multi-session files."""
     return f"{ref.path}#{ref.locator}" if ref.locator else ref.path
@@ -577,9 +661,19 @@ def scan_source(paths: list[Path], *, exclude: list[str | Path] = (), report: Sc
 
     async def source(send: ObjectSendStream[SessionRef]) -> None:
         async with send:
+            async def send_all(refs: list[SessionRef]) -> None:
+                for ref in refs:
+                    await send.send(ref)
+
             def walk() -> None:
+                batch: list[SessionRef] = []
                 for ref in scan(paths, exclude=exclude, report=report):
-                    anyio.from_thread.run(send.send, ref)
+                    batch.append(ref)
+                    if len(batch) >= HANDOFF:  # one hand-off to the event loop a few refs
+                        anyio.from_thread.run(send_all, batch)
+                        batch = []
+                if batch:
+                    anyio.from_thread.run(send_all, batch)
 
             await anyio.to_thread.run_sync(walk, abandon_on_cancel=True)
 

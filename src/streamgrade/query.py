@@ -12,7 +12,10 @@ Views (each reads OUT's files when a query uses it; nothing is copied or cached)
 - ``sft``, ``sharegpt``, ``dpo``: the training files under ``OUT/exports/`` (ChatML
   ``messages``/``tools``/``metadata``, ShareGPT ``conversations``, DPO
   ``prompt``/``chosen``/``rejected``), one row per line.
-- ``sessions``: the session fields of each ``OUT/sessions/<folder>/results.json``:
+- ``sessions``: the session fields of each session's results.json
+  (``OUT/sessions/<shard>/<folder>/results.json``, the flat ``OUT/sessions/<folder>/`` of
+  older outputs, and the session store's rows, written for the query to a temporary JSONL
+  file outside OUT that is removed when the connection is closed with :func:`close`):
   ``session_id, source_format, source_path, kind, task_id, trial, agent, model,
   termination, task, reward, duration_s, app, score, status, error, summary, folder``, and as
   DuckDB ``JSON`` (``meta->>'seed'``): ``metrics, meta, objectives, components``.
@@ -34,6 +37,7 @@ other files the user can read; installing extensions from the network is turned 
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,18 +71,62 @@ _SESSION_TEXT = ("session_id", "format", "path", "kind", "task_id", "trial", "ag
                  "app")
 
 
-def _sessions_sql(sessions: Path) -> str:
+_SESSION_COLUMNS = "{'session': 'JSON', 'score': 'DOUBLE', 'status': 'VARCHAR', 'error': 'VARCHAR', 'verdict': 'JSON'"
+
+
+def _sessions_sql(globs: list[Path], stored: Path | None = None) -> str:
+    """The ``sessions`` view over the results.json files matched by ``globs`` and, with
+    ``stored``, a JSONL file of the session store's results.json objects, each with its
+    ``folder`` name (:func:`_write_stored`)."""
     cols = ", ".join(f"session->>'{k}' AS {'source_format' if k == 'format' else 'source_path' if k == 'path' else k}"
                      for k in _SESSION_TEXT)
-    glob = sessions / "*" / "results.json"
-    return (f"SELECT {cols}, TRY_CAST(session->>'reward' AS DOUBLE) AS reward, "
-            "TRY_CAST(session->>'duration_s' AS DOUBLE) AS duration_s, "
-            "session->'metrics' AS metrics, session->'meta' AS meta, session->'objectives' AS objectives, "
-            "score, status, error, verdict->>'summary' AS summary, verdict->'components' AS components, "
-            "regexp_extract(filename, '([^/\\\\]+)[/\\\\]results\\.json$', 1) AS folder "
-            f"FROM read_json({_lit(glob)}, format='auto', filename=true, "
-            "columns={'session': 'JSON', 'score': 'DOUBLE', 'status': 'VARCHAR', 'error': 'VARCHAR', "
-            "'verdict': 'JSON'})")
+    select = (f"SELECT {cols}, TRY_CAST(session->>'reward' AS DOUBLE) AS reward, "
+              "TRY_CAST(session->>'duration_s' AS DOUBLE) AS duration_s, "
+              "session->'metrics' AS metrics, session->'meta' AS meta, session->'objectives' AS objectives, "
+              "score, status, error, verdict->>'summary' AS summary, verdict->'components' AS components, ")
+    parts = []
+    if globs:
+        files = "[" + ", ".join(_lit(g) for g in globs) + "]"
+        parts.append(select + "regexp_extract(filename, '([^/\\\\]+)[/\\\\]results\\.json$', 1) AS folder "
+                     f"FROM read_json({files}, format='auto', filename=true, columns={_SESSION_COLUMNS}}})")
+    if stored is not None:
+        parts.append(select + "folder FROM read_json("
+                     f"{_lit(stored)}, format='newline_delimited', columns={_SESSION_COLUMNS}, 'folder': 'VARCHAR'}})")
+    return " UNION ALL ".join(parts)
+
+
+def _session_globs(sessions: Path) -> list[Path]:
+    """The globs of the results.json files under OUT/sessions that match something:
+    sharded folders, and the flat folders of an older output."""
+    return [g for g in (sessions / "*" / "*" / "results.json", sessions / "*" / "results.json")
+            if next(iter(sessions.glob(str(g.relative_to(sessions)))), None) is not None]
+
+
+def _write_stored(out: Path) -> Path | None:
+    """The session store's sessions as a temporary JSONL file (outside OUT) of their
+    results.json objects with ``folder``, or None when the store has none."""
+    import json as _json
+
+    from .sinks.reader import SessionsReader
+
+    with SessionsReader(out) as reader:
+        if reader.store is None or reader.store.empty:
+            return None
+        fd, name = tempfile.mkstemp(prefix="streamgrade-sessions-", suffix=".jsonl")
+        n = 0
+        with open(fd, "w", encoding="utf-8") as f:
+            for folder, rec, stored in reader.entries():
+                if not stored:
+                    continue
+                found = reader.files(rec["session_id"], None, True, sft=False)
+                if found is None:
+                    continue
+                f.write(_json.dumps({**found[0], "folder": folder.name}, ensure_ascii=False) + "\n")
+                n += 1
+    if not n:
+        Path(name).unlink(missing_ok=True)
+        return None
+    return Path(name)
 
 
 @dataclass
@@ -90,11 +138,14 @@ class Views:
     defined: dict[str, Path] = field(default_factory=dict)  # view -> the file(s) it reads
     missing: dict[str, Path] = field(default_factory=dict)  # view -> the file that does not exist
     notes: list[str] = field(default_factory=list)
+    temp: list[Path] = field(default_factory=list)  # files made for the views (removed by close)
 
 
-def connect(out: str | Path) -> tuple[Any, Views]:
+def connect(out: str | Path, *, stored_sessions: bool = True) -> tuple[Any, Views]:
     """An in-memory DuckDB connection with the views of OUT (see the module docstring) and
-    what was defined. Views whose file does not exist are not defined (see
+    what was defined; ``stored_sessions=False`` leaves the session store's rows out of the
+    ``sessions`` view (for SQL that does not use it: writing them out decodes every row).
+    Close it with :func:`close`. Views whose file does not exist are not defined (see
     :func:`explain_missing`). Raises QueryError when OUT has neither scores.jsonl nor a
     session folder."""
     import duckdb
@@ -125,15 +176,26 @@ def connect(out: str | Path) -> tuple[Any, Views]:
         else:
             views.missing[name] = path
     sessions = out / SESSIONS
-    if sessions.is_dir() and any(sessions.glob("*/results.json")):
-        con.execute(f"CREATE VIEW sessions AS {_sessions_sql(sessions)}")
+    globs = _session_globs(sessions) if sessions.is_dir() else []
+    stored = _write_stored(out) if stored_sessions else None
+    if stored is not None:
+        views.temp.append(stored)
+    if globs or stored is not None:
+        con.execute(f"CREATE VIEW sessions AS {_sessions_sql(globs, stored)}")
         views.defined["sessions"] = sessions
     else:
         views.missing["sessions"] = sessions
     if not views.defined:
-        con.close()
+        close(con, views)
         raise QueryError(f"{out}: no exports/{SCORES_JSONL} and no session folder: is it a streamgrade output folder?")
     return con, views
+
+
+def close(con: Any, views: Views) -> None:
+    """Close a connection of :func:`connect` and remove the files made for its views."""
+    con.close()
+    for path in views.temp:
+        path.unlink(missing_ok=True)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -180,7 +242,7 @@ def run_query(out: str | Path, sql: str) -> Result:
     import duckdb
 
     one_statement(sql)
-    con, views = connect(out)
+    con, views = connect(out, stored_sessions=re.search(r"\bsessions\b", sql, re.IGNORECASE) is not None)
     try:
         cur = con.execute(sql)
         columns = [d[0] for d in cur.description] if cur.description else []
@@ -188,7 +250,7 @@ def run_query(out: str | Path, sql: str) -> Result:
     except duckdb.Error as exc:
         raise QueryError(explain_missing(str(exc), views)) from None
     finally:
-        con.close()
+        close(con, views)
     return Result(columns, rows, views.notes)
 
 
@@ -205,15 +267,15 @@ def matching_sessions(out: str | Path, predicate: str) -> tuple[set[str], list[s
         raise QueryError(f"--where {predicate!r}: {str(exc).strip()}") from None
     if len(stmts) != 1:
         raise QueryError(f"--where {predicate!r}: give one SQL expression (a WHERE clause's condition)")
-    con, views = connect(out)
+    con, views = connect(out, stored_sessions=False)  # the predicate reads the scores view
     try:
         ids = {r[0] for r in con.execute(sql).fetchall()}
     except duckdb.Error as exc:
         raise QueryError(f"--where {predicate!r}: {explain_missing(str(exc), views)}") from None
     finally:
-        con.close()
+        close(con, views)
     return ids, views.notes
 
 
-__all__ = ["VIEWS", "EXPORT_VIEWS", "QueryError", "Views", "Result", "connect", "run_query", "matching_sessions",
+__all__ = ["VIEWS", "EXPORT_VIEWS", "QueryError", "Views", "Result", "connect", "close", "run_query", "matching_sessions",
            "read_jsonl_sql", "explain_missing", "one_statement"]

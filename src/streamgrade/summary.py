@@ -84,6 +84,8 @@ def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: 
     _echo(f"streamgrade: {', '.join(parts)} of {stats.found} found in {elapsed:.1f} s; {judge_line(cfg)}; "
           f"{stats.requests} requests, {stats.prompt_tokens + stats.completion_tokens} tokens, "
           f"${stats.cost_usd:.4f}; output: {clean(cfg.run.output)}")
+    if stats.bytes_written:
+        _echo(f"streamgrade: {bytes_line(stats)}")
     if stats.batch is not None:
         _batch_line(stats.batch, stats.cost_usd, cfg.batch.price_factor)
     if cfg.labels.files:
@@ -115,6 +117,27 @@ def print_summary(stats: RunStats, cfg: Config, elapsed: float, *, signal_name: 
         from .formats.explain import formats_help
 
         _echo("streamgrade: no session found. Supported formats (see README.md, Input formats):\n" + formats_help())
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes as B, KB, MB or GB (powers of 1,000), e.g. ``3.9 KB``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def bytes_line(stats: RunStats) -> str:
+    """What the run wrote under the output folder: the total, per session done in this run
+    (graded, ungradable or failed), and by kind (see :mod:`streamgrade.sinks.meter`; the
+    ledger, which holds the session store, as its growth on disk)."""
+    total = stats.bytes_total
+    per = f", {human_bytes(total / stats.done)} per session" if stats.done else ""
+    kinds = sorted(stats.bytes_written.items(), key=lambda kv: -kv[1])
+    names = {"ledger": "ledger and session store (growth)"}
+    return (f"wrote {human_bytes(total)} ({total} bytes){per}: "
+            + ", ".join(f"{names.get(k, k)} {human_bytes(v)}" for k, v in kinds))
 
 
 def _batch_line(snap: dict, cost_usd: float, factor: float) -> None:

@@ -2,9 +2,11 @@
 ``[augment] enabled`` in a grade run (:func:`augment_job`).
 
 The command reads every graded recording session (Clones desktop and web, OWA, DuckTrack:
-:data:`streamgrade.exports.computer_use.CU_FORMATS`) under ``OUT/sessions/``, augments it
-(:func:`.session.augment_recording`) and writes results.json again atomically with its
-``augment`` object, holding OUT's lock (:mod:`streamgrade.sinks.lock`) meanwhile. A session
+:data:`streamgrade.exports.computer_use.CU_FORMATS`) under ``OUT/sessions/`` or in the
+session store, augments it (:func:`.session.augment_recording`) and writes results.json
+again atomically with its ``augment`` object (a stored session's row is rewritten in one
+transaction, :func:`streamgrade.sinks.session_store.replace_results`), holding OUT's lock
+(:mod:`streamgrade.sinks.lock`) meanwhile. A session
 already augmented in the same mode and version is skipped
 (``force`` redoes it), so a re-run sends no request. Sessions run ``concurrency`` at once;
 the judge's limits apply across them. Once the run budget is spent, the rest is left as it
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,11 +33,13 @@ from ..config import Config
 from ..errors import BudgetExceeded
 from ..exports.computer_use import CU_FORMATS
 from ..exports.cu_actions import platform_of
-from ..exports.store import session_folders
+from ..exports.store import Sessions
 from ..models import Action, Chunk, Usage
 from ..sinks.atomic import write_atomic
 from ..sinks.layout import Layout
+from ..sinks.ledger import Ledger
 from ..sinks.lock import OutputLock
+from ..sinks.session_store import replace_results
 from .captions import PROMPT_VERSION
 from .session import TEMPLATE_VERSION, Recording, augment_recording
 
@@ -86,36 +91,46 @@ async def run_augment(out: str | Path, cfg: Config, judge: Any = None, *, force:
     :class:`~streamgrade.sinks.lock.OutputLocked` when another process holds it, OSError
     when OUT has no sessions folder."""
     layout = Layout(out)
-    if not layout.sessions.is_dir():
+    if not layout.sessions.is_dir() and not layout.ledger.is_file():
         raise OSError(f"{layout.sessions}: no sessions folder (grade into {layout.out} first)")
     llm = judge is not None
     run = AugmentRun(mode="llm" if llm else "offline")
-    todo: list[tuple[Path, dict[str, Any]]] = []
-    for folder, rec in session_folders(layout.out):
-        if rec.get("source_format") not in CU_FORMATS:
-            run.other_formats += 1
-            continue
-        if rec.get("status") != "graded":
-            continue
-        run.sessions += 1
-        if max_sessions is None or len(todo) < max_sessions:
-            todo.append((folder, rec))
+    todo: list[tuple[Path, dict[str, Any], bool]] = []
+    with Sessions(layout.out) as sessions:  # session folders and the session store
+        for folder, rec, stored in sessions.entries():
+            if rec.get("source_format") not in CU_FORMATS:
+                run.other_formats += 1
+                continue
+            if rec.get("status") != "graded":
+                continue
+            run.sessions += 1
+            if max_sessions is None or len(todo) < max_sessions:
+                todo.append((folder, rec, stored))
     limiter = anyio.CapacityLimiter(concurrency)
     stopped = False
+    ledger: Ledger | None = None  # opened under the lock when a stored session is augmented
 
-    async def one(folder: Path, rec: dict[str, Any]) -> None:
+    async def one(folder: Path, rec: dict[str, Any], stored: bool) -> None:
         async with limiter:
-            await _one(folder, rec)
+            await _one(folder, rec, stored)
         if on_progress is not None:
             on_progress(run)
 
-    async def _one(folder: Path, rec: dict[str, Any]) -> None:
+    def read_stored(sid: str) -> dict[str, Any]:
+        with Sessions(layout.out) as sessions:
+            found = sessions.files(sid, None, True, sft=False)
+        if found is None:
+            raise OSError(f"{layout.ledger}: no results.json of {sid} in the session store")
+        return found[0]
+
+    async def _one(folder: Path, rec: dict[str, Any], stored: bool) -> None:
         nonlocal stopped
         sid = str(rec["session_id"])
-        path = folder / "results.json"
+        path = layout.ledger if stored else folder / "results.json"
         recording = None
         try:
-            results = json.loads(await anyio.Path(path).read_text(encoding="utf-8"))
+            results = read_stored(sid) if stored \
+                else json.loads(await anyio.Path(path).read_text(encoding="utf-8"))
             if not force and current(results.get("augment"), llm):
                 run.cached += 1
                 return
@@ -136,8 +151,16 @@ async def run_augment(out: str | Path, cfg: Config, judge: Any = None, *, force:
             run.failed.append((sid, f"{path}: {exc}"))
             return
         results["augment"] = aug
-        data = json.dumps(results, ensure_ascii=False, indent=2).encode("utf-8")
-        await anyio.to_thread.run_sync(write_atomic, path, data)
+        if stored:
+            try:
+                assert ledger is not None
+                replace_results(ledger.db, ledger.path, sid, results)
+            except (sqlite3.Error, ValueError) as exc:
+                run.failed.append((sid, f"{path}: {exc}"))
+                return
+        else:
+            data = json.dumps(results, ensure_ascii=False, indent=2).encode("utf-8")
+            await anyio.to_thread.run_sync(write_atomic, path, data)
         run.augmented += 1
         run.actions += len(aug["actions"])
         run.with_frames += sum(1 for a in aug["actions"] if a["before"] and a["after"])
@@ -145,9 +168,15 @@ async def run_augment(out: str | Path, cfg: Config, judge: Any = None, *, force:
         run.usage.add(recording.usage)
 
     with OutputLock(layout.out, "augment"):  # a grade or watch rewriting results.json meanwhile would be undone
-        async with anyio.create_task_group() as tg:
-            for folder, rec in todo:
-                tg.start_soon(one, folder, rec)
+        if any(stored for _, _, stored in todo):
+            ledger = Ledger(layout.ledger)
+        try:
+            async with anyio.create_task_group() as tg:
+                for folder, rec, stored in todo:
+                    tg.start_soon(one, folder, rec, stored)
+        finally:
+            if ledger is not None:
+                ledger.close()
     return run
 
 

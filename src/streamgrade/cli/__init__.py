@@ -1,5 +1,6 @@
 """The command line: ``streamgrade grade``, ``watch``, ``export``, ``stats``, ``agreement``, ``calibrate``,
-``query``, ``compare``, ``hints``, ``augment`` and ``repair`` (thin: it parses options, builds the config, and runs the pipeline).
+``query``, ``compare``, ``hints``, ``augment``, ``repair`` and ``report`` (thin: it parses options, builds
+the config, and runs the pipeline).
 
 Exit codes (see :mod:`streamgrade.summary`): 0 every session found is graded or ungradable, 1 some
 sessions failed (now, or earlier and unchanged since), 2 usage or configuration error or an

@@ -1,4 +1,4 @@
-"""``grade``, ``watch`` and ``repair``: the commands that write an output folder."""
+"""``grade``, ``watch``, ``repair`` and ``report``: the commands that write an output folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 
 from ..engines import ENGINES
 from ..sinks.lock import OutputLocked
-from ..summary import EXIT_OK, EXIT_USAGE, exit_code, finish, judge_line, print_summary, training_lines
+from ..summary import EXIT_OK, EXIT_USAGE, clean, exit_code, finish, judge_line, print_summary, training_lines
 from ._app import _build_config, _calibration, _check_judge, _check_paths, _setup, common_options, main
 from ._run import _run
 
@@ -182,3 +182,40 @@ def repair_cmd(out, config_file) -> None:
                f"and {rep.broken} broken lines, restored {rep.restored} from scores.json; "
                f"training files rebuilt ({', '.join(f'{k} {v}' for k, v in rep.rows.items() if k != 'scores.jsonl')}); "
                f"{len(rep.reset)} sessions set back to pending; old files in {rep.backup}", err=True)
+
+
+@main.command("report")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--session", "session_ids", multiple=True, metavar="ID",
+              help="Build only this session's pages (repeatable).")
+@click.option("--force", is_flag=True, help="Rebuild every page, even those up to date.")
+def report_cmd(out, session_ids, force) -> None:
+    """Build OUT's HTML pages: each session's results.html and sft.html, then index.html.
+
+    Grading does not build the session pages (about 2 ms of CPU each; [reports]
+    session_pages = "live" builds them during the run instead): this command builds
+    those missing or older than their session's result, for sessions with a folder and
+    for those in the session store ([sinks] session_files), so running it again is quick.
+    It may run while a grade or watch writes OUT. Exit code 0 when every page was
+    written, 1 when some could not be (listed), 2 when OUT cannot be read.
+    """
+    from ..sinks.report import build_reports
+
+    t0 = time.monotonic()
+    try:
+        res = build_reports(out, session_ids=list(session_ids) or None, force=force)
+    except OSError as exc:
+        click.echo(f"streamgrade: cannot read {out}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"streamgrade: report of {out}: pages built for {res.built} sessions, {res.up_to_date} up to date, "
+               f"{len(res.failed)} failed, in {time.monotonic() - t0:.1f} s; index: {res.index}", err=True)
+    for sid, err in res.failed[:20]:
+        click.echo(f"  {clean(sid)}: {clean(err)}", err=True)
+    if len(res.failed) > 20:
+        click.echo(f"  ... and {len(res.failed) - 20} more", err=True)
+    if session_ids:
+        found = res.built + res.up_to_date + len(res.failed)
+        if found < len(set(session_ids)):
+            click.echo(f"streamgrade: {len(set(session_ids)) - found} of the sessions named were not found in {out}",
+                       err=True)
+    sys.exit(1 if res.failed else EXIT_OK)

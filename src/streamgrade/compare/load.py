@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..exports.store import session_folders
+from ..exports.store import Sessions
 
 #: Fields of a row that are not grouping values.
 _INTERNAL = ("_tools", "_session", "_pass")
@@ -68,15 +68,11 @@ class Experiment:
     excluded: dict[str, int] = field(default_factory=dict)
 
 
-def _tool_counts(folder: Path) -> Counter:
-    """Tool name -> calls of the session in ``folder``: the assistant tool calls of its
-    sft.json; for game episodes without tool calls, the action counts BALROG records
-    (results.json ``session.meta.action_frequency``)."""
+def _tool_counts(sft: Any) -> Counter:
+    """Tool name -> calls of a session: the assistant tool calls of its sft.json (``sft``,
+    None when unreadable); for game episodes without tool calls, the caller takes the
+    action counts BALROG records (results.json ``session.meta.action_frequency``)."""
     counts: Counter = Counter()
-    try:
-        sft = json.loads((folder / "sft.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        sft = {}
     for m in sft.get("messages", []) if isinstance(sft, dict) else []:
         for tc in (m.get("tool_calls") or []) if isinstance(m, dict) else []:
             fn = tc.get("function") if isinstance(tc, dict) else None
@@ -86,12 +82,8 @@ def _tool_counts(folder: Path) -> Counter:
     return counts
 
 
-def _session_of(folder: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    s = doc.get("session") if isinstance(doc, dict) else None
+def _session_of(results: Any) -> dict[str, Any]:
+    s = results.get("session") if isinstance(results, dict) else None
     return s if isinstance(s, dict) else {}
 
 
@@ -137,23 +129,27 @@ def from_out(out: str | Path, *, where: str | None = None, group_fields: Iterabl
             raise ExperimentError(f"{out}: {exc}") from None
     fields = [f for f in group_fields if f]
     rows, excluded, seen = [], Counter(), 0
-    for folder, rec in session_folders(out):
-        seen += 1
-        if allowed is not None and rec["session_id"] not in allowed:
-            excluded["not matched by where"] += 1
-            continue
-        if rec.get("status") == "failed":
-            excluded["failed"] += 1
-            continue
-        row = dict(rec)
-        if tools:
-            row["_tools"] = _tool_counts(folder)
-        if (tools and not row["_tools"]) or _needs_session(row, fields):
-            row["_session"] = _session_of(folder)
-            freq = (row["_session"].get("meta") or {}).get("action_frequency")
-            if tools and not row["_tools"] and isinstance(freq, dict):
-                row["_tools"] = Counter({str(k): int(v) for k, v in freq.items() if isinstance(v, (int, float))})
-        rows.append(row)
+    with Sessions(out) as sessions:  # session folders and the session store
+        for folder, rec, stored in sessions.entries():
+            seen += 1
+            if allowed is not None and rec["session_id"] not in allowed:
+                excluded["not matched by where"] += 1
+                continue
+            if rec.get("status") == "failed":
+                excluded["failed"] += 1
+                continue
+            row = dict(rec)
+            files = sessions.files(rec["session_id"], None if stored else folder, stored, sft=tools) \
+                if tools or _needs_session(row, fields) else None
+            results, sft = files if files is not None else (None, None)
+            if tools:
+                row["_tools"] = _tool_counts(sft)
+            if (tools and not row["_tools"]) or _needs_session(row, fields):
+                row["_session"] = _session_of(results)
+                freq = (row["_session"].get("meta") or {}).get("action_frequency")
+                if tools and not row["_tools"] and isinstance(freq, dict):
+                    row["_tools"] = Counter({str(k): int(v) for k, v in freq.items() if isinstance(v, (int, float))})
+            rows.append(row)
     if not seen:
         raise NoSessions(f"{out}: no graded session (no sessions/*/scores.json): is it a streamgrade output folder?")
     return rows, dict(excluded)

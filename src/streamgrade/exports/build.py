@@ -21,9 +21,10 @@ from typing import Any, Callable
 
 from ..sinks.atomic import atomic_writer
 from ..sinks.layout import Layout
-from .dpo import DEFAULT_GROUP_BY, write_pairs
+from .dpo import DEFAULT_GROUP_BY, PairGrouper, write_pairs
 from .filters import ExportFilter
 from .frontload import FrontLoaded
+from .store import Sessions
 from .tools import SourceTools
 from .training import FILE_NAMES, SESSION_FORMATS, Built, PassRule, build_session_exports, encode, first_pass
 
@@ -83,27 +84,36 @@ class ExportResult:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _pairs(fmt: str, out: Path, opts: ExportOptions, tools: SourceTools, write: Callable[[dict[str, Any]], None],
-           built: Built) -> int:
-    """Write the preference pairs of ``fmt`` (:func:`.dpo.write_pairs`); returns the
-    sessions considered."""
+def _pairs(fmt: str, out: Sessions, opts: ExportOptions, tools: SourceTools, write: Callable[[dict[str, Any]], None],
+           built: Built, grouped: PairGrouper | None = None) -> int:
+    """Write the preference pairs of ``fmt`` (:func:`.dpo.write_pairs`; ``grouped``: its
+    runs, grouped in the first pass); returns the sessions considered."""
     return write_pairs(out, fmt, write, built, tools=tools, flt=opts.flt, mode=opts.pairs,  # type: ignore[arg-type]
                        rank_by=opts.rank_by, min_gap=opts.min_gap, metadata=opts.metadata,  # type: ignore[arg-type]
-                       group_by=opts.group_by, prefer=opts.prefer)
+                       group_by=opts.group_by, prefer=opts.prefer, grouped=grouped)
 
 
 def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
     """Build every format of ``dests`` (format -> file), each file atomically; formats that
     get no row leave no file (an old one is removed). Returns (built, considered)."""
+    with Sessions(out) as sessions:  # one read-only view of the folders and the store for every pass
+        return _write_all_from(sessions, dests, opts)
+
+
+def _write_all_from(out: Sessions, dests: dict[str, Path], opts: ExportOptions) -> tuple[dict[str, Built], int]:
     rule = opts.rule()
-    tools, _ = first_pass(out, opts.flt, rule)
     built: dict[str, Built] = {}
+    # the preference pairs group their runs in the first pass: one pass less over the sessions
+    grouped = {f: PairGrouper(opts.flt, opts.group_by, built.setdefault(f, Built(f)).rejected)
+               for f in dests if f not in SESSION_FORMATS}
+    tools, _ = first_pass(out, opts.flt, rule,
+                          (lambda gs: [g.add(gs) for g in grouped.values()]) if grouped else None)
     considered = 0
     files: dict[str, FrontLoaded] = {}
     writers: list[Any] = []
     try:
         for fmt, dest in dests.items():
-            w = atomic_writer(dest)
+            w = atomic_writer(dest, kind="exports")
             writers.append(w)
             files[fmt] = FrontLoaded(w.__enter__(), dest.parent)
 
@@ -114,8 +124,7 @@ def _write_all(out: Path, dests: dict[str, Path], opts: ExportOptions) -> tuple[
             b, considered = build_session_exports(out, session, opts.flt, rule=rule, metadata=opts.metadata, tools=tools)
             built.update(b)
         for fmt in (f for f in dests if f not in SESSION_FORMATS):
-            built[fmt] = Built(fmt)
-            considered = max(considered, _pairs(fmt, out, opts, tools, put(fmt), built[fmt]))
+            considered = max(considered, _pairs(fmt, out, opts, tools, put(fmt), built[fmt], grouped[fmt]))
         for f in files.values():
             f.finish()
     except BaseException as exc:
@@ -163,4 +172,4 @@ def rebuild_training(out: str | Path, formats: list[str], opts: ExportOptions) -
     dests = {f: layout.export(FILE_NAMES[f]) for f in formats if f in FILE_NAMES}
     built, considered = _write_all(Path(out), dests, opts)
     return {f: ExportResult(path=dests[f], rows=b.rows, considered=considered, rejected=b.rejected.items,
-                            reasons=dict(b.rejected.by_reason)) for f, b in built.items()}
+                            reasons=dict(b.rejected.by_reason)) for f, b in ((f, built[f]) for f in dests)}

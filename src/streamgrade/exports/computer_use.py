@@ -64,7 +64,7 @@ from ..sinks.atomic import atomic_writer
 from ..sinks.layout import Layout
 from .build import NothingToExport
 from .cu_actions import ACTION_SPACE, Offscreen, platform_of, render
-from .store import session_folders
+from .store import Sessions
 
 CU_FORMATS = ("clones-desktop", "clones-web", "owa", "ducktrack")
 OPENAI_FILE, SHAREGPT_FILE, DATASET_INFO, IMAGES = (
@@ -181,15 +181,21 @@ def _check_image(p: Path) -> tuple[int, int]:
 
 
 def session_rows(folder: Path, rec: dict[str, Any], images_root: Path, *, metadata: bool, inline: bool,
-                 keep_offscreen: bool, frames: FramesConfig, mode: int) -> tuple[dict, dict, int, int]:
+                 keep_offscreen: bool, frames: FramesConfig, mode: int,
+                 files: tuple[dict[str, Any], dict[str, Any] | None] | None = None) -> tuple[dict, dict, int, int]:
     """The (OpenAI row, ShareGPT row, images, dropped actions) of one graded recording
-    session in ``folder``; its images placed under ``images_root/<folder name>/``. Raises
-    :class:`_Skip` with the reason when it cannot be a row."""
-    try:
-        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        sft = json.loads((folder / "sft.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise _Skip(f"results unreadable: {exc}") from None
+    session in ``folder`` (its frames; its results.json and sft.json too, unless ``files``
+    gives them: a session of the session store); its images placed under
+    ``images_root/<folder name>/``. Raises :class:`_Skip` with the reason when it cannot be
+    a row."""
+    if files is not None:
+        results, sft = files[0], files[1] or {}
+    else:
+        try:
+            results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+            sft = json.loads((folder / "sft.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise _Skip(f"results unreadable: {exc}") from None
     session, fmt = results.get("session") or {}, rec.get("source_format")
     meta = session.get("meta") or {}
     steps = results.get("steps") or []
@@ -314,10 +320,11 @@ def build_computer_use(out: str | Path, dest_dir: str | Path | None = None, flt:
     keep: set[str] = set()  # image paths the rows reference
     files = {"openai": dest / OPENAI_FILE, "sharegpt": dest / SHAREGPT_FILE, "dataset_info": dest / DATASET_INFO}
     try:
-        with atomic_writer(files["openai"]) as fo, atomic_writer(files["sharegpt"]) as fs:
-            for folder, rec in session_folders(out):  # streamed, in directory order
+        with Sessions(out) as sessions, atomic_writer(files["openai"]) as fo, atomic_writer(files["sharegpt"]) as fs:
+            for folder, rec, stored in sessions.entries():  # streamed: folders, then the session store
                 row = _one(folder, rec, images_root, res, flt, metadata=metadata, inline=inline_images,
-                           keep_offscreen=keep_offscreen, frames=fc, mode=mode)
+                           keep_offscreen=keep_offscreen, frames=fc, mode=mode,
+                           load=(lambda sid=str(rec.get("session_id")): _stored_files(sessions, sid)) if stored else None)
                 if row is None:
                     continue
                 oa, sg = row
@@ -369,8 +376,16 @@ def _placeholders(sg: dict[str, Any]) -> int:
     return sum(c["value"].count(t) for c in sg["conversations"] for t in tags)
 
 
+def _stored_files(sessions: Sessions, sid: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """results.json and sft.json of a stored session; raises _Skip when it has none."""
+    found = sessions.files(sid, None, True)
+    if found is None:
+        raise _Skip("results unreadable: no results.json in the session store")
+    return found
+
+
 def _one(folder: Path, rec: dict[str, Any], images_root: Path, res: ComputerUseResult, flt: Any,
-         **kw: Any) -> tuple[dict, dict] | None:
+         load: Any = None, **kw: Any) -> tuple[dict, dict] | None:
     """The rows of one session folder, or None (counted in ``res``: another format, or
     rejected with the reason)."""
     sid = str(rec.get("session_id"))
@@ -384,7 +399,7 @@ def _one(folder: Path, rec: dict[str, Any], images_root: Path, res: ComputerUseR
         reason = flt.reject_reason(rec) if flt is not None else None
         if reason:
             raise _Skip(reason)
-        oa, sg, n_img, n_drop = session_rows(folder, rec, images_root, **kw)
+        oa, sg, n_img, n_drop = session_rows(folder, rec, images_root, files=load() if load else None, **kw)
     except (_Skip, OSError) as exc:
         what = str(exc) if isinstance(exc, _Skip) else f"cannot place its images: {exc}"
         res.rejected.append((sid, what))  # its images, if any, go at the end (_prune)

@@ -73,9 +73,9 @@ from typing import Any, Callable
 from .filters import ExportFilter
 from .openai_sft import _row_tools, check_openai_sft, to_openai_sft
 from .pairs import Cut, Mode, PairError, RankBy, canon, cut, digest, rank, side_messages
-from .store import GradedSession, fill, load_graded
+from .store import GradedSession, Sessions, fill, load_graded
 from .tools import SourceTools, calls_of, source_key
-from .training import Built, chat_messages, row_metadata
+from .training import Built, Rejections, chat_messages, row_metadata
 
 #: A pairwise preference between two runs of one task: (0 or 1: the chosen run, how it
 #: was decided); raises PairError when there is none (see :mod:`.pairwise_rank`).
@@ -109,29 +109,50 @@ class TaskGroups:
             raise ValueError(f"dpo_group_by: unknown fields {bad}; choose from {', '.join(GROUP_FIELDS)}")
         self.fields = tuple(fields)
         self.db = sqlite3.connect("")
-        self.db.execute("CREATE TABLE r (key TEXT, id TEXT, folder TEXT, record TEXT)")
-        self._rows: list[tuple[str, str, str, str]] = []
+        self.db.execute("CREATE TABLE r (key TEXT, id TEXT, folder TEXT, stored INTEGER, record TEXT)")
+        self._rows: list[tuple[str, str, str, int, str]] = []
 
     def add(self, gs: GradedSession) -> None:
         self._rows.append((self._SEP.join(group_key(gs, self.fields)), gs.session_id, str(gs.folder or ""),
-                           json.dumps(gs.record)))
+                           int(gs.stored), json.dumps(gs.record)))
         if len(self._rows) >= 1000:
             self._flush()
 
     def _flush(self) -> None:
-        self.db.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", self._rows)
+        self.db.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?)", self._rows)
         self._rows.clear()
 
     def __iter__(self) -> Iterator[tuple[tuple[str, ...], list[GradedSession]]]:
         self._flush()
         try:
-            rows = self.db.execute("SELECT key, id, folder, record FROM r ORDER BY key, id")
+            rows = self.db.execute("SELECT key, id, folder, stored, record FROM r ORDER BY key, id")
             for key, group in itertools.groupby(rows, key=lambda row: row[0]):
                 yield tuple(key.split(self._SEP)), [
-                    GradedSession(sid, json.loads(rec), folder=Path(folder) if folder else None)
-                    for _, sid, folder, rec in group]
+                    GradedSession(sid, json.loads(rec), folder=Path(folder) if folder else None, stored=bool(stored))
+                    for _, sid, folder, stored, rec in group]
         finally:
             self.db.close()
+
+
+class PairGrouper:
+    """The runs of the preference pairs, grouped by task as they come (:meth:`add` each
+    graded session with its record and task): the ``[exports]`` filter ``flt`` rejects some
+    (counted in ``rejected``, the format's :class:`~.training.Rejections`); the others go
+    into ``groups`` (:class:`TaskGroups`); ``considered`` counts them all."""
+
+    def __init__(self, flt: ExportFilter, group_by: tuple[str, ...] | list[str], rejected: Rejections):
+        self.flt = flt
+        self.groups = TaskGroups(group_by)
+        self.considered = 0
+        self.rejected = rejected
+
+    def add(self, gs: GradedSession) -> None:
+        self.considered += 1
+        reason = self.flt.reject_reason(gs.record)
+        if reason:
+            self.rejected.add(gs.session_id, reason)
+        else:
+            self.groups.add(gs)
 
 
 def pair_tools(tools: SourceTools, sides: list[GradedSession], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,11 +224,11 @@ def check_openai_dpo(row: dict[str, Any]) -> list[str]:
     return problems
 
 
-def write_pairs(out: str | Path, fmt: str, write: Callable[[dict[str, Any]], None], built: Built, *,
+def write_pairs(out: "str | Path | Sessions", fmt: str, write: Callable[[dict[str, Any]], None], built: Built, *,
                 tools: SourceTools, flt: ExportFilter, mode: Mode = "step", rank_by: RankBy = "reward",
                 min_gap: float = 10.0, metadata: bool = True,
                 group_by: tuple[str, ...] | list[str] = DEFAULT_GROUP_BY,
-                prefer: Prefer | None = None) -> int:
+                prefer: Prefer | None = None, grouped: "PairGrouper | None" = None) -> int:
     """Write the ``fmt`` (dpo or openai-dpo) pairs of the graded runs under ``out`` with
     ``write``, counting rows and dropped candidates (with reasons) in ``built``; the
     ``[exports]`` filters ``flt`` choose the runs (the SFT pass rule does not apply: a
@@ -215,7 +236,9 @@ def write_pairs(out: str | Path, fmt: str, write: Callable[[dict[str, Any]], Non
     (opt-in, needs ``prefer``, e.g. :func:`.pairwise_rank.pairwise_preferer`): where both
     runs have different rewards the reward decides; otherwise ``prefer(a, b)`` (an LLM
     judge asked in both orders) returns (0 or 1, how) or raises PairError for a tie.
-    Returns the runs considered."""
+    ``grouped``: the runs already grouped by a :class:`PairGrouper` fed in another pass
+    (the training files' first pass), so the sessions are not read once more. Returns the
+    runs considered."""
     if fmt not in ("dpo", "openai-dpo"):
         raise ValueError(f"not a preference format: {fmt!r}")
     if mode not in ("step", "trajectory"):
@@ -226,15 +249,15 @@ def write_pairs(out: str | Path, fmt: str, write: Callable[[dict[str, Any]], Non
         raise ValueError("rank_by pairwise needs a pairwise judge (prefer)")
     if fmt == "openai-dpo":
         mode = "step"
-    groups = TaskGroups(group_by)
-    considered = 0
-    for gs in load_graded(out, with_messages=False, with_task=True):
-        considered += 1
-        reason = flt.reject_reason(gs.record)
-        if reason:
-            built.rejected.add(gs.session_id, reason)
-        else:
-            groups.add(gs)
+    if not isinstance(out, Sessions):
+        with Sessions(out) as sessions:
+            return write_pairs(sessions, fmt, write, built, tools=tools, flt=flt, mode=mode, rank_by=rank_by,
+                               min_gap=min_gap, metadata=metadata, group_by=group_by, prefer=prefer, grouped=grouped)
+    if grouped is None:
+        grouped = PairGrouper(flt, group_by, built.rejected)
+        for gs in load_graded(out, with_messages=False, with_task=True):
+            grouped.add(gs)
+    groups, considered = grouped.groups, grouped.considered
     for key, runs in groups:
         _task_pairs(out, fmt, _label(key), runs, write, built, tools=tools,
                     mode=mode, rank_by=rank_by, min_gap=min_gap, metadata=metadata, prefer=prefer)
@@ -247,7 +270,7 @@ def _label(key: tuple[str, ...]) -> str:
     return " / ".join(p if len(p) <= 60 else p[:57] + "..." for p in parts) or "(no task)"
 
 
-def _task_pairs(out: str | Path, fmt: str, label: str, runs: list[GradedSession], write: Callable[[dict[str, Any]], None],
+def _task_pairs(out: Sessions, fmt: str, label: str, runs: list[GradedSession], write: Callable[[dict[str, Any]], None],
                 built: Built, *, tools: SourceTools, mode: Mode, rank_by: RankBy, min_gap: float, metadata: bool,
                 prefer: Prefer | None = None) -> None:
     """The pairs of one task (its runs' messages are in memory only here)."""

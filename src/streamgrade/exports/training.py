@@ -1,8 +1,8 @@
 """Training rows built from the graded sessions of an output folder: ChatML SFT, ShareGPT and
 strict OpenAI SFT, with their metadata, one tool list per source and the pass filter.
 
-Training files are derived data: they are rebuilt from the session folders (the durable
-record) at the end of a grade run, when ``watch`` is idle, and by ``streamgrade export``;
+Training files are derived data: they are rebuilt from the session folders and the
+session store (the durable record, :mod:`.store`) at the end of a grade run, when ``watch`` is idle, and by ``streamgrade export``;
 scores.jsonl is the one file appended exactly once. Building is two streaming passes over
 the sessions: the first collects each source's tools (:mod:`.tools`) and rewards (for the
 pass mark), the second writes the rows, one session's messages in memory at a time.
@@ -23,15 +23,18 @@ a column they do not map); never on the strict OpenAI rows (OpenAI rejects unkno
 from __future__ import annotations
 
 import json
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
+
 from .filters import ExportFilter
 from .openai_sft import to_openai_sft
 from .sharegpt import ShareGPTError, to_sharegpt
-from .store import GradedSession, load_graded
+from .store import GradedSession, Sessions, load_graded
 from .tools import SourceTools, source_key
 
 #: Training files and their names under OUT/exports/.
@@ -84,7 +87,7 @@ class PassRule:
     def __init__(self, reward_pass: float | None = None, pass_score: float = 50.0):
         self.reward_pass = reward_pass
         self.pass_score = pass_score
-        self._rewards: dict[str, list[float]] = defaultdict(list)
+        self._rewards: dict[str, array] = defaultdict(lambda: array("d"))  # 8 bytes a reward, not 32
         self._marks: dict[str, float] | None = None
 
     def add(self, record: dict[str, Any]) -> None:
@@ -144,12 +147,21 @@ def chat_messages(gs: GradedSession) -> list[dict[str, Any]]:
     return out
 
 
-def session_rows(fmt: str, gs: GradedSession, tools: list[dict[str, Any]], *, metadata: bool) -> dict[str, Any]:
-    """One session's row in ``fmt`` (sft, sharegpt, openai-sft); ValueError (or
-    ShareGPTError) with the reason when it has none."""
+def row_messages(gs: GradedSession) -> list[dict[str, Any]]:
+    """The messages a session's rows are built from: :func:`chat_messages` up to the last
+    assistant turn."""
     messages = chat_messages(gs)
     while messages and messages[-1].get("role") != "assistant":
         messages.pop()
+    return messages
+
+
+def session_rows(fmt: str, gs: GradedSession, tools: list[dict[str, Any]], *, metadata: bool,
+                 messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One session's row in ``fmt`` (sft, sharegpt, openai-sft), from ``messages`` when
+    given (:func:`row_messages`, computed once for every format); ValueError (or
+    ShareGPTError) with the reason when it has none."""
+    messages = list(messages) if messages is not None else row_messages(gs)
     if not any(m.get("role") == "assistant" for m in messages):
         raise ValueError("no assistant turn")
     if fmt == "openai-sft":
@@ -179,26 +191,39 @@ class Built:
     rejected: Rejections = field(default_factory=Rejections)
 
 
-def first_pass(out: Path, flt: ExportFilter, rule: PassRule | None) -> tuple[SourceTools, int]:
-    """Each source's tools and the rewards of the pass rule; returns (tools, graded)."""
+def first_pass(out: "Path | Sessions", flt: ExportFilter, rule: PassRule | None,
+               on_graded: Callable[[GradedSession], None] | None = None) -> tuple[SourceTools, int]:
+    """Each source's tools and the rewards of the pass rule; returns (tools, graded).
+    ``on_graded`` is called with every graded session whose task could be read (with its
+    messages when they could be read too): the preference pairs group their runs in this
+    same pass (:func:`.dpo.write_pairs` ``groups``)."""
+    if not isinstance(out, Sessions):
+        with Sessions(out) as sessions:
+            return first_pass(sessions, flt, rule, on_graded)
     tools = SourceTools()
     n = 0
-    for gs in load_graded(out):
+    for gs in out.graded(with_messages=False):
+        if not out.fill(gs):
+            if on_graded is not None and out.fill(gs, messages=False):
+                on_graded(gs)  # its task alone: a run whose messages are broken is reported by the pairs
+            continue
         n += 1
         tools.add(source_key(gs.record), gs.messages, gs.tools)
         if rule is not None:
             rule.add(gs.record)
+        if on_graded is not None:
+            on_graded(gs)
+        gs.messages = []
     return tools, n
 
 
-def build_session_exports(out: str | Path, writers: dict[str, Callable[[dict[str, Any]], None]], flt: ExportFilter,
+def build_session_exports(out: "str | Path | Sessions", writers: dict[str, Callable[[dict[str, Any]], None]], flt: ExportFilter,
                           *, rule: PassRule | None, metadata: bool = True,
                           tools: SourceTools | None = None) -> tuple[dict[str, Built], int]:
     """Write the rows of the session formats in ``writers`` (format -> a function taking a
     row) for the graded sessions under ``out`` (two passes; see the module docstring).
     ``rule`` None keeps every session that passes ``flt`` (``--all``). Returns (what each
     format got, sessions considered)."""
-    out = Path(out)
     if tools is None:
         tools, _ = first_pass(out, flt, rule)
     built = {fmt: Built(fmt) for fmt in writers}
@@ -212,9 +237,10 @@ def build_session_exports(out: str | Path, writers: dict[str, Callable[[dict[str
             continue
         key = source_key(gs.record)
         row_tools = tools.tools_for(key, gs.messages) if (tools.declared.get(key) or tools.called.get(key)) else []
+        messages = row_messages(gs)
         for fmt, write in writers.items():
             try:
-                write(session_rows(fmt, gs, row_tools, metadata=metadata))
+                write(session_rows(fmt, gs, row_tools, metadata=metadata, messages=messages))
                 built[fmt].rows += 1
             except (ValueError, ShareGPTError) as exc:
                 built[fmt].rejected.add(gs.session_id, str(exc))
@@ -222,9 +248,18 @@ def build_session_exports(out: str | Path, writers: dict[str, Callable[[dict[str
     return built, considered
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
 def encode(row: dict[str, Any]) -> bytes:
-    return json.dumps(row, ensure_ascii=False).encode() + b"\n"
+    """A row as one JSONL line: compact JSON, UTF-8 (msgspec, several times faster than
+    ``json.dumps``); a value msgspec cannot encode (an int beyond 64 bits) falls back on
+    ``json.dumps``."""
+    try:
+        return _ENCODER.encode(row) + b"\n"
+    except (TypeError, OverflowError, msgspec.EncodeError):
+        return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 __all__ = ["FILE_NAMES", "SESSION_FORMATS", "Rejections", "PassRule", "row_metadata", "session_rows",
-           "build_session_exports", "first_pass", "Built", "encode", "chat_messages"]
+           "build_session_exports", "first_pass", "Built", "encode", "chat_messages", "row_messages"]

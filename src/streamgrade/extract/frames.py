@@ -337,7 +337,7 @@ def _write_jpeg(img: Any, dest: Path, longest_side: int, quality: int) -> tuple[
     size = target_size(img.width, img.height, longest_side)
     if size != (img.width, img.height):
         img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    with atomic_writer(dest, fsync=False) as f:  # a cache: regenerable, so no fsync
+    with atomic_writer(dest, fsync=False, kind="frames") as f:  # a cache: regenerable, so no fsync
         img.save(f, format="JPEG", quality=quality)
     return size[0], size[1], dest.stat().st_size
 

@@ -53,7 +53,7 @@ reward (a number or numeric string) as float, else None.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import Config, OpenAIChatMapping
 from ..errors import InputError
@@ -114,10 +114,14 @@ class OpenAIChat:
 
     def find(self, folder: Path, names: list[str]) -> list[SessionRef]:
         """One ref per row of each claimed dump file (see module docstring)."""
+        return list(self.iter_find(folder, names))
+
+    def iter_find(self, folder: Path, names: list[str]) -> Iterator[SessionRef]:
+        """:meth:`find`, one ref at a time: a folder of 1,000 dump files (100,000 rows) is
+        never held as one list of refs (the scan streams them)."""
         mapping = self.mapping
-        out: list[SessionRef] = []
         if clones_desktop_folder(names):
-            return out
+            return
         atif: set[str] | None = None
         for n in sorted(names):
             if not n.endswith((".json", ".jsonl")) or owned_elsewhere(n):
@@ -131,8 +135,9 @@ class OpenAIChat:
                 continue
             rows = load_rows(path)
             stem = sanitise(file_stem(n))
+            files = (path,)  # one tuple for the file's rows
             if rows.error is not None:
-                out.append(SessionRef(session_id=stem, format=NAME, path=path, files=(path,), locator=""))
+                yield SessionRef(session_id=stem, format=NAME, path=path, files=files, locator="")
                 continue
             decoded = [rows.try_row(i) for i in range(len(rows))]
             oversized = any(isinstance(r, InputError) for r in rows.raws)  # fails with the reason, never silently
@@ -148,9 +153,8 @@ class OpenAIChat:
                     if task_id is not None and trial is not None:
                         sid = f"{stem}.task{sanitise(task_id)}.trial{sanitise(trial)}"
                 sid = unique_id(seen, sid, i)
-                out.append(SessionRef(session_id=sid, format=NAME, path=path, files=(path,), locator=str(i),
-                                      fingerprint=rows.fingerprint(i)))
-        return out
+                yield SessionRef(session_id=sid, format=NAME, path=path, files=files, locator=str(i),
+                                 fingerprint=rows.fingerprint(i))
 
     def assemble(self, ref: SessionRef, config: Config) -> Session:
         """Read row ``int(ref.locator)`` with the configured mapping. Raises InputError naming

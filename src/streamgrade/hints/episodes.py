@@ -1,7 +1,7 @@
 """Episodes read back from an output folder and grouped into tasks, for hint extraction.
 
 An **episode** is one graded agent run (``kind`` agent or episode: a transcript) under
-``OUT/sessions/``. What a hint may be built from is decided here, once: the task text
+``OUT/sessions/`` or in the session store (:mod:`streamgrade.sinks.reader`). What a hint may be built from is decided here, once: the task text
 (results.json ``session.task``, the first user message unless the format states the task),
 the transcript as the agent saw and wrote it (sft.json ``messages``: system, user,
 assistant with its tool calls, tool results) and the tool definitions (sft.json
@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..agreement import pass_mark
-from ..exports.store import session_folders
+from ..exports.store import Sessions
 from ..sinks.layout import Layout
+from ..sinks.session_store import open_reader
 
 #: Session kinds that have a transcript to learn from.
 TRANSCRIPT_KINDS = ("agent", "episode")
@@ -62,15 +63,27 @@ class Episode:
     success: bool = False
     decided_by: str = "score"
     key: tuple[str, ...] = ()
+    store: Path | None = None  # the ledger holding its files, for a session of the session store
 
     def load(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(messages, tools) of the episode: its sft.json ``messages`` (OpenAI chat) and
-        ``tools``. Raises OSError or ValueError (broken JSON) naming the file."""
-        path = self.folder / "sft.json"
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON: {exc}") from None
+        ``tools``, from its folder or the session store. Raises OSError or ValueError
+        (broken JSON, a damaged store row) naming the file."""
+        if self.store is not None:
+            reader = open_reader(self.store)
+            if reader is None:
+                raise OSError(f"{self.store}: no session store")
+            with reader:
+                found = reader.files(self.session_id)
+            if found is None or found[1] is None:
+                raise OSError(f"{self.store}: no sft.json of {self.session_id} in the session store")
+            doc: Any = found[1]
+        else:
+            path = self.folder / "sft.json"
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: not JSON: {exc}") from None
         msgs = doc.get("messages") if isinstance(doc, dict) else None
         tools = doc.get("tools") if isinstance(doc, dict) else None
         return ([m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else [],
@@ -153,27 +166,37 @@ def _num(v: Any) -> float | None:
 
 
 def _scan(out: Path, fields: list[str], report: LoadReport) -> Iterator[Episode]:
-    for folder, rec in session_folders(out):
-        if rec.get("status") != "graded":
-            report.not_graded += 1
-            continue
-        try:
-            results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-            session = results.get("session") or {}
-        except (OSError, json.JSONDecodeError, AttributeError) as exc:
-            report.broken.append((str(folder), f"results.json unreadable: {exc}"))
-            continue
-        if session.get("kind") not in TRANSCRIPT_KINDS:
-            report.recordings += 1
-            continue
-        report.episodes += 1
-        yield Episode(session_id=str(rec["session_id"]), fingerprint=str(rec.get("fingerprint") or ""),
-                      folder=folder, task=str(session.get("task") or ""),
-                      task_id=str(rec["task_id"]) if rec.get("task_id") is not None else None,
-                      trial=str(rec["trial"]) if rec.get("trial") is not None else None,
-                      source_format=str(rec.get("source_format") or ""), reward=_num(rec.get("reward")),
-                      score=_num(rec.get("score")), turns=int(rec.get("turns") or 0),
-                      termination=rec.get("termination"), key=group_key(rec, session, fields))
+    with Sessions(out) as sessions:  # session folders and the session store
+        for folder, rec, stored in sessions.entries():
+            if rec.get("status") != "graded":
+                report.not_graded += 1
+                continue
+            found = sessions.files(str(rec["session_id"]), None if stored else folder, stored, sft=False)
+            session = found[0].get("session") if found is not None else None
+            if not isinstance(session, dict):
+                where = sessions.layout.ledger if stored else folder / "results.json"
+                report.broken.append((str(folder), f"results.json unreadable ({where})"))
+                continue
+            ep = _episode(folder, rec, session, fields, report)
+            if ep is not None:
+                ep.store = sessions.layout.ledger if stored else None
+                yield ep
+
+
+def _episode(folder: Path, rec: dict[str, Any], session: dict[str, Any], fields: list[str],
+             report: LoadReport) -> Episode | None:
+    """The episode of a graded session, or None (counted) when it is a recording."""
+    if session.get("kind") not in TRANSCRIPT_KINDS:
+        report.recordings += 1
+        return None
+    report.episodes += 1
+    return Episode(session_id=str(rec["session_id"]), fingerprint=str(rec.get("fingerprint") or ""),
+                   folder=folder, task=str(session.get("task") or ""),
+                   task_id=str(rec["task_id"]) if rec.get("task_id") is not None else None,
+                   trial=str(rec["trial"]) if rec.get("trial") is not None else None,
+                   source_format=str(rec.get("source_format") or ""), reward=_num(rec.get("reward")),
+                   score=_num(rec.get("score")), turns=int(rec.get("turns") or 0),
+                   termination=rec.get("termination"), key=group_key(rec, session, fields))
 
 
 def load_tasks(out: str | Path, fields: list[str], *, reward_pass: float | None = None,

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from .meter import METER
+
 
 def _discard(tmp: str | Path) -> None:
     """Remove a temporary file left by a failed write (it may already be gone)."""
@@ -40,11 +42,12 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
+def atomic_writer(path: str | Path, *, fsync: bool = True, kind: str = "other") -> Iterator[BinaryIO]:
     """Stream a file into place atomically, readable as a normal file is (0666 less the
     umask, 0644 usually): yields a binary file open on a temporary file in the same folder; on a clean exit it is renamed over ``path`` (after an fsync of the
     file and, after the rename, of the folder, unless ``fsync=False`` for regenerable data
-    such as cached frames); on an error it is removed and ``path`` is untouched."""
+    such as cached frames); on an error it is removed and ``path`` is untouched. The bytes
+    are counted in :data:`.meter.METER` under ``kind``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -55,7 +58,9 @@ def atomic_writer(path: str | Path, *, fsync: bool = True) -> Iterator[BinaryIO]
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
+            size = f.tell()
         os.replace(tmp, path)
+        METER.add(kind, size)
     except BaseException:
         _discard(tmp)
         raise
@@ -72,12 +77,13 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         f.write(data)
 
 
-def write_files_atomic(folder: str | Path, files: dict[str, bytes], *, fsync: bool = True) -> None:
+def write_files_atomic(folder: str | Path, files: dict[str, bytes], *, fsync: bool = True, kind: str = "other") -> None:
     """Write several files of one folder atomically: each to a temporary file (written,
     fsynced), renamed over its name, then the folder fsynced once for all of them. With
     ``fsync=False`` the caller makes them durable later with :func:`sync_filesystem` (one
     flush for a whole batch). Raises OSError; a file whose write failed keeps its old content
-    and no temporary file stays."""
+    and no temporary file stays. The bytes are counted in :data:`.meter.METER` under
+    ``kind``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
@@ -98,6 +104,7 @@ def write_files_atomic(folder: str | Path, files: dict[str, bytes], *, fsync: bo
         except BaseException:
             _discard(tmp)
             raise
+        METER.add(kind, len(data))
     if fsync:
         fsync_dir(folder)
 

@@ -1,18 +1,24 @@
-"""Offline HTML reports: per-session pages and a run index, from the files the pipeline wrote.
+"""Offline HTML reports: per-session pages and a run index, from what the pipeline wrote.
 
-- :func:`render_session` turns ``OUT/sessions/<id>/{scores,results,sft}.json`` into
+- :func:`render_session` turns a session's ``{scores,results,sft}.json`` (its folder
+  ``OUT/sessions/<shard>/<folder>/``, or the same documents from the session store) into
   ``results.html`` (score, components, summary, chunks, action timeline with frame
-  thumbnails when results.json lists frames) and ``sft.html`` (the conversation).
+  thumbnails when results.json lists frames) and ``sft.html`` (the conversation), in its
+  folder; the link back to the index follows the folder's depth.
 - :func:`render_index` writes ``OUT/index.html``: counts, a 10-bin score histogram (inline
   SVG), the judge's agreement with ground truth when ``streamgrade agreement`` has written
-  ``OUT/agreement/`` (table and PNG figures), and a sortable table of sessions. It streams ``OUT/sessions/*/scores.json`` (one at a
-  time, only a bounded heap of rows is kept), so it scales to 100K sessions; the table holds
-  the ``max_rows`` most recently graded ones (5,000 by default) and says so on the page.
+  ``OUT/agreement/`` (table and PNG figures), and a sortable table of sessions. It streams
+  every session's scores.json (:mod:`.reader`: folders and the session store, one at a
+  time, only a bounded heap of the rows' fields is kept), so it scales to 100K sessions;
+  the table holds the ``max_rows`` most recently graded ones (5,000 by default) and says
+  so on the page.
 - :func:`update_reports` is what the pipeline calls after each commit batch: it renders the
-  given sessions' pages at once and the index at most every ``min_interval_s`` seconds (a
-  throttle with a trailing render: a batch inside the interval schedules one render at its
-  end on a daemon timer thread, so the index never stays stale for longer than the interval);
-  ``final=True`` (end of a run) renders the index now and cancels the pending timer.
+  given sessions' pages at once (``[reports] session_pages = "live"``; by default none:
+  ``streamgrade report``, :mod:`.report`) and the index at most every ``min_interval_s``
+  seconds (a throttle with a trailing render: a batch inside the interval schedules one
+  render at its end on a daemon timer thread, so the index never stays stale for longer
+  than the interval); ``final=True`` (end of a run) renders the index now and cancels the
+  pending timer.
 
 Only the JSON files are read: nothing here depends on pipeline internals. The pages are
 self-contained (no CDN, no external resource) and work from ``file://``.
@@ -46,6 +52,9 @@ import msgspec
 from .atomic import write_files_atomic
 from .html_agreement import agreement_section
 from .layout import INDEX_HTML, Layout
+from .reader import SessionsReader
+
+_SHARD_NAME = re.compile(r"[0-9a-f]{2}")
 
 MAX_INDEX_ROWS = 5000  # sessions in the index table (the most recently graded)
 MAX_ACTIONS = 5000  # actions in a results.html timeline
@@ -237,14 +246,26 @@ def _golden_text(g: dict) -> str:
             f"{_fmt_num(g.get('n_calls'), 0)} calls)")
 
 
-def render_session(folder: Path) -> None:
-    """Write ``results.html`` and ``sft.html`` in a session folder from its JSON files
-    (scores.json, results.json, sft.json; any may be missing: failed sessions have only
-    scores.json). Raises OSError when the pages cannot be written."""
+def _index_href(folder: Path) -> str:
+    """The link from a session folder's pages to OUT/index.html: three levels up from a
+    sharded folder (``sessions/<shard>/<folder>``), two from a flat one."""
+    sharded = _SHARD_NAME.fullmatch(folder.parent.name) and folder.parent.parent.name == "sessions"
+    return "../../../index.html" if sharded else "../../index.html"
+
+
+def render_session(folder: Path, docs: tuple[Any, Any, Any] | None = None) -> int:
+    """Write ``results.html`` and ``sft.html`` in a session folder (created if missing) from
+    its JSON files (scores.json, results.json, sft.json; any may be missing: failed
+    sessions have only scores.json), or from ``docs``, the same three values (a session of
+    the session store). Returns the bytes written. Raises OSError when the pages cannot be
+    written."""
     folder = Path(folder)
-    scores = _read_json(folder / "scores.json")
-    results = _read_json(folder / "results.json")
-    sft = _read_json(folder / "sft.json")
+    if docs is None:
+        scores = _read_json(folder / "scores.json")
+        results = _read_json(folder / "results.json")
+        sft = _read_json(folder / "sft.json")
+    else:
+        scores, results, sft = docs
     scores = scores if isinstance(scores, dict) else {}
     results = results if isinstance(results, dict) else {}
     session = results.get("session") if isinstance(results.get("session"), dict) else {}
@@ -292,7 +313,7 @@ def render_session(folder: Path) -> None:
                            "parameters": _text(fn.get("parameters"), 4000) if fn.get("parameters") else ""})
 
     common = {"sid": _text(sid, 500), "status": _text(status, 100), "status_class": _status_class(status),
-              "has_sft": sft is not None}
+              "has_sft": sft is not None, "index_href": _index_href(folder)}
     files = {
         "results.html": _render(
             "results.html.j2", **common, score=score, summary=verdict.get("summary") or scores.get("summary"),
@@ -303,22 +324,26 @@ def render_session(folder: Path) -> None:
         "sft.html": _render("sft.html.j2", **common, messages=messages, n_messages=len(messages_all),
                             messages_cut=len(messages_all) > len(messages), tools=tool_views),
     }
-    write_files_atomic(folder, files, fsync=False)
+    write_files_atomic(folder, files, fsync=False, kind="pages")
+    return sum(map(len, files.values()))
 
 
 # -- index ---------------------------------------------------------------------------------------
 def _iter_scores(out: Path) -> Iterator[tuple[str, dict]]:
-    """(folder name, scores.json dict) for each session folder, one at a time (os.scandir)."""
-    try:
-        it = os.scandir(Layout(out).sessions)
-    except FileNotFoundError:
-        return
-    with it:
-        for entry in it:
-            if not entry.is_dir(follow_symlinks=False) or entry.name.startswith("."):
-                continue
-            data = _read_json(os.path.join(entry.path, "scores.json"))
-            yield entry.name, (data if isinstance(data, dict) else {})
+    """(folder path relative to ``out``, scores.json dict) for each session, one at a time:
+    its folder, or the session store (:mod:`.reader`); a folder whose scores.json is
+    broken is counted as unreadable."""
+    broken: list[Path] = []
+    with SessionsReader(out) as reader:
+        for folder, rec, _ in reader.entries(on_broken=broken.append):
+            yield os.path.relpath(folder, out), rec
+            while broken:
+                yield os.path.relpath(broken.pop(), out), {}
+    for folder in broken:
+        yield os.path.relpath(folder, out), {}
+
+
+_ROW_FIELDS = ("judge", "turns", "n_actions", "status", "session_id", "source_format", "score", "reward", "graded_at")
 
 
 def _row(name: str, s: dict) -> dict:
@@ -327,7 +352,7 @@ def _row(name: str, s: dict) -> dict:
     n = s.get("n_actions")
     status = s.get("status")
     return {
-        "href": f"sessions/{quote(name, safe='')}/results.html",  # our own folder name only
+        "href": "/".join(quote(p, safe="") for p in name.split(os.sep)) + "/results.html",  # our own folder names only
         "sid": _text(s.get("session_id") or name, 300),
         "format": _text(s.get("source_format"), 100),
         "status": _text(status, 50) if status is not None else "unreadable",
@@ -369,11 +394,13 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
             score_sum += sc
             bins[min(9, max(0, int(sc // 10)))] += 1
         key = s.get("graded_at") if isinstance(s.get("graded_at"), str) else ""
-        item = (key, seq, s, name)
-        if len(heap) < max_rows:
-            heapq.heappush(heap, item)  # type: ignore[arg-type]
-        elif max_rows > 0 and item[:2] > heap[0][:2]:
-            heapq.heapreplace(heap, item)  # type: ignore[arg-type]
+        if len(heap) < max_rows or (max_rows > 0 and (key, seq) > heap[0][:2]):
+            # only what a row shows: 5,000 whole records would weigh ~25 MB
+            item = (key, seq, {k: s.get(k) for k in _ROW_FIELDS}, name)
+            if len(heap) < max_rows:
+                heapq.heappush(heap, item)  # type: ignore[arg-type]
+            else:
+                heapq.heapreplace(heap, item)  # type: ignore[arg-type]
     newest = sorted(heap, key=lambda it: (it[0], it[1]), reverse=True)
     rows = [_row(name, s) for _, _, s, name in newest]
 
@@ -392,7 +419,7 @@ def render_index(out: Path, *, max_rows: int = MAX_INDEX_ROWS) -> None:
         agreement=agreement_section(out),
         generated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     out.mkdir(parents=True, exist_ok=True)
-    write_files_atomic(out, {INDEX_HTML: data}, fsync=False)
+    write_files_atomic(out, {INDEX_HTML: data}, fsync=False, kind="index")
 
 
 # -- incremental regeneration --------------------------------------------------------------------
@@ -415,8 +442,8 @@ class ReportUpdater:
     def update(self, session_ids: Iterable[str], *, final: bool = False) -> None:
         layout = Layout(self.out)
         for sid in session_ids:
-            folder = layout.session_dir(sid)
-            if folder.is_dir():
+            folder = layout.find_session_dir(sid)
+            if folder is not None:
                 render_session(folder)
         with self._state:
             # at least min_interval_s, and 10x the last render's duration (huge runs: the index

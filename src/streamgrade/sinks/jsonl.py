@@ -9,6 +9,7 @@ from pathlib import Path
 from .atomic import sync_filesystem
 from .layout import APPENDED_EXPORTS, SCORES_JSONL, Layout
 from .ledger import Ledger
+from .meter import METER
 
 log = logging.getLogger("streamgrade.sinks")
 
@@ -89,6 +90,7 @@ class JsonlExport:
         except OSError:
             self.rollback(self.size)
             raise
+        METER.add("exports", len(data))
         self.size += len(data)
         return self.size
 

@@ -11,6 +11,9 @@ Tables:
   whose ledger transaction committed. On start, bytes beyond it (an append whose commit was
   lost to kill -9) are truncated, and those sessions are still pending, so they are graded
   and appended again: every line lands exactly once, and no half line survives.
+- ``session_data``: the session store (:mod:`.session_store`), the files of sessions
+  that get no folder; a row is written or removed in the transaction that commits the
+  session's outcome.
 
 SQLite in WAL mode, synchronous=NORMAL: a commit survives a process crash (kill -9). After a
 power loss the last commits may roll back; the truncation rule keeps the files consistent.
@@ -22,6 +25,8 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Iterable, NamedTuple
+
+from .session_store import SCHEMA as STORE_SCHEMA, StoredEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -48,7 +53,7 @@ CREATE TABLE IF NOT EXISTS exports (
     name TEXT PRIMARY KEY,
     committed_bytes INTEGER NOT NULL
 );
-"""
+""" + STORE_SCHEMA
 
 
 class SessionRow(NamedTuple):
@@ -85,6 +90,17 @@ class Ledger:
             (session_id,),
         ).fetchone()
         return SessionRow(*row) if row else None
+
+    def get_many(self, session_ids: list[str]) -> dict[str, SessionRow]:
+        """The rows of these sessions (those in the ledger), by id: one query per 500 ids."""
+        out: dict[str, SessionRow] = {}
+        for i in range(0, len(session_ids), 500):
+            part = session_ids[i:i + 500]
+            for row in self.db.execute(
+                    "SELECT session_id, format, path, fingerprint, status, attempts, error, error_kind FROM sessions "
+                    f"WHERE session_id IN ({','.join('?' * len(part))})", part):
+                out[row[0]] = SessionRow(*row)
+        return out
 
     def needs_grading(self, session_id: str, fingerprint: str) -> bool:
         """False when this fingerprint was already graded or found ungradable, or failed for
@@ -176,13 +192,24 @@ class Ledger:
                 )
                 self.set_committed_bytes(export, size)
 
-    def commit_results(self, results: Iterable[tuple], committed: dict[str, int]) -> None:
+    def commit_results(self, results: Iterable[tuple], committed: dict[str, int], *,
+                       stored: Iterable[StoredEntry] = (), unstored: Iterable[str] = (),
+                       dicts: Iterable[tuple[int, bytes]] = ()) -> None:
         """In one transaction, for a batch: each (session_id, fingerprint, status, error,
-        error_kind, judge, score, appended exports) result, and the new committed length of
-        every export appended to."""
+        error_kind, judge, score, appended exports) result, the new committed length of
+        every export appended to, the session store's new zstd dictionaries ``dicts``
+        ((id, bytes)), the rows of ``stored`` (written or replaced) and of ``unstored``
+        session ids (removed: their folder holds them now)."""
         now = time.time()
+        stored, unstored = list(stored), list(unstored)
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT OR REPLACE INTO store_dicts (id, data) VALUES (?, ?)", list(dicts))
+            if stored:
+                self.db.executemany("INSERT OR REPLACE INTO session_data (session_id, fingerprint, status, graded_at, "
+                                    "record, data, dict_id) VALUES (?, ?, ?, ?, ?, ?, ?)", [e.row() for e in stored])
+            if unstored:
+                self.db.executemany("DELETE FROM session_data WHERE session_id=?", [(sid,) for sid in unstored])
             for session_id, fingerprint, status, error, error_kind, judge, score, exports in results:
                 self.db.execute(
                     """UPDATE sessions SET status=?, attempts=attempts+1, error=?, error_kind=?, judge=?, score=?,
@@ -199,6 +226,10 @@ class Ledger:
     def current_fingerprint(self, session_id: str) -> str | None:
         row = self.get(session_id)
         return row.fingerprint if row else None
+
+    def has_stored(self) -> bool:
+        """Whether the session store holds any row."""
+        return self.db.execute("SELECT EXISTS (SELECT 1 FROM session_data)").fetchone()[0] == 1
 
     def counts(self) -> dict[str, int]:
         """Sessions by status."""

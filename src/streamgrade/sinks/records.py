@@ -1,7 +1,8 @@
 """What a finished session leaves behind: its :class:`ScoreRecord`, its per-session files
-(``scores.json``, ``results.json``, ``sft.json`` under ``OUT/sessions/<folder>/``, see
-:mod:`.layout`) and its scores.jsonl line. (Training rows are built from these files at
-the end of a run: :mod:`streamgrade.exports.build`.)
+(``scores.json``, ``results.json``, ``sft.json`` under ``OUT/sessions/<shard>/<folder>/``,
+see :mod:`.layout`, or the same documents as a session store row when ``[sinks]
+session_files`` gives it no folder, see :mod:`.session_store`) and its scores.jsonl line.
+(Training rows are built from these at the end of a run: :mod:`streamgrade.exports.build`.)
 
 :func:`write_session` is blocking (the pipeline's file writers call it in worker threads);
 the files are written atomically but not fsynced: the committer's one ``syncfs`` per batch
@@ -11,7 +12,10 @@ makes them durable before the ledger names the session done.
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 
@@ -22,7 +26,8 @@ from ..job import Job
 from ..judges.rubric import final_confidence, final_score
 from ..models import JudgeInfo, ScoreRecord
 from .atomic import write_files_atomic
-from .layout import SCORES_JSONL, Layout
+from .layout import PAGE_FILES, RESULT_FILES, SCORES_JSONL, Layout
+from .session_store import StoredEntry, StoreEncoder, encode_entry
 
 log = logging.getLogger("streamgrade.sinks")
 
@@ -89,9 +94,10 @@ def build_record(job: Job, judge: JudgeInfo, weights: dict[str, float],
     return record
 
 
-def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.json.Encoder) -> dict[str, bytes]:
-    """The session folder's JSON files: scores.json always; results.json and sft.json when
-    the session was read (a session that failed on its input has only scores.json)."""
+def session_docs(job: Job, record: ScoreRecord, config: Config) -> dict[str, Any]:
+    """The session's documents, as objects msgspec encodes: ``scores.json`` always;
+    ``results.json`` and ``sft.json`` when the session was read (a session that failed on
+    its input has only scores.json)."""
     scores = msgspec.to_builtins(record)
     if job.verdict:
         scores["summary"] = job.verdict.summary
@@ -100,11 +106,11 @@ def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.js
         scores["weights"] = config.rubric.weights()
         if job.verdict.extras:
             scores["judgement"] = job.verdict.extras
-    files = {"scores.json": msgspec.json.format(enc.encode(scores), indent=2)}
+    docs: dict[str, Any] = {"scores.json": scores}
     s = job.session
     if s is None:
-        return files
-    results = {
+        return docs
+    docs["results.json"] = {
         "session": {
             "session_id": job.ref.session_id, "format": job.ref.format, "path": job.ref.path,
             "kind": s.kind, "task_id": s.task_id, "trial": s.trial, "agent": s.agent, "model": s.model,
@@ -128,21 +134,73 @@ def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.js
         "status": record.status,
         "error": record.error,
     }
-    files["results.json"] = msgspec.json.format(enc.encode(results), indent=2)
     sft: dict = {"messages": job.messages}
     if s.has_transcript:
         sft["tools"] = s.tools
-    files["sft.json"] = msgspec.json.format(enc.encode(sft), indent=2)
-    return files
+    docs["sft.json"] = sft
+    return docs
 
 
-def write_session(layout: Layout, job: Job, record: ScoreRecord, config: Config) -> list[tuple[str, bytes]]:
-    """Blocking: write a session's files atomically (no fsync, see the module docstring)
-    and return the (export name, line) pairs it adds. Raises OSError (disk full, read-only
-    output) with nothing half-written left behind."""
+def session_files(job: Job, record: ScoreRecord, config: Config, enc: msgspec.json.Encoder) -> dict[str, bytes]:
+    """The session folder's JSON files (see :func:`session_docs`), indented."""
+    return {name: msgspec.json.format(enc.encode(doc), indent=2)
+            for name, doc in session_docs(job, record, config).items()}
+
+
+@dataclass(slots=True)
+class SessionOutput:
+    """What :func:`write_session` did: the ``(export name, line)`` pairs the session adds;
+    its store row (``stored``, to commit with the ledger) when it got no folder; ``bytes``
+    written to files (its folder)."""
+
+    lines: list[tuple[str, bytes]]
+    stored: StoredEntry | None = None
+    bytes: int = 0
+
+
+def wants_folder(mode: str, status: str) -> bool:
+    """Whether a session of ``status`` gets a folder under ``[sinks] session_files = mode``
+    (all, failed or none); the others go to the session store."""
+    return mode == "all" or (mode == "failed" and status == "failed")
+
+
+def write_session(layout: Layout, job: Job, record: ScoreRecord, config: Config,
+                  store: StoreEncoder | None = None) -> SessionOutput:
+    """Blocking: a session's files, in its folder (written atomically, no fsync, see the
+    module docstring) or as a session store row (:mod:`.session_store`; committed later
+    with the ledger), as ``[sinks] session_files`` says for its status; and the (export
+    name, line) pairs it adds; ``store`` encodes the row (default: no zstd dictionary).
+    Raises OSError (disk full, read-only output) with nothing half-written left behind."""
     enc = msgspec.json.Encoder()
-    write_files_atomic(layout.session_dir(job.ref.session_id), session_files(job, record, config, enc), fsync=False)
-    return [(SCORES_JSONL, enc.encode(record))]
+    lines = [(SCORES_JSONL, enc.encode(record))]
+    docs = session_docs(job, record, config)
+    if wants_folder(config.sinks.session_files, record.status):
+        files = {name: msgspec.json.format(enc.encode(doc), indent=2) for name, doc in docs.items()}
+        write_files_atomic(layout.session_dir(job.ref.session_id), files, fsync=False, kind="session files")
+        return SessionOutput(lines, None, sum(map(len, files.values())))
+    encode = store.encode if store is not None else encode_entry
+    entry = encode(record.session_id, record.fingerprint or job.ref.fingerprint, record.status, record.graded_at or "",
+                   docs, enc)
+    return SessionOutput(lines, entry, 0)
 
 
-__all__ = ["build_record", "write_session", "session_files", "rfc3339_now"]
+def drop_stale_files(layout: Layout, session_ids: list[str]) -> int:
+    """Blocking: remove the result files and pages (never the frames) that an older
+    version of each session left in its folder, once its newer version is committed to the
+    session store; returns the folders cleaned. A file already gone is no error."""
+    cleaned = 0
+    for sid in session_ids:
+        folder = layout.find_session_dir(sid)
+        if folder is None:
+            continue
+        for name in (*RESULT_FILES, *PAGE_FILES):
+            try:
+                os.unlink(folder / name)
+            except FileNotFoundError:
+                pass
+        cleaned += 1
+    return cleaned
+
+
+__all__ = ["build_record", "write_session", "session_files", "session_docs", "rfc3339_now", "SessionOutput",
+           "wants_folder", "drop_stale_files"]

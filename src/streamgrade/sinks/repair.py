@@ -7,12 +7,12 @@ Repair rebuilds the exports from what is certain, under the output lock:
 
 - ``scores.jsonl`` keeps every complete line once (the first of lines with the same
   session, fingerprint and status; a half line is dropped). A session the ledger records
-  as graded, ungradable or failed whose line is missing gets it back from its ``scores.json`` when that
-  file holds the same version; otherwise the session is set back to pending, so the next
-  run grades it again.
+  as graded, ungradable or failed whose line is missing gets it back from its ``scores.json``
+  (in its folder or the session store) when that holds the same version; otherwise the
+  session is set back to pending, so the next run grades it again.
 - The ledger's ``appends`` rows and committed lengths are rewritten to match.
-- The training files (``[exports] training``) are rebuilt from the session folders, as at
-  the end of a run.
+- The training files (``[exports] training``) are rebuilt from the session folders and the
+  session store, as at the end of a run.
 
 Nothing is deleted: the old files move to ``OUT/exports/backup-<UTC time>/``.
 """
@@ -32,6 +32,7 @@ from .atomic import atomic_writer, fsync_dir
 from .layout import APPENDED_EXPORTS, SCORES_JSONL, Layout
 from .ledger import Ledger
 from .lock import OutputLock
+from .session_store import StoreReader
 
 
 @dataclass
@@ -63,12 +64,17 @@ def _read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _session_files(layout: Layout, sid: str) -> tuple[Path, dict] | None:
-    """(folder, scores.json) of ``sid``: its folder, or the one older versions named."""
-    for folder in (layout.session_dir(sid), layout.sessions / _legacy_folder(sid)):
-        scores = _read_json(folder / "scores.json")
-        if scores is not None and scores.get("session_id") == sid:
-            return folder, scores
+def _scores_of(layout: Layout, store: StoreReader, sid: str, fingerprint: str, status: str) -> dict | None:
+    """The scores.json of ``sid`` in this version (``fingerprint``, ``status``): from the
+    session store, its folder, or the flat folders older versions named; None when none
+    holds it."""
+    candidates = [store.record(sid)]
+    for folder in (layout.session_dir(sid), layout.flat_session_dir(sid), layout.sessions / _legacy_folder(sid)):
+        candidates.append(_read_json(folder / "scores.json"))
+    for scores in candidates:
+        if isinstance(scores, dict) and scores.get("session_id") == sid and scores.get("fingerprint") == fingerprint \
+                and scores.get("status") == status:
+            return scores
     return None
 
 
@@ -122,12 +128,12 @@ def _repair(layout: Layout, ledger: Ledger, config: Config) -> RepairReport:
                     f.write(line)
                     rep.kept += 1
         fields = set(ScoreRecord.__struct_fields__)
+        store = StoreReader(ledger.db, ledger.path, owned=False)
         for sid, (fp, status) in done.items():
             if (sid, fp, status) in seen:
                 continue
-            found = _session_files(layout, sid)
-            scores = found[1] if found else None
-            if scores is None or scores.get("fingerprint") != fp or scores.get("status") != status:
+            scores = _scores_of(layout, store, sid, fp, status)
+            if scores is None:
                 rep.reset.append(sid)
                 continue
             record = msgspec.convert({k: v for k, v in scores.items() if k in fields}, ScoreRecord)

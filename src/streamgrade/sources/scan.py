@@ -88,6 +88,26 @@ def find_in_folder(folder: Path, names: list[str], formats: Iterable[Format] | N
     return out
 
 
+def iter_in_folder(folder: Path, names: list[str]) -> Iterator[SessionRef]:
+    """:func:`find_in_folder`, streamed: the refs of a format that is not exclusive and
+    finds them one at a time (``iter_find``, e.g. the rows of 1,000 OpenAI-chat dump files)
+    are never held in one list, so a folder of 100,000 sessions costs no more memory than
+    one of 1,000."""
+    taken: set[str] = set()
+    for fmt in FORMATS.values():
+        avail = [n for n in names if str(folder / n) not in taken] if taken else names
+        if getattr(fmt, "exclusive", False):
+            refs = fmt.find(folder, avail)
+            yield from refs
+            taken.update(f for r in refs for f in (r.path, *r.files))
+            withhold = getattr(fmt, "withhold", None)
+            if withhold is not None:
+                taken.update(str(folder / n) for n in withhold(folder, avail))
+        else:
+            finder = getattr(fmt, "iter_find", None)
+            yield from (finder(folder, avail) if finder is not None else fmt.find(folder, avail))
+
+
 def owns_tree(ref: SessionRef) -> bool:
     """Whether ``ref``'s format owns every file under the session's folder (``owns_tree =
     True``, e.g. a Terminal-Bench trial): formats are then not asked about its sub-folders,
@@ -200,22 +220,23 @@ def _walk(root: Path, skip: set[str], report: ScanReport) -> Iterator[SessionRef
             report.add(str(folder), lambda exc=exc: f"folder cannot be listed: {exc.strerror}")
             continue
         owned_below = _under(os.path.dirname(str(folder)), trees) if trees else False
-        refs = [] if owned_below else find_in_folder(folder, names)
-        for r in refs:
+        claimed: set[str] = set()  # the files of the folder's sessions, kept by path (not the refs)
+        for r in () if owned_below else iter_in_folder(folder, names):
+            claimed.update(r.files)
+            claimed.add(r.path)
             if os.path.isdir(r.path):
                 covered.add(r.path)
                 if owns_tree(r):
                     trees.add(r.path)
+            yield with_fingerprint(r)
         inside = _under(str(folder), covered)
         if not inside:
-            claimed = claimed_in_folder(folder, names, refs)
+            claimed.update(str(folder / n) for n in owned(folder, names))
             for n in names:
                 if str(folder / n) not in claimed:
                     report.add(str(folder / n), lambda n=n: explain(folder, n, names))
             for n, what in other:
                 report.add(str(folder / n), lambda what=what: what)
-        for r in refs:
-            yield with_fingerprint(r)
         subs = []
         for d in dirs:
             path = folder / d
@@ -243,5 +264,5 @@ def _under(path: str, roots: set[str]) -> bool:
         p = parent
 
 
-__all__ = ["scan", "ScanReport", "with_fingerprint", "find_in_folder", "list_folder", "claimed_in_folder",
+__all__ = ["scan", "ScanReport", "with_fingerprint", "find_in_folder", "iter_in_folder", "list_folder", "claimed_in_folder",
            "owns_tree", "in_owned_tree"]
