@@ -237,7 +237,7 @@ def sources_to_regrade(out: Path, labels: Labels | None = None) -> list[Path]:
 
 async def regrade(cfg, sources: list[Path], dest: Path):
     """Grade ``sources`` into ``dest`` with ``cfg``'s judge (the normal pipeline: resumable,
-    skips what is unchanged); returns its :class:`~streamgrade.pipeline.RunStats`. Raises
+    skips what is unchanged); returns its :class:`~streamgrade.run_stats.RunStats`. Raises
     ConfigError, OutputLocked, ExportMismatch, OSError as ``grade`` does."""
     from .judges import make_judge
     from .pipeline import Pipeline, scan_source

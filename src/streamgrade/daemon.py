@@ -1,7 +1,7 @@
 """The systemd supervision actor of ``streamgrade watch``: watchdog pings and status lines.
 
 :func:`supervise` runs next to the pipeline. Every ``interval`` seconds it reads the
-pipeline's :class:`~streamgrade.pipeline.RunStats` and
+pipeline's :class:`~streamgrade.run_stats.RunStats` and
 
 * sends ``WATCHDOG=1`` only while the daemon is healthy: something advanced since the last
   check (``stats.done``, graded + failed, or ``stats.found``), or nothing is in flight

@@ -7,8 +7,9 @@ Data actor pool.
 The driver (this process) keeps everything that touches OUT: the scan, the admission
 through the ledger (pending marks), the records, the per-session files, the JSONL exports
 and the ledger commits, through the same actors as the local engine
-(:class:`~streamgrade.pipeline.Pipeline`'s file writers and committer): only the assemble
-and grade stages (:meth:`~streamgrade.pipeline.Pipeline._start_graders`) are replaced. So OUT lives on the
+(:mod:`streamgrade.sinks.writers` and :mod:`streamgrade.sinks.committer`, wired by
+:class:`~streamgrade.pipeline.Pipeline`): only the assemble and grade stages
+(:mod:`streamgrade.stages`, started by :meth:`~streamgrade.pipeline.Pipeline._start_graders`) are replaced. So OUT lives on the
 driver's disk, and the exactly-once rule is the local one: a session is done once its
 ledger commit is; a run killed at any moment (kill -9 included) leaves the rest pending,
 and the next run grades them.
