@@ -85,7 +85,7 @@ def graded(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
     outs = {}
     for mode in MODES:
         out = tmp_path_factory.mktemp(f"out-{mode}") / "out"
-        st = grade(data, out, mode)
+        st = grade(data, out, mode, reports={"end_pages_max": 0})  # pages only by `report`
         assert (st.graded, st.failed) == (N - len(FAIL), len(FAIL))
         outs[mode] = out
     return outs
@@ -161,6 +161,18 @@ def test_report_builds_pages_for_folders_and_store_then_only_what_changed(graded
     one = build_reports(out, session_ids=[stored], force=True)
     assert (one.built, one.up_to_date) == (1, 0)
     assert folder_ids(out) == FAIL and len(stored_ids(out)) == N - len(FAIL)  # pages add no second copy
+
+
+def test_a_small_run_builds_its_own_pages_at_its_end(data: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    grade(data, out, "failed")  # [reports] end_pages_max = 1000 >= the sessions with a folder
+    pages = {p.parent.name for p in (out / "sessions").glob("*/*/results.html")}
+    assert pages == {session_folder(sid) for sid in FAIL}  # stored sessions wait for `report`
+    index = (out / "index.html").read_text()
+    assert all(f"/{name}/results.html" in index for name in pages)
+    big = tmp_path / "big"
+    grade(data, big, "all", reports={"end_pages_max": N - 1})  # more sessions than that: none
+    assert not list(big.rglob("results.html"))
 
 
 def test_live_pages_still_built_during_the_run(data: Path, tmp_path: Path):

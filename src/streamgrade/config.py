@@ -245,11 +245,15 @@ class ReportsConfig(msgspec.Struct, forbid_unknown_fields=True):
     session's results.html and sft.html are built: ``"report"`` (the default) only by
     ``streamgrade report OUT``, which builds those missing or out of date (about 2 ms of CPU
     a session, kept off the grading path); ``"live"`` after each commit batch during the
-    run, in a worker thread (sessions with a folder only, see ``[sinks] session_files``)."""
+    run, in a worker thread (sessions with a folder only, see ``[sinks] session_files``).
+    ``end_pages_max``: with ``"report"``, a run that committed at most this many sessions
+    with a folder builds their pages at its end, so that a small run's index links work
+    without ``streamgrade report`` (about 2 ms of CPU a session); 0: never."""
 
     html: bool = True
     index_interval_s: float = 30.0
     session_pages: Literal["report", "live"] = "report"
+    end_pages_max: int = 1000
 
 
 class SinksConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -7,6 +7,11 @@ that it never returns, because a live block sits above the free ones. ``malloc_t
 (glibc >= 2.8) releases every free page of every arena (madvise ``MADV_DONTNEED``), wherever
 it lies. :func:`trim` calls it, at most every ``every_s`` seconds; elsewhere (musl, macOS)
 it does nothing.
+
+:func:`limit_arenas` caps glibc's malloc arenas (``mallopt(M_ARENA_MAX)``, as the
+``MALLOC_ARENA_MAX`` environment variable does): each worker thread (file writers, readers,
+the reports' timer) otherwise gets an arena of its own, up to 8 per core, whose free pages
+add up as the threads come and go.
 """
 
 from __future__ import annotations
@@ -48,4 +53,24 @@ def trim(every_s: float = 0.0) -> bool:
     return True
 
 
-__all__ = ["trim"]
+M_ARENA_MAX = -8  # glibc malloc.h
+
+
+def limit_arenas(n: int = 2) -> bool:
+    """Cap glibc's malloc arenas at ``n`` (``mallopt(M_ARENA_MAX, n)``); call it before worker
+    threads start. Does nothing when ``MALLOC_ARENA_MAX`` is set (the operator's choice) or
+    the C library is not glibc. Returns whether the cap was set."""
+    import os
+
+    if os.environ.get("MALLOC_ARENA_MAX") or not _load():
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, n))
+
+
+__all__ = ["trim", "limit_arenas"]

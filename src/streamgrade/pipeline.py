@@ -114,6 +114,7 @@ class Pipeline:
         # session id -> fingerprint of the version in flight (newest admitted wins)
         self._current: dict[str, str] = {}
         self._reports_called = -1e9  # monotonic time of the last update_reports call
+        self._end_pages: list[str] | None = []  # report mode: pages the run's end builds (None: too many)
         self._meter0: dict[str, int] = {}
         self._db0 = 0
         self._encoder: StoreEncoder | None = None  # the session store's rows (sinks/session_store.py)
@@ -198,7 +199,8 @@ class Pipeline:
                 await self._rebuild_training()
             if not self._interrupted():
                 trim()
-                await self._update_reports([], final=True)
+                # report mode: a small run's own pages now, so that its index links work
+                await self._update_reports(self._end_pages or [], final=True)
             self.stats.stopped_early = self._stopping
             self.stats.labelled = self.labels.used if self.labels else 0
             self.stats.pending = self.ledger.counts().get("pending", 0)
@@ -326,12 +328,24 @@ class Pipeline:
             batch = [item, *waiting(recv, self.config.pipeline.sink_batch - 1)]
             await self._commit(batch)
             trim(every_s=10.0)  # the C allocator's free pages back to the OS: flat RSS on long runs
-            live = self.config.reports.session_pages == "live"
-            await self._update_reports([w.job.ref.session_id for w in batch
-                                        if live and w.error is None and w.stored is None])
+            pages = [w.job.ref.session_id for w in batch if w.error is None and w.stored is None]
+            if self.config.reports.session_pages == "live":
+                await self._update_reports(pages)
+            else:
+                self._note_end_pages(pages)
+                await self._update_reports([])
             if (self.rebuild_when_idle and self._graded_since_build and self.stats.in_flight == 0
                     and time.monotonic() - self._last_build >= self.config.exports.dpo_rebuild_s):
                 await self._rebuild_training()
+
+    def _note_end_pages(self, session_ids: list[str]) -> None:
+        """Report mode: remember the sessions whose pages the run's end builds, until there
+        are more than ``[reports] end_pages_max`` (then none: ``streamgrade report`` does)."""
+        if self._end_pages is None:
+            return
+        self._end_pages.extend(session_ids)
+        if len(self._end_pages) > self.config.reports.end_pages_max:
+            self._end_pages = None
 
     async def _commit(self, batch: list[Written]) -> None:
         """One group commit (:meth:`.sinks.committer.Committer.commit`), then each committed

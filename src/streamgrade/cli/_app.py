@@ -14,6 +14,7 @@ from ..config import Config, api_key, load_config
 from ..errors import ConfigError
 from ..formats import configure_formats
 from ..judges import check_judge
+from ..memtrim import limit_arenas
 from ..summary import EXIT_USAGE
 
 _common = [
@@ -52,6 +53,7 @@ def main() -> None:
     configuration error, output folder in use or in need of `streamgrade repair`; 3 nothing to export;
     4 run budget spent; 5 no session found; 6 unrecognised files (--strict); 130 interrupted.
     """
+    limit_arenas()  # before any worker thread: flat resident memory on long runs (memtrim.py)
 
 
 def _build_config(config_file: Path | None, output: Path | None, judge: str | None, log_format: str | None,
