@@ -52,7 +52,7 @@ import msgspec
 from .atomic import write_files_atomic
 from .html_agreement import agreement_section
 from .layout import INDEX_HTML, Layout
-from .reader import SessionsReader
+from .reader import SessionsReader, read_json
 
 _SHARD_NAME = re.compile(r"[0-9a-f]{2}")
 
@@ -126,15 +126,6 @@ _STATUS_CLASSES = {"graded", "failed", "ungradable"}
 
 def _status_class(status: Any) -> str:
     return f"st-{status}" if status in _STATUS_CLASSES else "st-other"
-
-
-def _read_json(path: Path | str) -> Any:
-    """A JSON file's value, or None when it is missing or not valid JSON (msgspec: fast)."""
-    try:
-        with open(path, "rb") as f:
-            return msgspec.json.decode(f.read())
-    except (OSError, msgspec.DecodeError):
-        return None
 
 
 def _nonce() -> str:
@@ -261,9 +252,9 @@ def render_session(folder: Path, docs: tuple[Any, Any, Any] | None = None) -> in
     written."""
     folder = Path(folder)
     if docs is None:
-        scores = _read_json(folder / "scores.json")
-        results = _read_json(folder / "results.json")
-        sft = _read_json(folder / "sft.json")
+        scores = read_json(folder / "scores.json")
+        results = read_json(folder / "results.json")
+        sft = read_json(folder / "sft.json")
     else:
         scores, results, sft = docs
     scores = scores if isinstance(scores, dict) else {}
