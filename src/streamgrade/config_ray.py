@@ -31,8 +31,8 @@ class RayConfig(msgspec.Struct, forbid_unknown_fields=True):
     actors: int = 2
     max_actors: int = 0
     cpus_per_actor: float = 1.0
-    block_rows: int = 32
-    blocks_per_actor: int = 4
+    block_rows: int = 64
+    blocks_per_actor: int = 2
     temp_dir: str | None = None
 
     def pool_size(self) -> int:
