@@ -359,3 +359,68 @@ def _loopback(hex_addr: str) -> bool:
         return hex_addr.endswith("7F")
     return hex_addr == "00000000000000000000000001000000" or (
         hex_addr.startswith("0000000000000000FFFF0000") and hex_addr.endswith("7F"))
+
+
+def test_actor_closes_its_judge_on_its_loop_when_ray_drops_it(tmp_path: Path):
+    """Ray Data runs an async UDF on an event loop in a thread of its own and drops the UDF
+    at the actor's graceful exit (``__ray_shutdown__``), from another thread: the judge's
+    HTTP client is closed on the loop that made it (an unclosed aiohttp session used to be
+    logged to the driver by every actor at the end of a run)."""
+    import threading
+
+    import pyarrow as pa
+
+    from streamgrade.engines.ray_udf import GradeActor, encode_block
+    from streamgrade.judges import make_judge
+    from streamgrade.sources.scan import scan
+    from synth import make_sessions
+
+    class Judge:  # the heuristic judge, recording where aclose ran
+        def __init__(self, inner):
+            self.inner, self.info, self.closed_on = inner, inner.info, None
+
+        async def grade(self, session, chunks):
+            return await self.inner.grade(session, chunks)
+
+        async def aclose(self):
+            self.closed_on = threading.get_ident()
+            await self.inner.aclose()
+
+    make_sessions(tmp_path / "data", 2)
+    refs = sorted(scan([tmp_path / "data"]), key=lambda r: r.path)
+    cfg = load_config(env={}, overrides={"run": {"judge": "heuristic"}})
+    actor = GradeActor(cfg)
+    judge = actor.judge = Judge(make_judge(cfg))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        async def call() -> int:
+            table = pa.table({"refs": pa.array([encode_block(list(range(len(refs))), refs)], pa.binary())})
+            return sum([t.num_rows async for t in actor(table)])
+
+        assert asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=60) == 1
+        assert judge.closed_on is None
+        actor.__del__()  # what dropping the last reference does, from Ray's main thread
+        assert judge.closed_on == thread.ident
+        assert not actor.scratch.exists()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_cluster_shutdown_soon_runs_in_the_background_and_shutdown_waits_for_it(monkeypatch):
+    """``shutdown_soon`` (the dataset is done) stops Ray in a thread while the run's end
+    work goes on; ``shutdown`` (close) waits for it and then finds nothing left to do."""
+    from streamgrade.config_ray import RayConfig
+    from streamgrade.engines.ray_cluster import RayCluster
+
+    monkeypatch.delenv("STREAMGRADE_TEST_RAY_ENV", raising=False)
+    cluster = RayCluster(RayConfig())
+    cluster._set_env({"STREAMGRADE_TEST_RAY_ENV": "1"})  # what start() sets for a private Ray
+    assert os.environ["STREAMGRADE_TEST_RAY_ENV"] == "1"
+    cluster.shutdown_soon()
+    cluster.shutdown_soon()  # once
+    cluster.shutdown()
+    assert "STREAMGRADE_TEST_RAY_ENV" not in os.environ and cluster._stopper is None
+    cluster.shutdown()  # again: nothing to do, no error

@@ -30,6 +30,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def ray_installed() -> bool:
 class RayCluster:
     """Ray for one run. ``start()`` joins ``cfg.address`` or starts a private Ray (module
     docstring); ``shutdown()`` disconnects, stops a private Ray, removes its folder and
-    restores the environment. ``describe()`` says which, in one line. Raises ConfigError
+    restores the environment; ``shutdown_soon()`` starts that in a background thread (the
+    run's end-of-run work overlaps Ray's 1-2 s of stopping; ``shutdown()`` then waits for
+    it). ``describe()`` says which, in one line. Raises ConfigError
     when Ray is not installed or cannot be started or reached (the message names the
     address; Ray's own error follows)."""
 
@@ -74,6 +77,7 @@ class RayCluster:
         self.temp_dir: Path | None = None
         self.started = False
         self._saved_env: dict[str, str | None] = {}
+        self._stopper: threading.Thread | None = None
 
     @property
     def private(self) -> bool:
@@ -120,7 +124,19 @@ class RayCluster:
             return f"private Ray {ray.__version__} on 127.0.0.1 ({cpus:g} CPUs, token auth, folder {self.temp_dir})"
         return f"Ray {ray.__version__} cluster at {self.cfg.address} ({cpus:g} CPUs)"
 
+    def shutdown_soon(self) -> None:
+        """Start :meth:`shutdown` in a background thread (once); ``shutdown()`` joins it."""
+        if self._stopper is None:
+            self._stopper = threading.Thread(target=self._shutdown, name="ray-shutdown", daemon=True)
+            self._stopper.start()
+
     def shutdown(self) -> None:
+        if self._stopper is not None:
+            self._stopper.join()
+            self._stopper = None
+        self._shutdown()
+
+    def _shutdown(self) -> None:
         if self.started:
             import ray
 

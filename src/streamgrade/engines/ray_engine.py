@@ -132,6 +132,9 @@ class RayPipeline(Pipeline):
                     tg.cancel_scope.cancel()
             if failure is not None or self._sent:
                 await self._dataset_failed(failure or "no result came back", jobs)
+        # Ray is done with: it stops while the writers, the committer and the end-of-run
+        # rebuilds finish (close() waits for it)
+        self.cluster.shutdown_soon()
 
     def _dataset(self) -> tuple[Any, Any]:
         """The queue the driver feeds and the dataset that grades what it holds (blocking)."""

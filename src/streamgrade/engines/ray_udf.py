@@ -34,6 +34,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
@@ -167,11 +168,23 @@ class GradeActor:
         self.config = config
         self.labels = labels
         self.judge: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self.scratch = Path(tempfile.mkdtemp(prefix="streamgrade-actor-"))
         self.layout = Layout(self.scratch)  # frames land here, then travel back as bytes
         self.readers = anyio.CapacityLimiter(config.pipeline.assemble_workers)
 
     def __del__(self) -> None:
+        """At the actor's graceful exit (Ray Data drops the UDF in ``__ray_shutdown__``):
+        close the judge's HTTP client on the loop it runs on (else aiohttp warns of an
+        unclosed session in the driver's log), bounded by 5 s; remove the scratch folder."""
+        judge, loop = getattr(self, "judge", None), getattr(self, "_loop", None)
+        if judge is not None and loop is not None and loop.is_running() \
+                and threading.get_ident() != getattr(self, "_loop_thread", None):
+            try:
+                asyncio.run_coroutine_threadsafe(judge.aclose(), loop).result(timeout=5)
+            except Exception as exc:  # exiting anyway
+                log.debug("the judge did not close: %r", exc)
         shutil.rmtree(getattr(self, "scratch", ""), ignore_errors=True)
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
@@ -179,6 +192,8 @@ class GradeActor:
             from ..judges import make_judge
 
             self.judge = make_judge(self.config)
+        if self._loop is None:  # the loop Ray Data runs this UDF on (its own thread): __del__ closes there
+            self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         rows = [_BLOCK.decode(cell) for cell in batch.column("refs").to_pylist()]
         results = await asyncio.gather(*(asyncio.gather(*(self._one(k, r) for k, r in row)) for row in rows))
         yield pa.table({"results": pa.array([_pickle_block(r) for r in results], pa.binary())})
