@@ -2,15 +2,18 @@
 """Ray engine benchmark: rows/s of ``streamgrade grade`` with the local engine and with
 ``--engine ray``, on the same rows against the same mock provider, in one run.
 
-    python scripts/bench_ray.py [--sizes 2000 20000] [--latency-ms 50] [--actors 2]
+    python scripts/bench_ray.py [--sizes 2000 20000] [--latency-ms 50] [--actors 2] [--repeats 3]
 
 Rows: synthetic OpenAI-chat sessions (scripts/synth.py; one judge request each), made once
 in the work dir. The mock provider (scripts/mock_provider.py) runs in its own process with a
 fixed latency. Every run is the real CLI in a subprocess (``streamgrade grade DATA -o OUT``,
 openai judge, a fresh OUT), timed from its start to its exit, so Ray's start-up, the scan,
 the ledger, every file, the exports, the HTML reports and the final training rebuild are in
-the figures of both engines. Runs, in this order: local and Ray at each size, then Ray with
-one actor at the smallest size (the per-actor rate).
+the figures of both engines. Runs, in this order: local then Ray at each size, ``--repeats``
+times (alternating, so that a slow spell of the disk hits both), then Ray with one actor at
+the smallest size (the per-actor rate). Between runs the output is removed, the page cache
+written back (``sync``) and the machine left idle for 2 s, so that one run's writeback does
+not land in the next. Each engine's figures at a size are the medians of its repeats.
 
 Figures per run: ``seconds`` (wall), ``rate`` (rows / wall), ``first_s`` (to the first line
 of scores.jsonl), ``steady`` (rows/s between 10% and 90% of the lines, sampled every 0.1 s),
@@ -30,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--actors", type=int, default=2, help="Ray actors ([ray] actors)")
     ap.add_argument("--work", default=None, help="scratch folder (default: $TMPDIR/streamgrade-bench)")
     ap.add_argument("--timeout", type=float, default=1800, help="bound of each run, s")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per engine and size (medians are reported)")
     return ap.parse_args(argv)
 
 
@@ -61,6 +66,8 @@ def grade(data: Path, work: Path, env: dict[str, str], engine: str, n: int, time
            "--engine", engine, *extra]
     samples: list[tuple[float, int]] = []
     cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU seconds seen last)
+    counter = LineCounter(scores)
+    last_cpu = 0.0
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -68,18 +75,22 @@ def grade(data: Path, work: Path, env: dict[str, str], engine: str, n: int, time
             if time.perf_counter() - t0 > timeout:
                 proc.kill()
                 raise RuntimeError(f"{engine} run at {n} rows did not finish within {timeout:.0f} s")
-            lines = _lines(scores)
+            lines = counter.count()
             if lines and (not samples or lines != samples[-1][1]):
                 samples.append((time.perf_counter() - t0, lines))
-            _sample_cpu(proc.pid, cpu)
+            if time.perf_counter() - last_cpu >= CPU_EVERY_S:
+                _sample_cpu(proc.pid, cpu)
+                last_cpu = time.perf_counter()
             time.sleep(0.1)
         seconds = time.perf_counter() - t0
         err = proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.stderr:
             proc.stderr.close()
-    graded = _lines(scores)
+    graded = counter.count()
     shutil.rmtree(out, ignore_errors=True)
+    os.sync()  # this run's writeback and deletions, not in the next run's time
+    time.sleep(2)
     if proc.returncode != 0 or graded != n:
         raise RuntimeError(f"{engine} run at {n} rows: exit {proc.returncode}, {graded} lines\n{err[-2000:]}")
     per_row = {role: round(1000 * sum(c for r, c in cpu.values() if r == role) / n, 2)
@@ -123,12 +134,29 @@ def _sample_cpu(root: int, cpu: dict[int, tuple[str, float]]) -> None:
         cpu[pid] = (role, (int(f[11]) + int(f[12])) / _TICK)
 
 
-def _lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as f:
-            return f.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
+#: How often the CPU of the run's processes is sampled (s): a pass over /proc costs a few
+#: ms, taken from the same two cores as the run.
+CPU_EVERY_S = 0.5
+
+
+class LineCounter:
+    """The line count of a growing file, reading only the bytes added since the last call
+    (re-reading a 20 MB scores.jsonl ten times a second took about half a core from the
+    run being measured)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.lines = path, 0, 0
+
+    def count(self) -> int:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                while chunk := f.read(1 << 20):
+                    self.lines += chunk.count(b"\n")
+                    self.offset += len(chunk)
+        except FileNotFoundError:
+            pass
+        return self.lines
 
 
 def steady(samples: list[tuple[float, int]], n: int) -> float | None:
@@ -138,6 +166,19 @@ def steady(samples: list[tuple[float, int]], n: int) -> float | None:
     if lo is None or hi is None or hi[0] <= lo[0]:
         return None
     return round((hi[1] - lo[1]) / (hi[0] - lo[0]), 1)
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of repeated runs of one engine at one size: wall seconds, rate, steady
+    rate, first result and CPU per row each the median of its own values."""
+    if len(runs) == 1:
+        return runs[0]
+    med = lambda xs: round(statistics.median(xs), 2) if xs else None  # noqa: E731
+    return runs[0] | {
+        "seconds": med([r["seconds"] for r in runs]), "rate": med([r["rate"] for r in runs]),
+        "steady": med([r["steady"] for r in runs if r["steady"] is not None]),
+        "first_s": med([r["first_s"] for r in runs if r["first_s"] is not None]),
+        "cpu_ms_per_row": {k: med([r["cpu_ms_per_row"][k] for r in runs]) for k in runs[0]["cpu_ms_per_row"]}}
 
 
 def fixed_cost(small: dict[str, Any], large: dict[str, Any]) -> tuple[float | None, float | None]:
@@ -174,16 +215,19 @@ def main(argv: list[str] | None = None) -> int:
                    STREAMGRADE_PIPELINE__STREAM_CAPACITY=str(max(16, c)), STREAMGRADE_PIPELINE__SINK_BATCH="64",
                    STREAMGRADE_RAY__ACTORS=str(args.actors))
         for n in (small_n, large_n):
-            for engine in ("local", "ray"):
-                run = grade(data[n], work, env, engine, n, args.timeout)
-                print(f"  {engine:5} {n:>6} rows: {run['seconds']:>7.1f} s, {run['rate']:>7.1f} rows/s", file=sys.stderr)
-                runs.append(run)
+            for _ in range(args.repeats):
+                for engine in ("local", "ray"):
+                    run = grade(data[n], work, env, engine, n, args.timeout)
+                    print(f"  {engine:5} {n:>6} rows: {run['seconds']:>7.1f} s, {run['rate']:>7.1f} rows/s",
+                          file=sys.stderr)
+                    runs.append(run)
         one = grade(data[small_n], work, env | {"STREAMGRADE_RAY__ACTORS": "1"}, "ray", small_n, args.timeout)
         one["engine"] = "ray (1 actor)"
         runs.append(one)
         mock_status = url.stats().get("status")
 
-    by = {(r["engine"], r["n"]): r for r in runs}
+    by = {key: median_run([r for r in runs if (r["engine"], r["n"]) == key])
+          for key in {(r["engine"], r["n"]) for r in runs}}
     local_fixed, local_marginal = fixed_cost(by["local", small_n], by["local", large_n])
     ray_fixed, ray_marginal = fixed_cost(by["ray", small_n], by["ray", large_n])
     print(B.table([[r["engine"], r["n"], r["seconds"], r["rate"], r["steady"], r["first_s"],
@@ -214,13 +258,16 @@ def main(argv: list[str] | None = None) -> int:
         "ray_marginal_rate": ray_marginal,
         "local_marginal_rate": local_marginal,
         "per_actor_rate": one["steady"],
-        "cpu_ms_per_row": {f"{r['engine']}_{r['n']}": r["cpu_ms_per_row"] for r in runs},
+        "repeats": args.repeats,
+        f"local_{large_n}_runs": [r["rate"] for r in runs if (r["engine"], r["n"]) == ("local", large_n)],
+        f"ray_{large_n}_runs": [r["rate"] for r in runs if (r["engine"], r["n"]) == ("ray", large_n)],
+        "cpu_ms_per_row": {f"{e}_{n}": r["cpu_ms_per_row"] for (e, n), r in sorted(by.items())},
         # what one core of each role sustains, from the CPU per row of the large Ray run
         "driver_core_rows_s": _per_core(by["ray", large_n]["cpu_ms_per_row"]["driver"]),
         "actor_core_rows_s": _per_core(by["ray", large_n]["cpu_ms_per_row"]["actors"]),
         "actor_latency_bound_rows_s": round(c / (args.latency_ms / 1000.0), 1) if args.latency_ms else None,
         "ray_2_actors_steady": by["ray", small_n]["steady"],
-        "steady": {f"{r['engine']}_{r['n']}": r["steady"] for r in runs},
+        "steady": {f"{e}_{n}": r["steady"] for (e, n), r in sorted(by.items())},
         "mock_status": mock_status,
         "seconds": round(time.perf_counter() - t0, 1),
     }
