@@ -185,13 +185,20 @@ def test_actor_grades_a_batch_and_one_bad_session_is_its_own_failure(tmp_path: P
     assert [t.num_rows for t in tables] == [2]  # one results cell per block
     results = {r.key: r for t in tables for cell in t.column("results").to_pylist() for r in decode_results(cell)}
     assert sorted(results) == list(range(len(refs)))
-    bad = next(r.outputs for k, r in results.items() if refs[k].path.endswith("broken.json"))
-    assert bad["error_kind"] == "input" and "broken.json" in bad["error"] and bad["session"] is None
-    good = {refs[k].session_id: r.outputs for k, r in results.items() if not refs[k].path.endswith("broken.json")}
+    bad = next(r for k, r in results.items() if refs[k].path.endswith("broken.json"))
+    assert bad.error_kind == "input" and "broken.json" in bad.error
+    assert bad.record.status == "failed" and bad.record.error == bad.error and "results.json" not in bad.encoded.files
+    good = {refs[k].session_id: r for k, r in results.items() if not refs[k].path.endswith("broken.json")}
     assert sorted(good) == [f"synth-000000.task{i}.trial0" for i in range(3)]
-    for sid, out in good.items():
-        assert out["error"] is None and out["session"].ref.session_id == sid and out["chunks"] and out["messages"]
-        assert out["verdict"].components and set(out["verdict"].components) == {"outcome", "process", "efficiency"}
+    for sid, g in good.items():  # what the driver's file writer would have built
+        assert g.error is None and g.record.session_id == sid and g.record.status == "graded"
+        assert set(g.record.components) == {"outcome", "process", "efficiency"} and g.record.judge.kind == "heuristic"
+        assert sorted(g.encoded.files) == ["results.json", "scores.json", "sft.json"]
+        results_json = json.loads(g.encoded.files["results.json"])
+        assert results_json["chunks"] and results_json["verdict"]["components"]
+        assert json.loads(g.encoded.files["sft.json"])["messages"]
+        [(name, line)] = g.encoded.lines
+        assert name == "scores.jsonl" and json.loads(line)["score"] == g.record.score
 
 
 def test_frames_travel_from_the_actor_to_the_driver_output(tmp_path: Path):
@@ -222,9 +229,10 @@ def test_frames_travel_from_the_actor_to_the_driver_output(tmp_path: Path):
         return [t async for t in actor(pa.table({"refs": pa.array([encode_block([7], [ref])], pa.binary())}))]
 
     [graded] = decode_results(asyncio.run(call())[0].column("results")[0].as_py())
-    assert graded.key == 7 and graded.outputs["error"] is None and graded.frames
-    wanted = {f["path"] for f in graded.outputs["frames"] + graded.outputs["steps"]}  # the judge's and the steps'
-    assert graded.outputs["frames"] and sorted(f"frames/{name}" for name in graded.frames) == sorted(wanted)
+    assert graded.key == 7 and graded.error is None and graded.frames
+    results_json = json.loads(graded.encoded.files["results.json"])
+    wanted = {f["path"] for f in results_json["frames"] + results_json["steps"]}  # the judge's and the steps'
+    assert results_json["frames"] and sorted(f"frames/{name}" for name in graded.frames) == sorted(wanted)
     assert not any(actor.scratch.rglob("*.jpg"))  # the actor's scratch copy is gone
 
     pipe = RayPipeline(cfg, tmp_path / "out", HeuristicJudge(cfg))
@@ -238,12 +246,92 @@ def test_frames_travel_from_the_actor_to_the_driver_output(tmp_path: Path):
                 await pipe._deliver([graded], send)
                 return recv.receive_nowait()
 
-        assert anyio.run(deliver) is job and job.session is not None and not pipe._sent
+        assert anyio.run(deliver) is job and job.built == (graded.record, graded.encoded) and not pipe._sent
         folder = pipe.layout.frames_dir(ref.session_id)
         assert {p.name: p.read_bytes() for p in folder.iterdir()} == graded.frames
-        assert all((pipe.layout.session_dir(ref.session_id) / f["path"]).is_file() for f in job.frames + job.steps)
+        assert all((pipe.layout.session_dir(ref.session_id) / f["path"]).is_file() for f in results_json["frames"])
     finally:
         Pipeline.close(pipe)
+
+
+@pytest.mark.parametrize("mode", ["all", "none"])
+def test_what_the_actor_builds_the_driver_writes_as_a_local_run_would(tmp_path: Path, mode: str):
+    """The record and encoded outputs an actor builds (after the pickle trip back) are
+    written and committed by the driver's writers into the same output a local run leaves:
+    the same scores lines, scores.json, results.json and sft.json per session, in folders
+    (``session_files = "all"``) or in the session store (``"none"``), an input failure
+    included."""
+    import anyio
+    import pyarrow as pa
+
+    from streamgrade.engines.ray_engine import RayPipeline
+    from streamgrade.engines.ray_udf import GradeActor, decode_results, encode_block
+    from streamgrade.job import Job
+    from streamgrade.judges import HeuristicJudge
+    from streamgrade.pipeline import Pipeline
+    from streamgrade.sinks.reader import SessionsReader
+    from streamgrade.sinks.writers import write_all
+    from streamgrade.sources.scan import scan
+    from streamgrade.sources.source import scan_source
+    from synth import make_sessions
+
+    data = tmp_path / "data"
+    make_sessions(data, 4, per_file=2)
+    (data / "broken.json").write_text('[{"task_id": 1, "trial": 0, "reward": 1.0, "traj": [{"role": ')
+    cfg = load_config(env={}, overrides={"run": {"judge": "heuristic"}, "sinks": {"session_files": mode}})
+    anyio.run(Pipeline(cfg, tmp_path / "local", HeuristicJudge(cfg)).run, scan_source([data]))
+
+    refs = sorted(scan([data]), key=lambda r: r.session_id)
+    actor = GradeActor(cfg, judge_info=HeuristicJudge(cfg).info)
+
+    async def call() -> list:
+        return [t async for t in actor(pa.table({"refs": pa.array([encode_block(list(range(len(refs))), refs)],
+                                                                   pa.binary())}))]
+
+    graded = decode_results(asyncio.run(call())[0].column("results")[0].as_py())
+    pipe = RayPipeline(cfg, tmp_path / "ray", HeuristicJudge(cfg))
+    Pipeline.open(pipe)  # the output folder and ledger, no Ray
+    try:
+        jobs = {}
+        for key, ref in enumerate(refs):
+            jobs[key] = pipe._sent[key] = Job(ref)
+            pipe._current[ref.session_id] = ref.fingerprint
+        pipe.stats.in_flight = len(refs)
+
+        async def deliver_and_commit() -> None:
+            send, recv = anyio.create_memory_object_stream(len(refs))
+            async with send, recv:
+                await pipe._deliver(graded, send)
+                delivered = [recv.receive_nowait() for _ in refs]
+            assert all(job.built is not None for job in delivered)
+            await pipe._commit(write_all(delivered, layout=pipe.layout, config=cfg, judge=pipe.judge.info,
+                                         calibration=None, encoder=pipe._encoder))
+
+        anyio.run(deliver_and_commit)
+    finally:
+        Pipeline.close(pipe)
+
+    def output(out: Path) -> dict:
+        got = {}
+        with SessionsReader(out) as reader:
+            for folder, rec, stored in reader.entries():
+                files = reader.files(rec["session_id"], folder, stored)
+                got[rec["session_id"]] = (rec, files)
+        lines = [json.loads(x) for x in (out / "exports" / "scores.jsonl").read_text().splitlines()]
+        return {"sessions": got, "lines": {x["session_id"]: x for x in lines}}
+
+    def same(doc):  # graded_at is the clock of each write
+        return json.loads(json.dumps(doc).replace("graded_at", "x"), object_hook=lambda d: {
+            k: v for k, v in d.items() if k != "x"})
+
+    local, ray = output(tmp_path / "local"), output(tmp_path / "ray")
+    assert len(local["sessions"]) == len(refs) == 5 and sorted(local["sessions"]) == sorted(ray["sessions"])
+    assert same(local["lines"]) == same(ray["lines"])
+    assert same(local["sessions"]) == same(ray["sessions"])
+    statuses = Counter(rec["status"] for rec, _ in ray["sessions"].values())
+    assert statuses == {"graded": 4, "failed": 1}
+    if mode == "none":
+        assert not any((tmp_path / "ray" / "sessions").rglob("results.json"))
 
 
 def test_split_limits_divides_the_provider_budget_among_actors():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .models import Chunk, Message, Session, SessionRef, Usage, Verdict
 
@@ -21,7 +22,9 @@ class Job:
     frame per action group for the computer-use export: ``{t_ms, path, width, height,
     actions: [indices into session.actions]}``, see :mod:`streamgrade.extract.steps`);
     with ``[augment] enabled``, ``augment``: captions, state transitions and hints
-    (:mod:`streamgrade.augment`), written to results.json.
+    (:mod:`streamgrade.augment`), written to results.json. ``built``: its record and
+    encoded outputs, ``(ScoreRecord, sinks.records.EncodedSession)``, when they were built
+    where it was graded (a Ray actor): the file writer then only writes them.
     For the latency metrics: ``admitted_at`` (``time.monotonic()`` s when admitted) and
     ``last_write`` (the newest modification time of its files when assembled, s since the
     epoch; None when unknown)."""
@@ -40,6 +43,7 @@ class Job:
     admitted_at: float = field(default_factory=time.monotonic)
     last_write: float | None = None
     augment: dict | None = None
+    built: tuple[Any, Any] | None = None
 
 
 def newest_mtime(files: tuple[str, ...] | list[str]) -> float | None:

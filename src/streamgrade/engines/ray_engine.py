@@ -146,6 +146,7 @@ class RayPipeline(Pipeline):
         rc = self.config.ray
         ctx = ray.data.DataContext.get_current()
         ctx.target_max_block_size = 1  # every block moves on as soon as it is made (one row each)
+        ctx.memory_usage_poll_interval_s = None  # no USS-polling thread in every map task
         queue = Queue(maxsize=QUEUE_BLOCKS, actor_options={"num_cpus": 0})
         pool = {"min_size": rc.actors, "max_size": rc.pool_size()} if rc.pool_size() > rc.actors else {"size": rc.actors}
         compute = ray.data.ActorPoolStrategy(**pool, max_concurrent_calls_per_actor=rc.blocks_per_actor)
@@ -154,7 +155,8 @@ class RayPipeline(Pipeline):
             GradeActor, batch_size=1, batch_format="pyarrow", compute=compute, num_cpus=rc.cpus_per_actor,
             fn_constructor_kwargs={"config": split_limits(self.config, rc.pool_size()),
                                    "labels": self.labels, "secrets": keys,
-                                   "log_level": _log_level()})
+                                   "log_level": _log_level(), "judge_info": self.judge.info,
+                                   "calibration": self.calibration})
         return queue, dataset
 
     async def _feed(self, jobs: ObjectReceiveStream[Job], queue: Any) -> None:
@@ -210,16 +212,18 @@ class RayPipeline(Pipeline):
                 self.stats.in_flight -= 1
                 self.stats.budget_pending += 1
                 continue
-            for name, value in res.outputs.items():
-                setattr(job, name, value)
-            if self.labels is not None and job.session is not None and job.session.meta.get("reward_from") == "labels":
+            job.error, job.error_kind, job.last_write = res.error, res.error_kind, res.last_write
+            if res.record is not None:
+                job.built = (res.record, res.encoded)  # the file writer only writes them
+            if res.labelled and self.labels is not None:
                 self.labels.used += 1
             if res.frames:
                 try:
                     await anyio.to_thread.run_sync(self._write_frames, job.ref.session_id, res.frames)
-                except OSError as exc:
+                except OSError as exc:  # the actor's record no longer holds: a failed one is built here
                     where = getattr(exc, "filename", None) or str(self.layout.frames_dir(job.ref.session_id))
                     job.error, job.error_kind = f"{where}: cannot write frames: {exc.strerror or exc}", "internal"
+                    job.built = None
             await done.send(job)
 
     def _write_frames(self, session_id: str, frames: dict[str, bytes]) -> None:

@@ -19,10 +19,14 @@ and of the blocks the actor holds at once (``[ray] blocks_per_actor``), are grad
 concurrently. Each session goes the local pipeline's way, the assemble and grade stages:
 :func:`~streamgrade.assemble.prepare` in a worker thread, then the judge; every failure
 (input, judge, internal) is kept in the job, as the local stages do, so one bad session
-never fails the dataset. What the stages filled in the job (:data:`JOB_OUTPUTS`) goes back
-to the driver, which builds the record and writes every file through the local engine's
-writers. Frames taken from a recording are written to the actor's scratch folder and
-travel back as bytes. The inputs are read at the path the driver scanned, so on a cluster
+never fails the dataset. The actor also builds what the driver's file writer would: the
+session's :class:`~streamgrade.models.ScoreRecord`
+(:func:`~streamgrade.sinks.records.build_record`) and its outputs as bytes (its folder's
+files or session store documents and its scores.jsonl line,
+:func:`~streamgrade.sinks.records.encode_session`), so the driver, which keeps everything
+that touches OUT, only writes and commits them, and what travels back is a few byte strings
+per session rather than the whole assembled session. Frames taken from a recording are
+written to the actor's scratch folder and travel back as bytes. The inputs are read at the path the driver scanned, so on a cluster
 they must be visible to every worker at that same path.
 """
 
@@ -50,26 +54,34 @@ from ..config import Config
 from ..errors import BudgetExceeded, InputError, JudgeError
 from ..formats import FORMATS, configure_formats
 from ..job import Job
-from ..models import SessionRef, Usage
+from ..calibration.model import CalibrationModel
+from ..models import JudgeInfo, ScoreRecord, SessionRef, Usage
 from ..sinks.layout import Layout
+from ..sinks.records import EncodedSession, build_record, encode_session
 
 log = logging.getLogger("streamgrade.pipeline")
 
-__all__ = ["GradeActor", "Graded", "JOB_OUTPUTS", "QueueSource", "Secrets", "encode_block", "decode_results"]
-
-#: The fields of a :class:`~streamgrade.job.Job` the assemble and grade stages fill.
-JOB_OUTPUTS = ("session", "messages", "chunks", "verdict", "error", "error_kind", "usage", "frames", "steps", "video")
+__all__ = ["GradeActor", "Graded", "QueueSource", "Secrets", "encode_block", "decode_results"]
 
 
 @dataclass
 class Graded:
-    """One session's stage outputs, from an actor to the driver: ``outputs`` the job's
-    :data:`JOB_OUTPUTS` (a failure included: ``error``, ``error_kind``), ``frames`` the
+    """One session, from an actor to the driver: ``record`` its ScoreRecord and
+    ``encoded`` its outputs as bytes (:class:`~streamgrade.sinks.records.EncodedSession`),
+    or None when the actor could not build them (an internal error: the driver builds the
+    failed record); ``error`` and ``error_kind`` as the stages left them (None when
+    graded); ``last_write`` the newest mtime of its files (s since the epoch, for the
+    latency metric); ``labelled``: its reward came from the labels file; ``frames`` the
     files of its ``frames/`` folder (name -> JPEG bytes). ``budget`` instead: the run
     budget was spent before it was graded (it stays pending)."""
 
     key: int
-    outputs: dict[str, Any] = field(default_factory=dict)
+    record: ScoreRecord | None = None
+    encoded: EncodedSession | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    last_write: float | None = None
+    labelled: bool = False
     frames: dict[str, bytes] = field(default_factory=dict)
     budget: str | None = None
 
@@ -79,7 +91,7 @@ _BLOCK = msgspec.msgpack.Decoder(list[tuple[int, SessionRef]])
 
 
 def _internal(key: int, error: str) -> Graded:
-    return Graded(key, {"error": error, "error_kind": "internal"})
+    return Graded(key, error=error, error_kind="internal")
 
 
 def _pickle_block(results: list[Graded]) -> bytes:
@@ -155,10 +167,13 @@ class GradeActor:
     """The grading actor (module docstring). ``config`` is the run's config with the
     provider limits already divided among the actors; ``labels`` the driver's loaded
     labels (or None); ``secrets`` the API keys; ``log_level`` the level of the streamgrade
-    loggers on the worker (its stderr reaches the driver's)."""
+    loggers on the worker (its stderr reaches the driver's); ``judge_info`` the judge the
+    records name (the driver's; default: the actor's own judge's); ``calibration`` the
+    driver's calibration model (records get ``p_success``), or None."""
 
     def __init__(self, config: Config, labels: Any = None, secrets: Secrets | None = None,
-                 log_level: str = "WARNING"):
+                 log_level: str = "WARNING", judge_info: JudgeInfo | None = None,
+                 calibration: CalibrationModel | None = None):
         from ..logs import setup_logging
 
         keys = secrets.reveal() if secrets else {}
@@ -167,6 +182,9 @@ class GradeActor:
         configure_formats(config)
         self.config = config
         self.labels = labels
+        self.judge_info = judge_info
+        self.calibration = calibration
+        self.weights = config.rubric.weights()
         self.judge: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -192,6 +210,7 @@ class GradeActor:
             from ..judges import make_judge
 
             self.judge = make_judge(self.config)
+            self.judge_info = self.judge_info or self.judge.info
         if self._loop is None:  # the loop Ray Data runs this UDF on (its own thread): __del__ closes there
             self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         rows = [_BLOCK.decode(cell) for cell in batch.column("refs").to_pylist()]
@@ -232,7 +251,10 @@ class GradeActor:
                     log.exception("internal error grading %s", ref.session_id,
                                   extra={"session": ref.session_id, "file": ref.path})
                     job.error, job.error_kind = f"{ref.path}: internal error in judge: {exc!r}", "internal"
-            return Graded(key, {name: getattr(job, name) for name in JOB_OUTPUTS}, self._frames(ref.session_id))
+            record = build_record(job, self.judge_info, self.weights, self.calibration)
+            return Graded(key, record, encode_session(job, record, self.config), job.error, job.error_kind,
+                          job.last_write, job.session is not None and job.session.meta.get("reward_from") == "labels",
+                          self._frames(ref.session_id))
         finally:
             shutil.rmtree(self.layout.session_dir(ref.session_id), ignore_errors=True)
 

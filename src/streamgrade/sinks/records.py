@@ -27,7 +27,7 @@ from ..judges.rubric import final_confidence, final_score
 from ..models import JudgeInfo, ScoreRecord
 from .atomic import write_files_atomic
 from .layout import PAGE_FILES, RESULT_FILES, SCORES_JSONL, Layout
-from .session_store import StoredEntry, StoreEncoder, encode_entry
+from .session_store import StoredEntry, StoreEncoder, encode_entry_raw
 
 log = logging.getLogger("streamgrade.sinks")
 
@@ -158,30 +158,60 @@ class SessionOutput:
     bytes: int = 0
 
 
+@dataclass(slots=True)
+class EncodedSession:
+    """A session's outputs as bytes, ready to be written (:func:`encode_session`): its
+    ``(export name, line)`` pairs; and either ``files``, its folder's files (name -> indented
+    JSON), or, for a session the session store keeps, ``record_raw`` (scores.json as compact
+    JSON) and ``data_raw`` (``{"results": ..., "sft": ...}`` as compact JSON, None for a
+    session that was never read). Built where the session was graded (a Ray actor, or the
+    file writer's thread) and written by :func:`write_session`."""
+
+    lines: list[tuple[str, bytes]]
+    files: dict[str, bytes] | None = None
+    record_raw: bytes | None = None
+    data_raw: bytes | None = None
+
+
 def wants_folder(mode: str, status: str) -> bool:
     """Whether a session of ``status`` gets a folder under ``[sinks] session_files = mode``
     (all, failed or none); the others go to the session store."""
     return mode == "all" or (mode == "failed" and status == "failed")
 
 
-def write_session(layout: Layout, job: Job, record: ScoreRecord, config: Config,
-                  store: StoreEncoder | None = None) -> SessionOutput:
-    """Blocking: a session's files, in its folder (written atomically, no fsync, see the
-    module docstring) or as a session store row (:mod:`.session_store`; committed later
-    with the ledger), as ``[sinks] session_files`` says for its status; and the (export
-    name, line) pairs it adds; ``store`` encodes the row (default: no zstd dictionary).
-    Raises OSError (disk full, read-only output) with nothing half-written left behind."""
+def encode_session(job: Job, record: ScoreRecord, config: Config) -> EncodedSession:
+    """The session's outputs as bytes (:class:`EncodedSession`): its scores.jsonl line, and
+    its documents (:func:`session_docs`) encoded for a folder or for the session store, as
+    ``[sinks] session_files`` says for ``record``'s status. Pure CPU, no I/O."""
     enc = msgspec.json.Encoder()
     lines = [(SCORES_JSONL, enc.encode(record))]
     docs = session_docs(job, record, config)
     if wants_folder(config.sinks.session_files, record.status):
-        files = {name: msgspec.json.format(enc.encode(doc), indent=2) for name, doc in docs.items()}
-        write_files_atomic(layout.session_dir(job.ref.session_id), files, fsync=False, kind="session files")
-        return SessionOutput(lines, None, sum(map(len, files.values())))
-    encode = store.encode if store is not None else encode_entry
+        return EncodedSession(lines, {name: msgspec.json.format(enc.encode(doc), indent=2)
+                                      for name, doc in docs.items()})
+    data_raw = enc.encode({"results": docs["results.json"], "sft": docs.get("sft.json")}) \
+        if "results.json" in docs else None
+    return EncodedSession(lines, None, enc.encode(docs["scores.json"]), data_raw)
+
+
+def write_session(layout: Layout, job: Job, record: ScoreRecord, config: Config,
+                  store: StoreEncoder | None = None, encoded: EncodedSession | None = None) -> SessionOutput:
+    """Blocking: a session's files, in its folder (written atomically, no fsync, see the
+    module docstring) or as a session store row (:mod:`.session_store`; committed later
+    with the ledger), and the (export name, line) pairs it adds. ``encoded``: its outputs
+    already encoded (:func:`encode_session`, e.g. by a Ray actor); by default they are
+    encoded here. ``store`` compresses the row (default: no zstd dictionary). Raises
+    OSError (disk full, read-only output) with nothing half-written left behind."""
+    if encoded is None:
+        encoded = encode_session(job, record, config)
+    if encoded.files is not None:
+        write_files_atomic(layout.session_dir(job.ref.session_id), encoded.files, fsync=False, kind="session files")
+        return SessionOutput(encoded.lines, None, sum(map(len, encoded.files.values())))
+    assert encoded.record_raw is not None, "an EncodedSession has files or record_raw"
+    encode = store.encode_raw if store is not None else encode_entry_raw
     entry = encode(record.session_id, record.fingerprint or job.ref.fingerprint, record.status, record.graded_at or "",
-                   docs, enc)
-    return SessionOutput(lines, entry, 0)
+                   encoded.record_raw, encoded.data_raw)
+    return SessionOutput(encoded.lines, entry, 0)
 
 
 def drop_stale_files(layout: Layout, session_ids: list[str]) -> int:
@@ -203,4 +233,4 @@ def drop_stale_files(layout: Layout, session_ids: list[str]) -> int:
 
 
 __all__ = ["build_record", "write_session", "session_files", "session_docs", "rfc3339_now", "SessionOutput",
-           "wants_folder", "drop_stale_files"]
+           "EncodedSession", "encode_session", "wants_folder", "drop_stale_files"]

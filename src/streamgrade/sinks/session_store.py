@@ -134,9 +134,15 @@ class StoreEncoder:
         "sft.json": ...}``, objects msgspec encodes; the last two may be missing).
         Blocking (compression; now and then a dictionary's training, ~70 ms)."""
         enc = enc or msgspec.json.Encoder()
-        record_raw = enc.encode(docs["scores.json"])
         data_raw = enc.encode({"results": docs["results.json"], "sft": docs.get("sft.json")}) \
             if "results.json" in docs else None
+        return self.encode_raw(session_id, fingerprint, status, graded_at, enc.encode(docs["scores.json"]), data_raw)
+
+    def encode_raw(self, session_id: str, fingerprint: str, status: str, graded_at: str, record_raw: bytes,
+                   data_raw: bytes | None) -> StoredEntry:
+        """A session's row from its documents already encoded as compact JSON: ``record_raw``
+        (scores.json) and ``data_raw`` (``{"results": ..., "sft": ...}``, or None). Blocking,
+        as :meth:`encode`."""
         dict_id = self._current
         if dict_id is None:
             self._sample(record_raw, data_raw)
@@ -175,6 +181,12 @@ def encode_entry(session_id: str, fingerprint: str, status: str, graded_at: str,
                  enc: msgspec.json.Encoder | None = None) -> StoredEntry:
     """A row compressed without a dictionary (see :meth:`StoreEncoder.encode`)."""
     return _PLAIN.encode(session_id, fingerprint, status, graded_at, docs, enc)
+
+
+def encode_entry_raw(session_id: str, fingerprint: str, status: str, graded_at: str, record_raw: bytes,
+                     data_raw: bytes | None) -> StoredEntry:
+    """A row compressed without a dictionary (see :meth:`StoreEncoder.encode_raw`)."""
+    return _PLAIN.encode_raw(session_id, fingerprint, status, graded_at, record_raw, data_raw)
 
 
 class _Plain(StoreEncoder):
@@ -315,6 +327,6 @@ def open_reader(ledger_path: str | Path) -> StoreReader | None:
         raise OSError(f"cannot read the session store in {path}: {exc}") from None
 
 
-__all__ = ["StoredEntry", "StoreEncoder", "StoreReader", "encode_entry", "open_reader", "load_dicts", "SCHEMA",
+__all__ = ["StoredEntry", "StoreEncoder", "StoreReader", "encode_entry", "encode_entry_raw", "open_reader", "load_dicts", "SCHEMA",
            "replace_results",
            "LEVEL", "TRAIN_SAMPLES"]

@@ -33,14 +33,18 @@ log = logging.getLogger("streamgrade.pipeline")
 def write_all(jobs: list[Job], *, layout: Layout, config: Config, judge: JudgeInfo,
               calibration: CalibrationModel | None, encoder: StoreEncoder | None) -> list[Written]:
     """Blocking: each job's record and files (:func:`.records.write_session`), one
-    :class:`Written` per job in order; a write that fails (disk full, read-only) gives its
-    Written an ``error`` (OSError) instead of raising."""
+    :class:`Written` per job in order; a job whose record and outputs were built where it
+    was graded (``job.built``, a Ray actor) has them written as they are. A write that fails
+    (disk full, read-only) gives its Written an ``error`` (OSError) instead of raising."""
     out = []
     weights = config.rubric.weights()
     for job in jobs:
-        record = build_record(job, judge, weights, calibration)
+        if job.built is not None:
+            record, encoded = job.built
+        else:
+            record, encoded = build_record(job, judge, weights, calibration), None
         try:
-            res = write_session(layout, job, record, config, encoder)
+            res = write_session(layout, job, record, config, encoder, encoded)
         except OSError as exc:
             out.append(Written(job, record, [], exc))
         else:
