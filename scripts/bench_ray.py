@@ -20,7 +20,9 @@ of scores.jsonl), ``steady`` (rows/s between 10% and 90% of the lines, sampled e
 and the CPU time (from /proc) of the driver and of the grading actors, per row in ms: what
 bounds a cluster (a driver core serves about 1000 / driver_ms rows/s; an actor core about
 1000 / actor_ms, or ``max_concurrency`` / latency when the judge's latency is the bound).
-Fixed cost per engine: the intercept of the line through its two sizes' wall times,
+Ray's rate is compared with the local engine's twice: the ratio of the medians, and the
+median of the ratios of each back-to-back pair of runs (less moved by a slow spell of the
+machine, which hits both runs of a pair). Fixed cost per engine: the intercept of the line through its two sizes' wall times,
 ``t(n) = fixed + n / marginal_rate``. Targets: Ray's fixed cost under 10 s, and Ray's
 rate at the largest size at least 0.9 of the local engine's.
 
@@ -190,6 +192,16 @@ def fixed_cost(small: dict[str, Any], large: dict[str, Any]) -> tuple[float | No
     return round(small["seconds"] - small["n"] / marginal, 2), round(marginal, 1)
 
 
+def paired_ratios(runs: list[dict[str, Any]], n: int) -> list[float]:
+    """Ray's rate over the local engine's, for each pair of back-to-back runs at ``n`` rows
+    (a local run, then the Ray run that followed it): a slow spell of this shared machine
+    weighs on both runs of a pair, where the ratio of the medians may pair a fast run with
+    a slow one."""
+    local = [r for r in runs if (r["engine"], r["n"]) == ("local", n)]
+    ray = [r for r in runs if (r["engine"], r["n"]) == ("ray", n)]
+    return [round(b["rate"] / a["rate"], 3) for a, b in zip(local, ray) if a["rate"]]
+
+
 def _per_core(ms: float) -> float | None:
     return round(1000 / ms, 1) if ms else None
 
@@ -240,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fixed cost (intercept of t(n) through both sizes): local {local_fixed} s, ray {ray_fixed} s; "
           f"marginal rate: local {local_marginal}/s, ray {ray_marginal}/s")
     ratio = B.ratio(by["ray", large_n]["rate"], by["local", large_n]["rate"])
+    paired = {n: paired_ratios(runs, n) for n in (small_n, large_n)}
+    print(f"ray / local per pair of back-to-back runs at {large_n} rows: {paired[large_n]}, "
+          f"median {statistics.median(paired[large_n]) if paired[large_n] else None}")
     figures = {
         "benchmark": "ray",
         "latency_ms": args.latency_ms,
@@ -252,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         f"ray_{large_n}": by["ray", large_n]["rate"],
         f"ray_vs_local_{large_n}": ratio,
         f"ray_vs_local_{small_n}": B.ratio(by["ray", small_n]["rate"], by["local", small_n]["rate"]),
+        f"ray_vs_local_{large_n}_pairs": paired[large_n],
+        f"ray_vs_local_{large_n}_pairs_median": round(statistics.median(paired[large_n]), 3) if paired[large_n] else None,
         "ray_fixed_s": ray_fixed,
         "local_fixed_s": local_fixed,
         "ray_first_result_s": by["ray", small_n]["first_s"],
