@@ -5,7 +5,7 @@ Data actor pool.
     (driver)                           (Ray: assemble + grade)        (driver)
 
 The driver (this process) keeps everything that touches OUT: the scan, the admission
-through the ledger (pending marks), the records, the per-session files, the JSONL exports
+through the ledger (pending marks), the writing of the per-session files, the JSONL exports
 and the ledger commits, through the same actors as the local engine
 (:mod:`streamgrade.sinks.writers` and :mod:`streamgrade.sinks.committer`, wired by
 :class:`~streamgrade.pipeline.Pipeline`): only the assemble and grade stages
@@ -17,10 +17,11 @@ and the next run grades them.
 What Ray runs: a dataset read from a ``ray.util.queue.Queue`` (:class:`.ray_udf.QueueSource`)
 the driver feeds with blocks of admitted session refs (``[ray] block_rows`` each), mapped by
 :class:`.ray_udf.GradeActor` in an actor pool (``[ray] actors``, autoscaling up to
-``max_actors``; ``blocks_per_actor`` blocks at once each); each session comes back
-assembled and graded, or with its failure (input, judge, internal) as the local stages
-would leave it, and streams to the driver's writers (``iter_batches``), block by block in
-any order. A full queue holds back admission, admission holds back the scan: memory stays
+``max_actors``; ``blocks_per_actor`` blocks at once each); each session comes back as
+its record and its outputs already encoded (what the local file writer would build, the
+failed record of an input, judge or internal failure included), and streams to the
+driver's writers (``iter_batches``), which write those bytes, block by block in any
+order. A full queue holds back admission, admission holds back the scan: memory stays
 flat.
 
 The provider's limits are shared by the actors: ``rpm``, ``tpm`` and ``max_cost_usd`` of
