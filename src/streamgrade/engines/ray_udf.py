@@ -26,8 +26,9 @@ files or session store documents and its scores.jsonl line,
 :func:`~streamgrade.sinks.records.encode_session`), so the driver, which keeps everything
 that touches OUT, only writes and commits them, and what travels back is a few byte strings
 per session rather than the whole assembled session. Frames taken from a recording are
-written to the actor's scratch folder and travel back as bytes. The inputs are read at the path the driver scanned, so on a cluster
-they must be visible to every worker at that same path.
+written to the actor's scratch folder and travel back as bytes. The inputs are read at
+the path the driver scanned, so on a cluster they must be visible to every worker at that
+same path.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
 from ..assemble import prepare
+from ..calibration.model import CalibrationModel
 from ..config import Config
 from ..errors import BudgetExceeded, InputError, JudgeError
 from ..formats import FORMATS, configure_formats
 from ..job import Job
-from ..calibration.model import CalibrationModel
 from ..models import JudgeInfo, ScoreRecord, SessionRef, Usage
 from ..sinks.layout import Layout
 from ..sinks.records import EncodedSession, build_record, encode_session
