@@ -334,6 +334,36 @@ def test_what_the_actor_builds_the_driver_writes_as_a_local_run_would(tmp_path: 
         assert not any((tmp_path / "ray" / "sessions").rglob("results.json"))
 
 
+def test_the_actor_applies_the_drivers_calibration_model(tmp_path: Path):
+    """With ``grade --calibration``, the records the actors build carry ``p_success`` from
+    the driver's model, as the local writer's do; without a model they have none."""
+    import pyarrow as pa
+
+    from streamgrade.calibration.model import CalibrationModel
+    from streamgrade.engines.ray_udf import GradeActor, decode_results, encode_block
+    from streamgrade.sources.scan import scan
+    from synth import make_sessions
+
+    make_sessions(tmp_path / "data", 3, per_file=3)
+    refs = list(scan([tmp_path / "data"]))
+    cfg = load_config(env={}, overrides={"run": {"judge": "heuristic"}})
+    model = CalibrationModel("isotonic", ["score"], {"x": [0.0, 1.0], "y": [0.1, 0.9]})
+
+    def grade(actor: GradeActor) -> list:
+        async def call() -> list:
+            cell = encode_block(list(range(len(refs))), refs)
+            return [t async for t in actor(pa.table({"refs": pa.array([cell], pa.binary())}))]
+        return decode_results(asyncio.run(call())[0].column("results")[0].as_py())
+
+    calibrated = grade(GradeActor(cfg, calibration=model))
+    assert len(calibrated) == 3 and all(g.record.status == "graded" for g in calibrated)
+    for g in calibrated:
+        expected = round(0.1 + 0.8 * g.record.score / 100, 4)
+        assert g.record.p_success == pytest.approx(expected, abs=1e-4)
+        assert json.loads(g.encoded.lines[0][1])["p_success"] == g.record.p_success
+    assert all("p_success" not in json.loads(g.encoded.lines[0][1]) for g in grade(GradeActor(cfg)))
+
+
 def test_split_limits_divides_the_provider_budget_among_actors():
     from streamgrade.engines.ray_engine import split_limits
 
