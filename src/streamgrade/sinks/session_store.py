@@ -327,6 +327,5 @@ def open_reader(ledger_path: str | Path) -> StoreReader | None:
         raise OSError(f"cannot read the session store in {path}: {exc}") from None
 
 
-__all__ = ["StoredEntry", "StoreEncoder", "StoreReader", "encode_entry", "encode_entry_raw", "open_reader", "load_dicts", "SCHEMA",
-           "replace_results",
-           "LEVEL", "TRAIN_SAMPLES"]
+__all__ = ["StoredEntry", "StoreEncoder", "StoreReader", "encode_entry", "encode_entry_raw", "open_reader",
+           "load_dicts", "SCHEMA", "replace_results", "LEVEL", "TRAIN_SAMPLES"]
