@@ -27,7 +27,7 @@ from ..judges.rubric import final_confidence, final_score
 from ..models import JudgeInfo, ScoreRecord
 from .atomic import write_files_atomic
 from .layout import PAGE_FILES, RESULT_FILES, SCORES_JSONL, Layout
-from .session_store import StoredEntry, StoreEncoder, encode_entry_raw
+from .session_store import StoredEntry, StoreEncoder, encode_entry_raw, raw_documents
 
 log = logging.getLogger("streamgrade.sinks")
 
@@ -189,9 +189,7 @@ def encode_session(job: Job, record: ScoreRecord, config: Config) -> EncodedSess
     if wants_folder(config.sinks.session_files, record.status):
         return EncodedSession(lines, {name: msgspec.json.format(enc.encode(doc), indent=2)
                                       for name, doc in docs.items()})
-    data_raw = enc.encode({"results": docs["results.json"], "sft": docs.get("sft.json")}) \
-        if "results.json" in docs else None
-    return EncodedSession(lines, None, enc.encode(docs["scores.json"]), data_raw)
+    return EncodedSession(lines, None, *raw_documents(docs, enc))
 
 
 def write_session(layout: Layout, job: Job, record: ScoreRecord, config: Config,

@@ -133,10 +133,7 @@ class StoreEncoder:
         """A session's row from its documents (``{"scores.json": ..., "results.json": ...,
         "sft.json": ...}``, objects msgspec encodes; the last two may be missing).
         Blocking (compression; now and then a dictionary's training, ~70 ms)."""
-        enc = enc or msgspec.json.Encoder()
-        data_raw = enc.encode({"results": docs["results.json"], "sft": docs.get("sft.json")}) \
-            if "results.json" in docs else None
-        return self.encode_raw(session_id, fingerprint, status, graded_at, enc.encode(docs["scores.json"]), data_raw)
+        return self.encode_raw(session_id, fingerprint, status, graded_at, *raw_documents(docs, enc))
 
     def encode_raw(self, session_id: str, fingerprint: str, status: str, graded_at: str, record_raw: bytes,
                    data_raw: bytes | None) -> StoredEntry:
@@ -177,10 +174,15 @@ class StoreEncoder:
             self._current = dict_id
 
 
-def encode_entry(session_id: str, fingerprint: str, status: str, graded_at: str, docs: dict[str, Any],
-                 enc: msgspec.json.Encoder | None = None) -> StoredEntry:
-    """A row compressed without a dictionary (see :meth:`StoreEncoder.encode`)."""
-    return _PLAIN.encode(session_id, fingerprint, status, graded_at, docs, enc)
+def raw_documents(docs: dict[str, Any], enc: msgspec.json.Encoder | None = None) -> tuple[bytes, bytes | None]:
+    """A session's documents (``{"scores.json": ..., "results.json": ..., "sft.json": ...}``,
+    the last two may be missing) as the row holds them before compression: (``record``,
+    scores.json as compact JSON; ``data``, ``{"results": ..., "sft": ...}`` as compact JSON,
+    or None for a session that was never read)."""
+    enc = enc or msgspec.json.Encoder()
+    data_raw = enc.encode({"results": docs["results.json"], "sft": docs.get("sft.json")}) \
+        if "results.json" in docs else None
+    return enc.encode(docs["scores.json"]), data_raw
 
 
 def encode_entry_raw(session_id: str, fingerprint: str, status: str, graded_at: str, record_raw: bytes,
@@ -327,5 +329,5 @@ def open_reader(ledger_path: str | Path) -> StoreReader | None:
         raise OSError(f"cannot read the session store in {path}: {exc}") from None
 
 
-__all__ = ["StoredEntry", "StoreEncoder", "StoreReader", "encode_entry", "encode_entry_raw", "open_reader",
+__all__ = ["StoredEntry", "StoreEncoder", "StoreReader", "encode_entry_raw", "raw_documents", "open_reader",
            "load_dicts", "SCHEMA", "replace_results", "LEVEL", "TRAIN_SAMPLES"]
